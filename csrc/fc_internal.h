@@ -65,4 +65,32 @@ void fc_ws_free(fc_context *ctx, void *p, int64_t bytes);
 #define FC_HAVE_X86 0
 #endif
 
+/* ---- kernel families, called by the dispatch in conv.c -------------------
+ * A specialised kernel returns FC_NOT_HANDLED for configurations it does not
+ * serve; the dispatcher then falls back to the next candidate. */
+
+/* AVX2+FMA direct convolution forward (conv_direct_avx2.c); workspace 0. */
+fc_status fc_conv2d_direct_f32__avx2(fc_context *ctx, const fc_conv_shape *s,
+                                     const float *x, const float *w, const float *bias, float *y);
+fc_status fc_conv2d_direct_f64__avx2(fc_context *ctx, const fc_conv_shape *s,
+                                     const double *x, const double *w, const double *bias, double *y);
+
+/* im2col + BLAS GEMM (conv_im2col.c): forward, grad input (GEMM + col2im),
+ * grad weight (im2col + GEMM).  Workspace bounded by ctx->workspace_limit. */
+fc_status fc_conv2d_im2col_f32(fc_context *ctx, const fc_conv_shape *s,
+                               const float *x, const float *w, const float *bias, float *y);
+fc_status fc_conv2d_im2col_f64(fc_context *ctx, const fc_conv_shape *s,
+                               const double *x, const double *w, const double *bias, double *y);
+fc_status fc_conv2d_grad_input_im2col_f32(fc_context *ctx, const fc_conv_shape *s,
+                                          const float *gy, const float *w, float *gx);
+fc_status fc_conv2d_grad_input_im2col_f64(fc_context *ctx, const fc_conv_shape *s,
+                                          const double *gy, const double *w, double *gx);
+fc_status fc_conv2d_grad_weight_im2col_f32(fc_context *ctx, const fc_conv_shape *s,
+                                           const float *gy, const float *x, float *gw);
+fc_status fc_conv2d_grad_weight_im2col_f64(fc_context *ctx, const fc_conv_shape *s,
+                                           const double *gy, const double *x, double *gw);
+/* Bytes the im2col kernels will allocate (pass: 0 fwd, 1 grad input, 2 grad weight). */
+fc_status fc_conv2d_im2col_workspace(const fc_context *ctx, const fc_conv_shape *s,
+                                     int elem_size, int pass, int64_t *bytes);
+
 #endif /* FC_INTERNAL_H */
