@@ -71,70 +71,90 @@ typedef struct {
     VIDX gidx;         /* gather indices: lane*sw */
 } SFX(blk);
 
+/* Accumulators are named scalars (a<c><j>), not an array: GCC keeps an
+ * array of vectors in memory across the loop, which halves the speed. */
+#define FC_FOR_ACC(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
 /* One micro-tile: NC channels x NV vectors at output (oh, ow0).  All of
  * nc, nv, mode, masked, kwc are compile-time constants at each call site. */
 static FC_AI void SFX(tile)(const SFX(blk) *b, const SFX(masks) *m, const int nc, const int nv,
                             const int mode, const int masked, const int kwc,
                             int64_t oh, int64_t ow0, int64_t ih0, int64_t kh_lo, int64_t kh_hi,
                             int64_t iw0) {
-    V acc[6][2];
+    V a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51;
     const int64_t kw_n = kwc ? kwc : b->kw_n;
+    const int64_t po = b->plane_out;
     T *yp = b->y + oh * b->w_out + ow0;
-    int c, j;
-    for (c = 0; c < nc; c++) {
-        for (j = 0; j < nv; j++) {
-            if (!b->first) {
-                acc[c][j] = masked ? V_MASKLOAD(yp + c * b->plane_out + j * VL, m->out[j])
-                                   : V_LOADU(yp + c * b->plane_out + j * VL);
-            } else {
-                acc[c][j] = b->bias ? V_SET1(b->bias[c]) : V_ZERO();
-            }
-        }
+    const MASK mo0 = masked ? m->out[0] : _mm256_setzero_si256();
+    const MASK mo1 = masked ? m->out[nv > 1 ? 1 : 0] : _mm256_setzero_si256();
+    a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = a40 = a41 = a50 = a51 = V_ZERO();
+#define FC_INIT(c)                                                                           \
+    if (nc > c) {                                                                            \
+        if (!b->first) {                                                                     \
+            a##c##0 = masked ? V_MASKLOAD(yp + c * po, mo0) : V_LOADU(yp + c * po);          \
+            if (nv > 1) a##c##1 = masked ? V_MASKLOAD(yp + c * po + VL, mo1) : V_LOADU(yp + c * po + VL); \
+        } else if (b->bias) {                                                                \
+            a##c##0 = a##c##1 = V_SET1(b->bias[c]);                                          \
+        }                                                                                    \
     }
+    FC_FOR_ACC(FC_INIT)
+#undef FC_INIT
     {
         const T *xc = b->x + iw0;
         const T *wc = b->wp;
         const int64_t khkw = b->kh_n * kw_n;
+        const int64_t plane_in = b->plane_in, w_in = b->w_in, dh = b->dh, dw = b->dw;
+        const int64_t cib = b->cib;
         int64_t ci, kh, kw;
-        for (ci = 0; ci < b->cib; ci++, xc += b->plane_in, wc += khkw * nc) {
+        for (ci = 0; ci < cib; ci++, xc += plane_in, wc += khkw * nc) {
             for (kh = kh_lo; kh < kh_hi; kh++) {
-                const T *xr = xc + (ih0 + kh * b->dh) * b->w_in;
+                const T *xr = xc + (ih0 + kh * dh) * w_in;
                 const T *wk = wc + kh * kw_n * nc;
                 for (kw = 0; kw < kw_n; kw++) {
-                    const T *p = xr + kw * b->dw;
+                    const T *p = xr + kw * dw;
                     const T *wt = wk + kw * nc;
-                    V v[2];
-                    for (j = 0; j < nv; j++) {
-                        if (mode == MODE_S1) {
-                            v[j] = masked ? V_MASKLOAD(p + j * VL, m->in[kw][j]) : V_LOADU(p + j * VL);
-                        } else if (mode == MODE_S2) {
-                            V lo, hi;
-                            if (masked) {
-                                lo = V_MASKLOAD(p + 2 * j * VL, m->in[kw][2 * j]);
-                                hi = V_MASKLOAD(p + (2 * j + 1) * VL, m->in[kw][2 * j + 1]);
-                            } else {
-                                lo = V_LOADU(p + 2 * j * VL);
-                                hi = V_LOADU(p + (2 * j + 1) * VL);
-                            }
-                            v[j] = V_DEINT2(lo, hi);
+                    V v0, v1 = V_ZERO();
+                    if (mode == MODE_S1) {
+                        v0 = masked ? V_MASKLOAD(p, m->in[kw][0]) : V_LOADU(p);
+                        if (nv > 1) v1 = masked ? V_MASKLOAD(p + VL, m->in[kw][1]) : V_LOADU(p + VL);
+                    } else if (mode == MODE_S2) {
+                        if (masked) {
+                            v0 = V_DEINT2(V_MASKLOAD(p, m->in[kw][0]), V_MASKLOAD(p + VL, m->in[kw][1]));
+                            if (nv > 1)
+                                v1 = V_DEINT2(V_MASKLOAD(p + 2 * VL, m->in[kw][2]),
+                                              V_MASKLOAD(p + 3 * VL, m->in[kw][3]));
                         } else {
-                            v[j] = V_GATHER(p + j * VL * b->sw, b->gidx, m->in[kw][j]);
+                            v0 = V_DEINT2(V_LOADU(p), V_LOADU(p + VL));
+                            if (nv > 1) v1 = V_DEINT2(V_LOADU(p + 2 * VL), V_LOADU(p + 3 * VL));
                         }
+                    } else {
+                        v0 = V_GATHER(p, b->gidx, m->in[kw][0]);
+                        if (nv > 1) v1 = V_GATHER(p + VL * b->sw, b->gidx, m->in[kw][1]);
                     }
-                    for (c = 0; c < nc; c++) {
-                        V wv = V_SET1(wt[c]);
-                        for (j = 0; j < nv; j++) acc[c][j] = V_FMA(wv, v[j], acc[c][j]);
+#define FC_STEP(c)                                                                           \
+                    if (nc > c) {                                                            \
+                        V wv = V_SET1(wt[c]);                                                \
+                        a##c##0 = V_FMA(wv, v0, a##c##0);                                    \
+                        if (nv > 1) a##c##1 = V_FMA(wv, v1, a##c##1);                        \
                     }
+                    FC_FOR_ACC(FC_STEP)
+#undef FC_STEP
                 }
             }
         }
     }
-    for (c = 0; c < nc; c++) {
-        for (j = 0; j < nv; j++) {
-            if (masked) V_MASKSTORE(yp + c * b->plane_out + j * VL, m->out[j], acc[c][j]);
-            else V_STOREU(yp + c * b->plane_out + j * VL, acc[c][j]);
-        }
+#define FC_STORE(c)                                                                          \
+    if (nc > c) {                                                                            \
+        if (masked) {                                                                        \
+            V_MASKSTORE(yp + c * po, mo0, a##c##0);                                          \
+            if (nv > 1) V_MASKSTORE(yp + c * po + VL, mo1, a##c##1);                         \
+        } else {                                                                             \
+            V_STOREU(yp + c * po, a##c##0);                                                  \
+            if (nv > 1) V_STOREU(yp + c * po + VL, a##c##1);                                 \
+        }                                                                                    \
     }
+    FC_FOR_ACC(FC_STORE)
+#undef FC_STORE
 }
 
 /* Instantiate the tile for one (nc, nv, masked) over the three modes. */
