@@ -39,8 +39,11 @@
 #define V_MASKSTORE(p, m, v) _mm256_maskstore_ps((p), (m), (v))
 #define V_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 /* even elements of lo:hi -> [lo0 lo2 lo4 lo6 hi0 hi2 hi4 hi6] */
-#define V_DEINT2(lo, hi) _mm256_castpd_ps(_mm256_permute4x64_pd( \
-    _mm256_castps_pd(_mm256_shuffle_ps((lo), (hi), 0x88)), 0xD8))
+/* even elements of lo:hi, lane order [lo0 lo2 hi0 hi2 lo4 lo6 hi4 hi6]:
+ * output pixels 0 1 4 5 2 3 6 7.  Accumulators stay in that order and
+ * V_PERM (its own inverse) restores pixel order at load/store of y. */
+#define V_DEINT2(lo, hi) _mm256_shuffle_ps((lo), (hi), 0x88)
+#define V_PERM(v) _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8))
 #define V_GIDX(sw) _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)(sw)))
 #define V_GATHER(p, idx, m) _mm256_mask_i32gather_ps(_mm256_setzero_ps(), (p), (idx), _mm256_castsi256_ps(m), 4)
 #include "conv_direct_avx2_impl.h"
@@ -60,6 +63,7 @@
 #undef V_MASKSTORE
 #undef V_FMA
 #undef V_DEINT2
+#undef V_PERM
 #undef V_GIDX
 #undef V_GATHER
 
@@ -79,8 +83,9 @@
 #define V_MASKLOAD(p, m) _mm256_maskload_pd((p), (m))
 #define V_MASKSTORE(p, m, v) _mm256_maskstore_pd((p), (m), (v))
 #define V_FMA(a, b, c) _mm256_fmadd_pd((a), (b), (c))
-/* even elements of lo:hi -> [lo0 lo2 hi0 hi2] */
-#define V_DEINT2(lo, hi) _mm256_permute4x64_pd(_mm256_unpacklo_pd((lo), (hi)), 0xD8)
+/* even elements of lo:hi in lane order [lo0 hi0 lo2 hi2] (pixels 0 2 1 3) */
+#define V_DEINT2(lo, hi) _mm256_unpacklo_pd((lo), (hi))
+#define V_PERM(v) _mm256_permute4x64_pd((v), 0xD8)
 #define V_GIDX(sw) _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32((int)(sw)))
 #define V_GATHER(p, idx, m) _mm256_mask_i32gather_pd(_mm256_setzero_pd(), (p), (idx), _mm256_castsi256_pd(m), 8)
 #include "conv_direct_avx2_impl.h"

@@ -68,6 +68,7 @@ typedef struct {
     int64_t cib;       /* input channels in this block */
     int64_t kh_n, kw_n, dh, dw, sw;
     int first;         /* first ci-block: initialise from bias/zero instead of y */
+    int64_t rs;        /* input offset between consecutive output rows: stride_h*w_in */
     VIDX gidx;         /* gather indices: lane*sw */
 } SFX(blk);
 
@@ -75,30 +76,54 @@ typedef struct {
  * array of vectors in memory across the loop, which halves the speed. */
 #define FC_FOR_ACC(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
-/* One micro-tile: NC channels x NV vectors at output (oh, ow0).  All of
- * nc, nv, mode, masked, kwc are compile-time constants at each call site. */
+/* Input vector of output-vector slot q (mask slot q) at p for tap kw. */
+#define FC_LOADV(p, q)                                                                       \
+    (mode == MODE_S1 ? (masked ? V_MASKLOAD((p), m->in[kw][q]) : V_LOADU(p))                  \
+     : mode == MODE_S2 ? (masked ? V_DEINT2(V_MASKLOAD((p), m->in[kw][2 * (q)]),              \
+                                            V_MASKLOAD((p) + VL, m->in[kw][2 * (q) + 1]))      \
+                                 : V_DEINT2(V_LOADU(p), V_LOADU((p) + VL)))                    \
+     : V_GATHER((p), b->gidx, m->in[kw][q]))
+
+/* One micro-tile: NC channels x 2 vectors (NV=2: 2*VL consecutive pixels
+ * of row oh; RP: VL pixels of rows oh and oh+1) or x 1 vector (NV=1).
+ * nc, nv, mode, masked, kwc, rp are compile-time constants at each call
+ * site.  kwc: 0 = runtime kw, k>0 = kw known, -1 = 1x1 kernel.
+ * [k0lo, k0hi) / [k1lo, k1hi): kh taps inside the input for each row. */
 static FC_AI void SFX(tile)(const SFX(blk) *b, const SFX(masks) *m, const int nc, const int nv,
-                            const int mode, const int masked, const int kwc,
-                            int64_t oh, int64_t ow0, int64_t ih0, int64_t kh_lo, int64_t kh_hi,
-                            int64_t iw0) {
+                            const int mode, const int masked, const int kwc, const int rp,
+                            int64_t oh, int64_t ow0, int64_t ih0, int64_t iw0,
+                            int64_t k0lo, int64_t k0hi, int64_t k1lo, int64_t k1hi) {
     V a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51;
-    const int64_t kw_n = kwc ? kwc : b->kw_n;
+    const int k11 = kwc == -1 && !rp;  /* 1x1 fast loop (row pairs take the general one) */
+    const int64_t kw_n = kwc == -1 ? 1 : kwc ? kwc : b->kw_n;
     const int64_t po = b->plane_out;
     T *yp = b->y + oh * b->w_out + ow0;
+    /* second vector: next VL pixels, or the same pixels of the next row */
+    const int64_t yo1 = rp ? b->w_out : VL;
+    const int64_t xo1 = rp ? b->rs : mode == MODE_S1 ? VL : mode == MODE_S2 ? 2 * VL : VL * b->sw;
     const MASK mo0 = masked ? m->out[0] : _mm256_setzero_si256();
-    const MASK mo1 = masked ? m->out[nv > 1 ? 1 : 0] : _mm256_setzero_si256();
+    const MASK mo1 = masked ? m->out[(nv > 1 && !rp) ? 1 : 0] : _mm256_setzero_si256();
+    const int64_t kh_lo = rp ? FC_MIN(k0lo, k1lo) : k0lo;
+    const int64_t kh_hi = rp ? FC_MAX(k0hi, k1hi) : k0hi;
     a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = a40 = a41 = a50 = a51 = V_ZERO();
 #define FC_INIT(c)                                                                           \
     if (nc > c) {                                                                            \
         if (!b->first) {                                                                     \
             a##c##0 = masked ? V_MASKLOAD(yp + c * po, mo0) : V_LOADU(yp + c * po);          \
-            if (nv > 1) a##c##1 = masked ? V_MASKLOAD(yp + c * po + VL, mo1) : V_LOADU(yp + c * po + VL); \
+            if (nv > 1) a##c##1 = masked ? V_MASKLOAD(yp + c * po + yo1, mo1) : V_LOADU(yp + c * po + yo1); \
+            if (mode == MODE_S2) { a##c##0 = V_PERM(a##c##0); a##c##1 = V_PERM(a##c##1); }  \
         } else if (b->bias) {                                                                \
             a##c##0 = a##c##1 = V_SET1(b->bias[c]);                                          \
         }                                                                                    \
     }
     FC_FOR_ACC(FC_INIT)
 #undef FC_INIT
+#define FC_STEP(c)                                                                           \
+    if (nc > c) {                                                                            \
+        V wv = V_SET1(wt[c]);                                                                \
+        a##c##0 = V_FMA(wv, v0, a##c##0);                                                    \
+        if (nv > 1) a##c##1 = V_FMA(wv, v1, a##c##1);                                        \
+    }
     {
         const T *xc = b->x + iw0;
         const T *wc = b->wp;
@@ -106,78 +131,88 @@ static FC_AI void SFX(tile)(const SFX(blk) *b, const SFX(masks) *m, const int nc
         const int64_t plane_in = b->plane_in, w_in = b->w_in, dh = b->dh, dw = b->dw;
         const int64_t cib = b->cib;
         int64_t ci, kh, kw;
-        for (ci = 0; ci < cib; ci++, xc += plane_in, wc += khkw * nc) {
-            for (kh = kh_lo; kh < kh_hi; kh++) {
-                const T *xr = xc + (ih0 + kh * dh) * w_in;
-                const T *wk = wc + kh * kw_n * nc;
-                for (kw = 0; kw < kw_n; kw++) {
-                    const T *p = xr + kw * dw;
-                    const T *wt = wk + kw * nc;
-                    V v0, v1 = V_ZERO();
-                    if (mode == MODE_S1) {
-                        v0 = masked ? V_MASKLOAD(p, m->in[kw][0]) : V_LOADU(p);
-                        if (nv > 1) v1 = masked ? V_MASKLOAD(p + VL, m->in[kw][1]) : V_LOADU(p + VL);
-                    } else if (mode == MODE_S2) {
-                        if (masked) {
-                            v0 = V_DEINT2(V_MASKLOAD(p, m->in[kw][0]), V_MASKLOAD(p + VL, m->in[kw][1]));
-                            if (nv > 1)
-                                v1 = V_DEINT2(V_MASKLOAD(p + 2 * VL, m->in[kw][2]),
-                                              V_MASKLOAD(p + 3 * VL, m->in[kw][3]));
-                        } else {
-                            v0 = V_DEINT2(V_LOADU(p), V_LOADU(p + VL));
-                            if (nv > 1) v1 = V_DEINT2(V_LOADU(p + 2 * VL), V_LOADU(p + 3 * VL));
-                        }
-                    } else {
-                        v0 = V_GATHER(p, b->gidx, m->in[kw][0]);
-                        if (nv > 1) v1 = V_GATHER(p + VL * b->sw, b->gidx, m->in[kw][1]);
-                    }
-#define FC_STEP(c)                                                                           \
-                    if (nc > c) {                                                            \
-                        V wv = V_SET1(wt[c]);                                                \
-                        a##c##0 = V_FMA(wv, v0, a##c##0);                                    \
-                        if (nv > 1) a##c##1 = V_FMA(wv, v1, a##c##1);                        \
-                    }
+        if (k11) {
+            if (kh_lo < kh_hi) {
+                const T *p = xc + ih0 * w_in;
+                const T *wt = wc;
+                kw = 0;
+                for (ci = 0; ci < cib; ci++, p += plane_in, wt += nc) {
+                    V v0 = FC_LOADV(p, 0), v1 = V_ZERO();
+                    if (nv > 1) v1 = FC_LOADV(p + xo1, 1);
                     FC_FOR_ACC(FC_STEP)
-#undef FC_STEP
+                }
+            }
+        } else {
+            for (ci = 0; ci < cib; ci++, xc += plane_in, wc += khkw * nc) {
+                for (kh = kh_lo; kh < kh_hi; kh++) {
+                    const T *xr = xc + (ih0 + kh * dh) * w_in;
+                    const T *wk = wc + kh * kw_n * nc;
+                    const int ok0 = !rp || (kh >= k0lo && kh < k0hi);
+                    const int ok1 = !rp || (kh >= k1lo && kh < k1hi);
+                    for (kw = 0; kw < kw_n; kw++) {
+                        const T *p = xr + kw * dw;
+                        const T *wt = wk + kw * nc;
+                        V v0, v1 = V_ZERO();
+                        if (rp) {
+                            v0 = ok0 ? FC_LOADV(p, 0) : V_ZERO();
+                            v1 = ok1 ? FC_LOADV(p + xo1, 0) : V_ZERO();
+                        } else {
+                            v0 = FC_LOADV(p, 0);
+                            if (nv > 1) v1 = FC_LOADV(p + xo1, 1);
+                        }
+                        FC_FOR_ACC(FC_STEP)
+                    }
                 }
             }
         }
     }
+#undef FC_STEP
 #define FC_STORE(c)                                                                          \
     if (nc > c) {                                                                            \
+        if (mode == MODE_S2) { a##c##0 = V_PERM(a##c##0); a##c##1 = V_PERM(a##c##1); }      \
         if (masked) {                                                                        \
             V_MASKSTORE(yp + c * po, mo0, a##c##0);                                          \
-            if (nv > 1) V_MASKSTORE(yp + c * po + VL, mo1, a##c##1);                         \
+            if (nv > 1) V_MASKSTORE(yp + c * po + yo1, mo1, a##c##1);                        \
         } else {                                                                             \
             V_STOREU(yp + c * po, a##c##0);                                                  \
-            if (nv > 1) V_STOREU(yp + c * po + VL, a##c##1);                                 \
+            if (nv > 1) V_STOREU(yp + c * po + yo1, a##c##1);                                \
         }                                                                                    \
     }
     FC_FOR_ACC(FC_STORE)
 #undef FC_STORE
 }
 
-/* Instantiate the tile for one (nc, nv, masked) over the three modes. */
-#define FC_TILE_MODES(NC, NV, MSK, KWC)                                                         \
+/* Arguments of one tile call. */
+typedef struct {
+    int nc, nv, masked, rp;
+    int64_t oh, ow0, ih0, iw0, k0lo, k0hi, k1lo, k1hi;
+} SFX(targs);
+
+#define FC_TILE(NC, NV, MODE, MSK, KWC, RP)                                                     \
+    SFX(tile)(b, m, NC, NV, MODE, MSK, KWC, RP, t->oh, t->ow0, t->ih0, t->iw0, t->k0lo, t->k0hi, \
+              t->k1lo, t->k1hi)
+
+/* Over the load modes (the gather mode is always masked, runtime kw). */
+#define FC_TILE_MODES(NC, NV, MSK, KWC, RP)                                                      \
     do {                                                                                          \
-        if (mode == MODE_S1) SFX(tile)(b, m, NC, NV, MODE_S1, MSK, KWC, oh, ow0, ih0, kh_lo, kh_hi, iw0); \
-        else if (mode == MODE_S2) SFX(tile)(b, m, NC, NV, MODE_S2, MSK, KWC, oh, ow0, ih0, kh_lo, kh_hi, iw0); \
-        else SFX(tile)(b, m, NC, NV, MODE_SG, 1, 0, oh, ow0, ih0, kh_lo, kh_hi, iw0);            \
+        if (mode == MODE_S1) FC_TILE(NC, NV, MODE_S1, MSK, KWC, RP);                              \
+        else if (mode == MODE_S2) FC_TILE(NC, NV, MODE_S2, MSK, KWC, RP);                         \
+        else FC_TILE(NC, NV, MODE_SG, 1, 0, RP);                                                  \
     } while (0)
 
 #define FC_TILE_NV(NC, KWC)                                                                       \
     do {                                                                                          \
-        if (nv == 2) { if (masked) FC_TILE_MODES(NC, 2, 1, KWC); else FC_TILE_MODES(NC, 2, 0, KWC); } \
-        else { if (masked) FC_TILE_MODES(NC, 1, 1, KWC); else FC_TILE_MODES(NC, 1, 0, KWC); }      \
+        if (t->rp) FC_TILE_MODES(NC, 2, 1, KWC, 1);                                               \
+        else if (t->nv == 2) { if (t->masked) FC_TILE_MODES(NC, 2, 1, KWC, 0); else FC_TILE_MODES(NC, 2, 0, KWC, 0); } \
+        else { if (t->masked) FC_TILE_MODES(NC, 1, 1, KWC, 0); else FC_TILE_MODES(NC, 1, 0, KWC, 0); } \
     } while (0)
 
-static FC_NOINLINE void SFX(tile_dispatch)(const SFX(blk) *b, const SFX(masks) *m, int nc, int nv,
-                                          int mode, int masked, int64_t oh, int64_t ow0, int64_t ih0,
-                                          int64_t kh_lo, int64_t kh_hi, int64_t iw0) {
-    switch (nc) {
+static FC_NOINLINE void SFX(tile_dispatch)(const SFX(blk) *b, const SFX(masks) *m, int mode,
+                                          const SFX(targs) *t) {
+    switch (t->nc) {
     case 6:
         if (b->kw_n == 3) FC_TILE_NV(6, 3);
-        else if (b->kw_n == 1) FC_TILE_NV(6, 1);
+        else if (b->kw_n == 1 && b->kh_n == 1) FC_TILE_NV(6, -1);
         else FC_TILE_NV(6, 0);
         break;
     case 5: FC_TILE_NV(5, 0); break;
@@ -188,33 +223,82 @@ static FC_NOINLINE void SFX(tile_dispatch)(const SFX(blk) *b, const SFX(masks) *
     }
 }
 
-/* One output row (oh) of a (co-block, ci-block), columns [c0, c1). */
-static void SFX(row)(const SFX(blk) *b, const fc_conv_shape *s, int nc, int mode,
-                     int64_t oh, int64_t c0, int64_t c1) {
+/* kh taps of output row oh that land inside [0, h_in): a contiguous range. */
+static inline void SFX(kh_range)(const fc_conv_shape *s, int64_t oh, int64_t *lo, int64_t *hi) {
     const int64_t ih0 = oh * s->stride_h - s->pad_h;
-    int64_t kh_lo = 0, kh_hi = s->kh, ow0;
-    SFX(masks) m;
-    /* rows of taps inside [0, h_in): a contiguous range of kh */
-    while (kh_lo < kh_hi && ih0 + kh_lo * s->dil_h < 0) kh_lo++;
-    while (kh_hi > kh_lo && ih0 + (kh_hi - 1) * s->dil_h >= s->h_in) kh_hi--;
-    for (ow0 = c0; ow0 < c1; ow0 += 2 * VL) {
-        const int64_t nvalid = FC_MIN(2 * VL, c1 - ow0);
-        const int nv = nvalid > VL ? 2 : 1;
-        const int64_t iw0 = ow0 * s->stride_w - s->pad_w;
-        int masked = 1;
-        if (mode != MODE_SG && nvalid == nv * VL) {
-            /* last raw element any tap of this block loads */
-            int64_t last = iw0 + (s->kw - 1) * s->dil_w +
-                           (mode == MODE_S1 ? nv * VL - 1 : 2 * nv * VL - 1);
-            masked = !(iw0 >= 0 && last < s->w_in);
+    int64_t a = 0, z = s->kh;
+    if (ih0 < 0) a = FC_MIN(z, (-ih0 + s->dil_h - 1) / s->dil_h);
+    while (z > a && ih0 + (z - 1) * s->dil_h >= s->h_in) z--;
+    *lo = a; *hi = z;
+}
+
+/* Does the block at ow0 with nvalid output lanes need masks? */
+static inline int SFX(needs_mask)(const fc_conv_shape *s, int mode, int nv, int64_t ow0,
+                                  int64_t nvalid) {
+    int64_t iw0 = ow0 * s->stride_w - s->pad_w, last;
+    if (mode == MODE_SG || nvalid != nv * VL) return 1;
+    last = iw0 + (s->kw - 1) * s->dil_w + (mode == MODE_S1 ? nv * VL - 1 : 2 * nv * VL - 1);
+    return !(iw0 >= 0 && last < s->w_in);
+}
+
+/* Rows [r0, r1) x columns [c0, c1) of a (co-block, ci-block).  Masks of
+ * the chunk's first and last column blocks are built once (m_edge). */
+static void SFX(rows)(const SFX(blk) *b, const fc_conv_shape *s, int nc, int mode,
+                      int64_t r0, int64_t r1, int64_t c0, int64_t c1, SFX(masks) *m_edge,
+                      SFX(masks) *m_tmp) {
+    SFX(targs) t;
+    int64_t oh, ow0;
+    const int64_t last0 = c0 + ((c1 - c0 - 1) / (2 * VL)) * (2 * VL);
+    int have_first = 0, have_last = 0;
+    t.nc = nc;
+    if (s->w_out <= VL && c0 == 0) {
+        /* narrow maps: tiles of VL pixels x 2 rows */
+        const SFX(masks) *m = m_edge;
+        SFX(build_masks)(m_edge, mode, 1, -s->pad_w, s->w_out, s->kw, s->dil_w, s->stride_w, s->w_in);
+        t.ow0 = 0; t.iw0 = -s->pad_w; t.nv = 2; t.masked = 1;
+        for (oh = r0; oh < r1; oh += 2) {
+            t.oh = oh; t.ih0 = oh * s->stride_h - s->pad_h;
+            SFX(kh_range)(s, oh, &t.k0lo, &t.k0hi);
+            if (oh + 1 < r1) {
+                SFX(kh_range)(s, oh + 1, &t.k1lo, &t.k1hi);
+                t.rp = 1;
+            } else {
+                t.k1lo = t.k0lo; t.k1hi = t.k0hi; t.rp = 0; t.nv = 1;
+            }
+            SFX(tile_dispatch)(b, m, mode, &t);
         }
-        if (masked) SFX(build_masks)(&m, mode, nv, iw0, nvalid, s->kw, s->dil_w, s->stride_w, s->w_in);
-        SFX(tile_dispatch)(b, &m, nc, nv, mode, masked, oh, ow0, ih0, kh_lo, kh_hi, iw0);
+        return;
+    }
+    t.rp = 0;
+    for (oh = r0; oh < r1; oh++) {
+        t.oh = oh; t.ih0 = oh * s->stride_h - s->pad_h;
+        SFX(kh_range)(s, oh, &t.k0lo, &t.k0hi);
+        t.k1lo = t.k0lo; t.k1hi = t.k0hi;
+        for (ow0 = c0; ow0 < c1; ow0 += 2 * VL) {
+            const int64_t nvalid = FC_MIN(2 * VL, c1 - ow0);
+            const SFX(masks) *m = m_tmp;
+            t.nv = nvalid > VL ? 2 : 1;
+            t.ow0 = ow0;
+            t.iw0 = ow0 * s->stride_w - s->pad_w;
+            t.masked = SFX(needs_mask)(s, mode, t.nv, ow0, nvalid);
+            if (t.masked) {
+                if (ow0 == c0) {
+                    if (!have_first) SFX(build_masks)(&m_edge[0], mode, t.nv, t.iw0, nvalid, s->kw, s->dil_w, s->stride_w, s->w_in);
+                    have_first = 1; m = &m_edge[0];
+                } else if (ow0 == last0) {
+                    if (!have_last) SFX(build_masks)(&m_edge[1], mode, t.nv, t.iw0, nvalid, s->kw, s->dil_w, s->stride_w, s->w_in);
+                    have_last = 1; m = &m_edge[1];
+                } else {
+                    SFX(build_masks)(m_tmp, mode, t.nv, t.iw0, nvalid, s->kw, s->dil_w, s->stride_w, s->w_in);
+                }
+            }
+            SFX(tile_dispatch)(b, m, mode, &t);
+        }
     }
 }
 
-/* Pack weights of channels [co0, co0+nc) x [ci0, ci0+cib) of group g as
- * [ci][kh][kw][nc]. */
+/* Pack weights of channels [co_abs, co_abs+nc) x [ci0, ci0+cib) (within
+ * the group) as [ci][kh][kw][nc]. */
 static void SFX(pack)(T *wp, const T *w, const fc_conv_shape *s, int64_t cig, int64_t co_abs,
                       int nc, int64_t ci0, int64_t cib) {
     const int64_t khkw = s->kh * s->kw;
@@ -231,12 +315,14 @@ static fc_status SFX(direct)(fc_context *ctx, const fc_conv_shape *s0, const T *
     fc_conv_shape sh = *s0;
     const fc_conv_shape *s = &sh;
     int64_t cig, cog, ncob, khkw, cib_max, ncib, rows_per, nrc, col_chunk, ncc, ntask, t64;
+    int64_t in_row_bytes;
     int mode, nthr;
 
     if (s->n == 0 || s->c_out == 0 || s->h_out == 0 || s->w_out == 0) return FC_OK;
     if (s->kw > FC_DIRECT_MAX_KW) return FC_NOT_HANDLED;
     khkw = s->kh * s->kw;
     if (6 * khkw > FC_DIRECT_WP) return FC_NOT_HANDLED;
+    if (s->stride_w > 1 << 20) return FC_NOT_HANDLED;  /* gather indices are int32 */
     /* 1x1, stride 1, no padding: the image is one long row of h*w pixels */
     if (s->kh == 1 && s->kw == 1 && s->stride_h == 1 && s->stride_w == 1 &&
         s->pad_h == 0 && s->pad_w == 0) {
@@ -245,7 +331,6 @@ static fc_status SFX(direct)(fc_context *ctx, const fc_conv_shape *s0, const T *
         sh.dil_h = sh.dil_w = 1;
     }
     mode = s->stride_w == 1 ? MODE_S1 : s->stride_w == 2 ? MODE_S2 : MODE_SG;
-    if (mode == MODE_SG && (s->stride_w * VL * 2 > INT32_MAX / 2)) return FC_NOT_HANDLED;
     cig = s->c_in / s->groups;
     cog = s->c_out / s->groups;
     ncob = (cog + 5) / 6;
@@ -253,9 +338,17 @@ static fc_status SFX(direct)(fc_context *ctx, const fc_conv_shape *s0, const T *
     cib_max = FC_MAX(1, FC_DIRECT_WP_BUDGET / (6 * khkw));
     ncib = cig == 0 ? 1 : (cig + cib_max - 1) / cib_max;
     if (cig > 0) cib_max = (cig + ncib - 1) / ncib;  /* even blocks */
-    /* spatial tasks: about 512 output pixels each */
-    if (s->w_out > 1024) { col_chunk = 512; rows_per = 1; }
-    else { col_chunk = s->w_out; rows_per = FC_MAX(1, 512 / s->w_out); }
+    /* Spatial chunk per task: ~512 output pixels, fewer when the input rows
+     * of one ci-block would not stay in L2 (~128 KB) across co-blocks. */
+    in_row_bytes = FC_MAX(1, cib_max * s->w_in * s->stride_h * (int64_t)sizeof(T));
+    if (s->w_out > 1024 || (s->h_out == 1 && s->w_out > 256)) {
+        col_chunk = FC_MAX(2 * VL, FC_MIN(512, (131072 / FC_MAX(1, cib_max * (int64_t)sizeof(T))) / (2 * VL) * (2 * VL)));
+        rows_per = 1;
+    } else {
+        col_chunk = s->w_out;
+        rows_per = FC_MAX(1, FC_MIN(512 / s->w_out, 131072 / in_row_bytes));
+        if (s->w_out <= VL) rows_per += rows_per & 1;  /* row pairs */
+    }
     rows_per = FC_MIN(rows_per, s->h_out);
     nrc = (s->h_out + rows_per - 1) / rows_per;
     ncc = (s->w_out + col_chunk - 1) / col_chunk;
@@ -269,15 +362,23 @@ static fc_status SFX(direct)(fc_context *ctx, const fc_conv_shape *s0, const T *
     {
         fc_fpmode fpm = fc_fpmode_enter();
         FC_ALIGNED(32) T wp[FC_DIRECT_WP];
+        SFX(masks) m_edge[2], m_tmp;
         SFX(blk) b;
         int64_t task;
         b.gidx = V_GIDX(s->stride_w);
+        b.plane_in = s->h_in * s->w_in;
+        b.plane_out = s->h_out * s->w_out;
+        b.w_in = s->w_in; b.w_out = s->w_out;
+        b.kh_n = s->kh; b.kw_n = s->kw; b.dh = s->dil_h; b.dw = s->dil_w; b.sw = s->stride_w;
+        b.rs = s->stride_h * s->w_in;
+        /* task order: co-block fastest, so consecutive tasks of a thread
+         * reuse the same input rows from cache */
 #pragma omp for schedule(static)
         for (task = 0; task < ntask; task++) {
             int64_t rest = task;
+            const int64_t cob = rest % ncob; rest /= ncob;
             const int64_t cc = rest % ncc; rest /= ncc;
             const int64_t rc = rest % nrc; rest /= nrc;
-            const int64_t cob = rest % ncob; rest /= ncob;
             const int64_t g = rest % s->groups; rest /= s->groups;
             const int64_t n = rest;
             const int64_t co0 = cob * 6;
@@ -285,22 +386,17 @@ static fc_status SFX(direct)(fc_context *ctx, const fc_conv_shape *s0, const T *
             const int64_t co_abs = g * cog + co0;
             const int64_t r0 = rc * rows_per, r1 = FC_MIN(s->h_out, r0 + rows_per);
             const int64_t c0 = cc * col_chunk, c1 = FC_MIN(s->w_out, c0 + col_chunk);
-            int64_t kb, oh;
-            b.plane_in = s->h_in * s->w_in;
-            b.plane_out = s->h_out * s->w_out;
-            b.w_in = s->w_in; b.w_out = s->w_out;
-            b.kh_n = s->kh; b.kw_n = s->kw; b.dh = s->dil_h; b.dw = s->dil_w; b.sw = s->stride_w;
+            int64_t kb;
             b.bias = bias ? bias + co_abs : NULL;
             b.y = y + (n * s->c_out + co_abs) * b.plane_out;
             for (kb = 0; kb < ncib; kb++) {
                 const int64_t ci0 = kb * cib_max;
-                b.cib = FC_MIN(cib_max, cig - ci0);
-                if (b.cib < 0) b.cib = 0;
+                b.cib = FC_MAX(0, FC_MIN(cib_max, cig - ci0));
                 b.first = kb == 0;
                 b.x = x ? x + (n * s->c_in + g * cig + ci0) * b.plane_in : x;
                 b.wp = wp;
                 SFX(pack)(wp, w, s, cig, co_abs, nc, ci0, b.cib);
-                for (oh = r0; oh < r1; oh++) SFX(row)(&b, s, nc, mode, oh, c0, c1);
+                SFX(rows)(&b, s, nc, mode, r0, r1, c0, c1, m_edge, &m_tmp);
             }
         }
         fc_fpmode_leave(fpm);
