@@ -38,11 +38,13 @@
 #define V_MASKLOAD(p, m) _mm256_maskload_ps((p), (m))
 #define V_MASKSTORE(p, m, v) _mm256_maskstore_ps((p), (m), (v))
 #define V_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define V_AND(v, m) _mm256_and_ps((v), _mm256_castsi256_ps(m))
 /* even elements of lo:hi -> [lo0 lo2 lo4 lo6 hi0 hi2 hi4 hi6] */
 /* even elements of lo:hi, lane order [lo0 lo2 hi0 hi2 lo4 lo6 hi4 hi6]:
  * output pixels 0 1 4 5 2 3 6 7.  Accumulators stay in that order and
  * V_PERM (its own inverse) restores pixel order at load/store of y. */
 #define V_DEINT2(lo, hi) _mm256_shuffle_ps((lo), (hi), 0x88)
+#define V_S2_LANES {0, 1, 4, 5, 2, 3, 6, 7}
 #define V_PERM(v) _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8))
 #define V_GIDX(sw) _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)(sw)))
 #define V_GATHER(p, idx, m) _mm256_mask_i32gather_ps(_mm256_setzero_ps(), (p), (idx), _mm256_castsi256_ps(m), 4)
@@ -62,8 +64,10 @@
 #undef V_MASKLOAD
 #undef V_MASKSTORE
 #undef V_FMA
+#undef V_AND
 #undef V_DEINT2
 #undef V_PERM
+#undef V_S2_LANES
 #undef V_GIDX
 #undef V_GATHER
 
@@ -83,8 +87,10 @@
 #define V_MASKLOAD(p, m) _mm256_maskload_pd((p), (m))
 #define V_MASKSTORE(p, m, v) _mm256_maskstore_pd((p), (m), (v))
 #define V_FMA(a, b, c) _mm256_fmadd_pd((a), (b), (c))
+#define V_AND(v, m) _mm256_and_pd((v), _mm256_castsi256_pd(m))
 /* even elements of lo:hi in lane order [lo0 hi0 lo2 hi2] (pixels 0 2 1 3) */
 #define V_DEINT2(lo, hi) _mm256_unpacklo_pd((lo), (hi))
+#define V_S2_LANES {0, 2, 1, 3}
 #define V_PERM(v) _mm256_permute4x64_pd((v), 0xD8)
 #define V_GIDX(sw) _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32((int)(sw)))
 #define V_GATHER(p, idx, m) _mm256_mask_i32gather_pd(_mm256_setzero_pd(), (p), (idx), _mm256_castsi256_pd(m), 8)

@@ -20,14 +20,17 @@
  * input-channel blocks), so results do not depend on the thread count.
  */
 
-/* Raw vectors per block: NV (s1), 2*NV (s2), NV (gather). */
-#define FC_MAXRAW 4
+/* Mask vectors per tap: one per output vector. */
+#define FC_MAXRAW 2
 
 /* Per-block lane masks for every kw tap (raw load masks) and the output lanes. */
 typedef struct {
     MASK in[FC_DIRECT_MAX_KW][FC_MAXRAW];
     MASK out[2];
 } SFX(masks);
+
+/* Output pixel held by each lane after V_DEINT2. */
+static const int SFX(s2_lane)[VL] = V_S2_LANES;
 
 /* Build the masks of a block starting at output column ow0 with `nvalid`
  * output lanes (<= NV*VL), input start iw0 = ow0*sw - pw. */
@@ -41,12 +44,14 @@ static void SFX(build_masks)(SFX(masks) *m, int mode, int nv, int64_t iw0, int64
     }
     for (kw = 0; kw < kw_n; kw++) {
         int64_t base = iw0 + kw * dw;
-        int nraw = mode == MODE_S2 ? 2 * nv : nv;
-        for (q = 0; q < nraw; q++) {
+        for (q = 0; q < nv; q++) {
             for (r = 0; r < VL; r++) {
                 int64_t out_lane, addr;
                 if (mode == MODE_S1) { out_lane = q * VL + r; addr = base + out_lane; }
-                else if (mode == MODE_S2) { out_lane = (q * VL + r) / 2; addr = base + q * VL + r; }
+                else if (mode == MODE_S2) {
+                    /* applied after the de-interleave: lanes in its pixel order */
+                    out_lane = q * VL + SFX(s2_lane)[r]; addr = base + 2 * out_lane;
+                }
                 else { out_lane = q * VL + r; addr = base + out_lane * sw; }
                 lanes[r] = (out_lane < nvalid && addr >= 0 && addr < w_in) ? (MASKINT)-1 : 0;
             }
@@ -68,19 +73,38 @@ typedef struct {
     int64_t cib;       /* input channels in this block */
     int64_t kh_n, kw_n, dh, dw, sw;
     int first;         /* first ci-block: initialise from bias/zero instead of y */
+    int64_t xoff, xlen; /* offset of x from the buffer start; buffer length */
     int64_t rs;        /* input offset between consecutive output rows: stride_h*w_in */
     VIDX gidx;         /* gather indices: lane*sw */
 } SFX(blk);
+
+/* Partial vectors of y (row tails): element-wise through a stack copy;
+ * vmaskmovps stores are microcoded and slow on Zen. */
+static inline V SFX(load_part)(const T *p, int64_t n) {
+    FC_ALIGNED(32) T tmp[VL];
+    int64_t i;
+    for (i = 0; i < VL; i++) tmp[i] = i < n ? p[i] : (T)0;
+    return V_LOADU(tmp);
+}
+static inline void SFX(store_part)(T *p, V v, int64_t n) {
+    FC_ALIGNED(32) T tmp[VL];
+    int64_t i;
+    V_STOREU(tmp, v);
+    for (i = 0; i < n; i++) p[i] = tmp[i];
+}
 
 /* Accumulators are named scalars (a<c><j>), not an array: GCC keeps an
  * array of vectors in memory across the loop, which halves the speed. */
 #define FC_FOR_ACC(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
-/* Input vector of output-vector slot q (mask slot q) at p for tap kw. */
+/* Input vector of output-vector slot q (mask slot q) at p for tap kw.
+ * Masked tiles load the full vector and clear the padding/tail lanes with
+ * an AND (vmaskmovps is several times slower on Zen); the caller checks
+ * that such a tile's loads stay inside x, else it runs in gather mode,
+ * which reads only the lanes it needs. */
 #define FC_LOADV(p, q)                                                                       \
-    (mode == MODE_S1 ? (masked ? V_MASKLOAD((p), m->in[kw][q]) : V_LOADU(p))                  \
-     : mode == MODE_S2 ? (masked ? V_DEINT2(V_MASKLOAD((p), m->in[kw][2 * (q)]),              \
-                                            V_MASKLOAD((p) + VL, m->in[kw][2 * (q) + 1]))      \
+    (mode == MODE_S1 ? (masked ? V_AND(V_LOADU(p), m->in[kw][q]) : V_LOADU(p))                \
+     : mode == MODE_S2 ? (masked ? V_AND(V_DEINT2(V_LOADU(p), V_LOADU((p) + VL)), m->in[kw][q]) \
                                  : V_DEINT2(V_LOADU(p), V_LOADU((p) + VL)))                    \
      : V_GATHER((p), b->gidx, m->in[kw][q]))
 
@@ -92,7 +116,7 @@ typedef struct {
 static FC_AI void SFX(tile)(const SFX(blk) *b, const SFX(masks) *m, const int nc, const int nv,
                             const int mode, const int masked, const int kwc, const int rp,
                             int64_t oh, int64_t ow0, int64_t ih0, int64_t iw0,
-                            int64_t k0lo, int64_t k0hi, int64_t k1lo, int64_t k1hi) {
+                            int64_t k0lo, int64_t k0hi, int64_t k1lo, int64_t k1hi, int64_t nval) {
     V a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51;
     const int k11 = kwc == -1 && !rp;  /* 1x1 fast loop (row pairs take the general one) */
     const int64_t kw_n = kwc == -1 ? 1 : kwc ? kwc : b->kw_n;
@@ -101,16 +125,17 @@ static FC_AI void SFX(tile)(const SFX(blk) *b, const SFX(masks) *m, const int nc
     /* second vector: next VL pixels, or the same pixels of the next row */
     const int64_t yo1 = rp ? b->w_out : VL;
     const int64_t xo1 = rp ? b->rs : mode == MODE_S1 ? VL : mode == MODE_S2 ? 2 * VL : VL * b->sw;
-    const MASK mo0 = masked ? m->out[0] : _mm256_setzero_si256();
-    const MASK mo1 = masked ? m->out[(nv > 1 && !rp) ? 1 : 0] : _mm256_setzero_si256();
+    /* valid output lanes of each vector (masked tiles only) */
+    const int64_t n0 = FC_MIN(VL, nval);
+    const int64_t n1 = rp ? n0 : nval - VL;
     const int64_t kh_lo = rp ? FC_MIN(k0lo, k1lo) : k0lo;
     const int64_t kh_hi = rp ? FC_MAX(k0hi, k1hi) : k0hi;
     a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = a40 = a41 = a50 = a51 = V_ZERO();
 #define FC_INIT(c)                                                                           \
     if (nc > c) {                                                                            \
         if (!b->first) {                                                                     \
-            a##c##0 = masked ? V_MASKLOAD(yp + c * po, mo0) : V_LOADU(yp + c * po);          \
-            if (nv > 1) a##c##1 = masked ? V_MASKLOAD(yp + c * po + yo1, mo1) : V_LOADU(yp + c * po + yo1); \
+            a##c##0 = masked && n0 < VL ? SFX(load_part)(yp + c * po, n0) : V_LOADU(yp + c * po); \
+            if (nv > 1) a##c##1 = masked && n1 < VL ? SFX(load_part)(yp + c * po + yo1, n1) : V_LOADU(yp + c * po + yo1); \
             if (mode == MODE_S2) { a##c##0 = V_PERM(a##c##0); a##c##1 = V_PERM(a##c##1); }  \
         } else if (b->bias) {                                                                \
             a##c##0 = a##c##1 = V_SET1(b->bias[c]);                                          \
@@ -171,8 +196,12 @@ static FC_AI void SFX(tile)(const SFX(blk) *b, const SFX(masks) *m, const int nc
     if (nc > c) {                                                                            \
         if (mode == MODE_S2) { a##c##0 = V_PERM(a##c##0); a##c##1 = V_PERM(a##c##1); }      \
         if (masked) {                                                                        \
-            V_MASKSTORE(yp + c * po, mo0, a##c##0);                                          \
-            if (nv > 1) V_MASKSTORE(yp + c * po + yo1, mo1, a##c##1);                        \
+            if (n0 < VL) SFX(store_part)(yp + c * po, a##c##0, n0);                          \
+            else V_STOREU(yp + c * po, a##c##0);                                             \
+            if (nv > 1) {                                                                    \
+                if (n1 < VL) SFX(store_part)(yp + c * po + yo1, a##c##1, n1);                \
+                else V_STOREU(yp + c * po + yo1, a##c##1);                                   \
+            }                                                                                \
         } else {                                                                             \
             V_STOREU(yp + c * po, a##c##0);                                                  \
             if (nv > 1) V_STOREU(yp + c * po + yo1, a##c##1);                                \
@@ -186,11 +215,12 @@ static FC_AI void SFX(tile)(const SFX(blk) *b, const SFX(masks) *m, const int nc
 typedef struct {
     int nc, nv, masked, rp;
     int64_t oh, ow0, ih0, iw0, k0lo, k0hi, k1lo, k1hi;
+    int64_t nvalid;    /* valid output pixels of the tile's row (<= 2*VL; <= VL for row pairs) */
 } SFX(targs);
 
 #define FC_TILE(NC, NV, MODE, MSK, KWC, RP)                                                     \
     SFX(tile)(b, m, NC, NV, MODE, MSK, KWC, RP, t->oh, t->ow0, t->ih0, t->iw0, t->k0lo, t->k0hi, \
-              t->k1lo, t->k1hi)
+              t->k1lo, t->k1hi, t->nvalid)
 
 /* Over the load modes (the gather mode is always masked, runtime kw). */
 #define FC_TILE_MODES(NC, NV, MSK, KWC, RP)                                                      \
@@ -223,6 +253,31 @@ static FC_NOINLINE void SFX(tile_dispatch)(const SFX(blk) *b, const SFX(masks) *
     }
 }
 
+/* Run one tile; a masked tile whose full-vector loads could leave the x
+ * buffer (first/last elements of x) is run in gather mode instead. */
+static void SFX(run_tile)(const SFX(blk) *b, const fc_conv_shape *s, int mode, SFX(targs) *t,
+                          const SFX(masks) *m, SFX(masks) *m_tmp) {
+    if (t->masked && mode != MODE_SG && b->cib > 0) {
+        const int64_t lo = t->rp ? FC_MIN(t->k0lo, t->k1lo) : t->k0lo;
+        const int64_t hi = t->rp ? FC_MAX(t->k0hi, t->k1hi) : t->k0hi;
+        if (lo < hi) {
+            const int64_t span = (mode == MODE_S1 ? 1 : 2) * (t->rp ? 1 : t->nv) * VL;
+            const int64_t first = b->xoff + (t->ih0 + lo * s->dil_h) * s->w_in + t->iw0;
+            const int64_t last = b->xoff + (b->cib - 1) * b->plane_in +
+                                 (t->ih0 + (t->rp ? s->stride_h : 0) + (hi - 1) * s->dil_h) * s->w_in +
+                                 t->iw0 + (s->kw - 1) * s->dil_w + span - 1;
+            if (first < 0 || last >= b->xlen) {
+                const int64_t nvalid = FC_MIN((t->rp ? 1 : t->nv) * VL, s->w_out - t->ow0);
+                SFX(build_masks)(m_tmp, MODE_SG, t->rp ? 1 : t->nv, t->iw0, nvalid, s->kw, s->dil_w,
+                                 s->stride_w, s->w_in);
+                SFX(tile_dispatch)(b, m_tmp, MODE_SG, t);
+                return;
+            }
+        }
+    }
+    SFX(tile_dispatch)(b, m, mode, t);
+}
+
 /* kh taps of output row oh that land inside [0, h_in): a contiguous range. */
 static inline void SFX(kh_range)(const fc_conv_shape *s, int64_t oh, int64_t *lo, int64_t *hi) {
     const int64_t ih0 = oh * s->stride_h - s->pad_h;
@@ -241,8 +296,11 @@ static inline int SFX(needs_mask)(const fc_conv_shape *s, int mode, int nv, int6
     return !(iw0 >= 0 && last < s->w_in);
 }
 
-/* Rows [r0, r1) x columns [c0, c1) of a (co-block, ci-block).  Masks of
- * the chunk's first and last column blocks are built once (m_edge). */
+/* Rows [r0, r1) x columns [c0, c1) of a (co-block, ci-block), two rows at
+ * a time: blocks of 2*VL pixels per row; a last block of <= VL pixels is
+ * done for both rows in one row-pair tile so it still uses 2*NC
+ * accumulators.  Masks of the chunk's first and last column blocks are
+ * built once (m_edge); other masked blocks (rare) build theirs in m_tmp. */
 static void SFX(rows)(const SFX(blk) *b, const fc_conv_shape *s, int nc, int mode,
                       int64_t r0, int64_t r1, int64_t c0, int64_t c1, SFX(masks) *m_edge,
                       SFX(masks) *m_tmp) {
@@ -251,37 +309,21 @@ static void SFX(rows)(const SFX(blk) *b, const fc_conv_shape *s, int nc, int mod
     const int64_t last0 = c0 + ((c1 - c0 - 1) / (2 * VL)) * (2 * VL);
     int have_first = 0, have_last = 0;
     t.nc = nc;
-    if (s->w_out <= VL && c0 == 0) {
-        /* narrow maps: tiles of VL pixels x 2 rows */
-        const SFX(masks) *m = m_edge;
-        SFX(build_masks)(m_edge, mode, 1, -s->pad_w, s->w_out, s->kw, s->dil_w, s->stride_w, s->w_in);
-        t.ow0 = 0; t.iw0 = -s->pad_w; t.nv = 2; t.masked = 1;
-        for (oh = r0; oh < r1; oh += 2) {
-            t.oh = oh; t.ih0 = oh * s->stride_h - s->pad_h;
-            SFX(kh_range)(s, oh, &t.k0lo, &t.k0hi);
-            if (oh + 1 < r1) {
-                SFX(kh_range)(s, oh + 1, &t.k1lo, &t.k1hi);
-                t.rp = 1;
-            } else {
-                t.k1lo = t.k0lo; t.k1hi = t.k0hi; t.rp = 0; t.nv = 1;
-            }
-            SFX(tile_dispatch)(b, m, mode, &t);
-        }
-        return;
-    }
-    t.rp = 0;
-    for (oh = r0; oh < r1; oh++) {
-        t.oh = oh; t.ih0 = oh * s->stride_h - s->pad_h;
-        SFX(kh_range)(s, oh, &t.k0lo, &t.k0hi);
-        t.k1lo = t.k0lo; t.k1hi = t.k0hi;
+    for (oh = r0; oh < r1; oh += 2) {
+        const int pair = oh + 1 < r1;
+        int64_t k0lo, k0hi, k1lo = 0, k1hi = 0;
+        SFX(kh_range)(s, oh, &k0lo, &k0hi);
+        if (pair) SFX(kh_range)(s, oh + 1, &k1lo, &k1hi);
         for (ow0 = c0; ow0 < c1; ow0 += 2 * VL) {
             const int64_t nvalid = FC_MIN(2 * VL, c1 - ow0);
             const SFX(masks) *m = m_tmp;
+            int r;
             t.nv = nvalid > VL ? 2 : 1;
+            t.nvalid = nvalid;
             t.ow0 = ow0;
             t.iw0 = ow0 * s->stride_w - s->pad_w;
             t.masked = SFX(needs_mask)(s, mode, t.nv, ow0, nvalid);
-            if (t.masked) {
+            if (t.masked || (t.nv == 1 && pair)) {
                 if (ow0 == c0) {
                     if (!have_first) SFX(build_masks)(&m_edge[0], mode, t.nv, t.iw0, nvalid, s->kw, s->dil_w, s->stride_w, s->w_in);
                     have_first = 1; m = &m_edge[0];
@@ -292,7 +334,20 @@ static void SFX(rows)(const SFX(blk) *b, const fc_conv_shape *s, int nc, int mod
                     SFX(build_masks)(m_tmp, mode, t.nv, t.iw0, nvalid, s->kw, s->dil_w, s->stride_w, s->w_in);
                 }
             }
-            SFX(tile_dispatch)(b, m, mode, &t);
+            if (t.nv == 1 && pair) {
+                t.rp = 1; t.nv = 2; t.masked = 1;
+                t.oh = oh; t.ih0 = oh * s->stride_h - s->pad_h;
+                t.k0lo = k0lo; t.k0hi = k0hi; t.k1lo = k1lo; t.k1hi = k1hi;
+                SFX(run_tile)(b, s, mode, &t, m, m_tmp);
+                continue;
+            }
+            t.rp = 0;
+            for (r = 0; r <= pair; r++) {
+                t.oh = oh + r; t.ih0 = t.oh * s->stride_h - s->pad_h;
+                t.k0lo = t.k1lo = r ? k1lo : k0lo;
+                t.k0hi = t.k1hi = r ? k1hi : k0hi;
+                SFX(run_tile)(b, s, mode, &t, m, m_tmp);
+            }
         }
     }
 }
@@ -304,10 +359,13 @@ static void SFX(pack)(T *wp, const T *w, const fc_conv_shape *s, int64_t cig, in
     const int64_t khkw = s->kh * s->kw;
     int64_t ci, t;
     int c;
-    for (ci = 0; ci < cib; ci++)
-        for (t = 0; t < khkw; t++)
-            for (c = 0; c < nc; c++)
-                wp[(ci * khkw + t) * nc + c] = w[((co_abs + c) * cig + ci0 + ci) * khkw + t];
+    /* read each output channel's weights contiguously */
+    for (c = 0; c < nc; c++) {
+        const T *src = w + ((co_abs + c) * cig + ci0) * khkw;
+        for (ci = 0; ci < cib; ci++)
+            for (t = 0; t < khkw; t++)
+                wp[(ci * khkw + t) * nc + c] = src[ci * khkw + t];
+    }
 }
 
 static fc_status SFX(direct)(fc_context *ctx, const fc_conv_shape *s0, const T *x, const T *w,
@@ -347,7 +405,7 @@ static fc_status SFX(direct)(fc_context *ctx, const fc_conv_shape *s0, const T *
     } else {
         col_chunk = s->w_out;
         rows_per = FC_MAX(1, FC_MIN(512 / s->w_out, 131072 / in_row_bytes));
-        if (s->w_out <= VL) rows_per += rows_per & 1;  /* row pairs */
+        rows_per += rows_per & 1;  /* row pairs */
     }
     rows_per = FC_MIN(rows_per, s->h_out);
     nrc = (s->h_out + rows_per - 1) / rows_per;
@@ -371,6 +429,7 @@ static fc_status SFX(direct)(fc_context *ctx, const fc_conv_shape *s0, const T *
         b.w_in = s->w_in; b.w_out = s->w_out;
         b.kh_n = s->kh; b.kw_n = s->kw; b.dh = s->dil_h; b.dw = s->dil_w; b.sw = s->stride_w;
         b.rs = s->stride_h * s->w_in;
+        b.xlen = s->n * s->c_in * b.plane_in;
         /* task order: co-block fastest, so consecutive tasks of a thread
          * reuse the same input rows from cache */
 #pragma omp for schedule(static)
@@ -393,7 +452,8 @@ static fc_status SFX(direct)(fc_context *ctx, const fc_conv_shape *s0, const T *
                 const int64_t ci0 = kb * cib_max;
                 b.cib = FC_MAX(0, FC_MIN(cib_max, cig - ci0));
                 b.first = kb == 0;
-                b.x = x ? x + (n * s->c_in + g * cig + ci0) * b.plane_in : x;
+                b.xoff = (n * s->c_in + g * cig + ci0) * b.plane_in;
+                b.x = x ? x + b.xoff : x;
                 b.wp = wp;
                 SFX(pack)(wp, w, s, cig, co_abs, nc, ci0, b.cib);
                 SFX(rows)(&b, s, nc, mode, r0, r1, c0, c1, m_edge, &m_tmp);
