@@ -8,6 +8,7 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #include <stdint.h>
+#include <math.h>
 
 #define FC_AI inline __attribute__((always_inline))
 #define FC_NOINLINE __attribute__((noinline))
@@ -38,6 +39,7 @@
 #define V_MASKLOAD(p, m) _mm256_maskload_ps((p), (m))
 #define V_MASKSTORE(p, m, v) _mm256_maskstore_ps((p), (m), (v))
 #define V_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define FC_SFMA(a, b, c) fmaf((a), (b), (c))
 #define V_AND(v, m) _mm256_and_ps((v), _mm256_castsi256_ps(m))
 /* even elements of lo:hi -> [lo0 lo2 lo4 lo6 hi0 hi2 hi4 hi6] */
 /* even elements of lo:hi, lane order [lo0 lo2 hi0 hi2 lo4 lo6 hi4 hi6]:
@@ -64,6 +66,7 @@
 #undef V_MASKLOAD
 #undef V_MASKSTORE
 #undef V_FMA
+#undef FC_SFMA
 #undef V_AND
 #undef V_DEINT2
 #undef V_PERM
@@ -87,6 +90,7 @@
 #define V_MASKLOAD(p, m) _mm256_maskload_pd((p), (m))
 #define V_MASKSTORE(p, m, v) _mm256_maskstore_pd((p), (m), (v))
 #define V_FMA(a, b, c) _mm256_fmadd_pd((a), (b), (c))
+#define FC_SFMA(a, b, c) fma((a), (b), (c))
 #define V_AND(v, m) _mm256_and_pd((v), _mm256_castsi256_pd(m))
 /* even elements of lo:hi in lane order [lo0 hi0 lo2 hi2] (pixels 0 2 1 3) */
 #define V_DEINT2(lo, hi) _mm256_unpacklo_pd((lo), (hi))

@@ -106,7 +106,7 @@ static inline void SFX(store_part)(T *p, V v, int64_t n) {
     (mode == MODE_S1 ? (masked ? V_AND(V_LOADU(p), m->in[kw][q]) : V_LOADU(p))                \
      : mode == MODE_S2 ? (masked ? V_AND(V_DEINT2(V_LOADU(p), V_LOADU((p) + VL)), m->in[kw][q]) \
                                  : V_DEINT2(V_LOADU(p), V_LOADU((p) + VL)))                    \
-     : V_GATHER((p), b->gidx, m->in[kw][q]))
+     : V_GATHER((p), gidx_, m->in[kw][q]))
 
 /* One micro-tile: NC channels x 2 vectors (NV=2: 2*VL consecutive pixels
  * of row oh; RP: VL pixels of rows oh and oh+1) or x 1 vector (NV=1).
@@ -118,6 +118,7 @@ static FC_AI void SFX(tile)(const SFX(blk) *b, const SFX(masks) *m, const int nc
                             int64_t oh, int64_t ow0, int64_t ih0, int64_t iw0,
                             int64_t k0lo, int64_t k0hi, int64_t k1lo, int64_t k1hi, int64_t nval) {
     V a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51;
+    const VIDX gidx_ = b->gidx;
     const int k11 = kwc == -1 && !rp;  /* 1x1 fast loop (row pairs take the general one) */
     const int64_t kw_n = kwc == -1 ? 1 : kwc ? kwc : b->kw_n;
     const int64_t po = b->plane_out;
@@ -368,6 +369,8 @@ static void SFX(pack)(T *wp, const T *w, const fc_conv_shape *s, int64_t cig, in
     }
 }
 
+#include "conv_direct_avx2_dw.h"
+
 static fc_status SFX(direct)(fc_context *ctx, const fc_conv_shape *s0, const T *x, const T *w,
                              const T *bias, T *y) {
     fc_conv_shape sh = *s0;
@@ -376,7 +379,9 @@ static fc_status SFX(direct)(fc_context *ctx, const fc_conv_shape *s0, const T *
     int64_t in_row_bytes;
     int mode, nthr;
 
+    fc_status st;
     if (s->n == 0 || s->c_out == 0 || s->h_out == 0 || s->w_out == 0) return FC_OK;
+    if ((st = SFX(depthwise3x3)(ctx, s, x, w, bias, y)) != FC_NOT_HANDLED) return st;
     if (s->kw > FC_DIRECT_MAX_KW) return FC_NOT_HANDLED;
     khkw = s->kh * s->kw;
     if (6 * khkw > FC_DIRECT_WP) return FC_NOT_HANDLED;

@@ -93,6 +93,10 @@ CASES = [
     (1, 13, 14, 19, 13, 3, 3, 1, 1, 1, 13),     # depthwise
     (2, 10, 17, 33, 10, 3, 3, 2, 1, 1, 10),     # depthwise stride 2
     (1, 8, 9, 9, 16, 5, 5, 1, 2, 1, 8),         # depthwise multiplier 2
+    (1, 5, 2, 7, 5, 3, 3, 1, 1, 1, 5),          # depthwise, maps narrower/shorter than a tile
+    (3, 7, 23, 41, 7, 3, 3, 1, 0, 1, 7),        # depthwise no padding, several row tiles
+    (1, 6, 30, 18, 6, 3, 3, 2, 0, 1, 6),        # depthwise stride 2 no padding
+    (1, 4, 9, 9, 4, 3, 3, 1, 2, 2, 4),          # depthwise dilated (general path)
     (0, 4, 8, 8, 5, 3, 3, 1, 1, 1, 1),          # empty batch
     (1, 70, 7, 7, 13, 3, 3, 1, 1, 1, 1),        # several ci-blocks, 7x7 maps
     (1, 40, 6, 40, 7, 3, 3, 1, 1, 1, 1),        # widths 40 = 16+16+8
