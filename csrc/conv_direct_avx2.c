@@ -23,12 +23,24 @@
 #define FC_DIRECT_WP 4096          /* elements: 16 KB f32, 32 KB f64 */
 #define FC_DIRECT_WP_BUDGET 2048   /* target packed elements per ci-block */
 
+/* v & *mask with the mask as a memory operand: as a plain intrinsic GCC
+ * keeps the masks in registers and spills accumulators instead. */
+static inline __m256 fc_and_mem_ps(__m256 v, const __m256i *mask) {
+    __asm__("vandps %1, %0, %0" : "+x"(v) : "m"(*mask));
+    return v;
+}
+static inline __m256d fc_and_mem_pd(__m256d v, const __m256i *mask) {
+    __asm__("vandpd %1, %0, %0" : "+x"(v) : "m"(*mask));
+    return v;
+}
+
 /* ---------------- float32: 8 lanes ---------------- */
 #define T float
 #define V __m256
 #define VL 8
 #define MASK __m256i
 #define MASKINT int32_t
+#define V_LANE_MASK_INIT {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0}
 #define VIDX __m256i
 #define SFX(name) fc_direct_f32_##name
 #define MASK_LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
@@ -40,7 +52,7 @@
 #define V_MASKSTORE(p, m, v) _mm256_maskstore_ps((p), (m), (v))
 #define V_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define FC_SFMA(a, b, c) fmaf((a), (b), (c))
-#define V_AND(v, m) _mm256_and_ps((v), _mm256_castsi256_ps(m))
+#define V_AND(v, m) fc_and_mem_ps((v), &(m))
 /* even elements of lo:hi -> [lo0 lo2 lo4 lo6 hi0 hi2 hi4 hi6] */
 /* even elements of lo:hi, lane order [lo0 lo2 hi0 hi2 lo4 lo6 hi4 hi6]:
  * output pixels 0 1 4 5 2 3 6 7.  Accumulators stay in that order and
@@ -56,6 +68,7 @@
 #undef VL
 #undef MASK
 #undef MASKINT
+#undef V_LANE_MASK_INIT
 #undef VIDX
 #undef SFX
 #undef MASK_LOAD
@@ -80,6 +93,7 @@
 #define VL 4
 #define MASK __m256i
 #define MASKINT int64_t
+#define V_LANE_MASK_INIT {-1, -1, -1, -1, 0, 0, 0, 0}
 #define VIDX __m128i
 #define SFX(name) fc_direct_f64_##name
 #define MASK_LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
@@ -91,7 +105,7 @@
 #define V_MASKSTORE(p, m, v) _mm256_maskstore_pd((p), (m), (v))
 #define V_FMA(a, b, c) _mm256_fmadd_pd((a), (b), (c))
 #define FC_SFMA(a, b, c) fma((a), (b), (c))
-#define V_AND(v, m) _mm256_and_pd((v), _mm256_castsi256_pd(m))
+#define V_AND(v, m) fc_and_mem_pd((v), &(m))
 /* even elements of lo:hi in lane order [lo0 hi0 lo2 hi2] (pixels 0 2 1 3) */
 #define V_DEINT2(lo, hi) _mm256_unpacklo_pd((lo), (hi))
 #define V_S2_LANES {0, 2, 1, 3}

@@ -42,7 +42,7 @@ static FC_AI void SFX(dw_tile)(const fc_conv_shape *s, const SFX(masks) *m, cons
     const int64_t iw0 = ow0 * st - s->pad_w;
     const int64_t xo1 = mode == MODE_S1 ? VL : 2 * VL;
     const int64_t n0 = FC_MIN(VL, nvalid), n1 = nvalid - VL;
-    const VIDX gidx_ = V_GIDX(1);  /* unused: the gather mode is not served here */
+    const SFX(blk) *b = NULL;  /* only FC_LOADV's gather branch names it; never taken here */
     V a00 = bv, a01 = bv, a10 = bv, a11 = bv, a20 = bv, a21 = bv, a30 = bv, a31 = bv;
     int i, kw;
     for (i = 0; i < (FC_DW_R - 1) * st + 3; i++) {

@@ -78,19 +78,15 @@ typedef struct {
     VIDX gidx;         /* gather indices: lane*sw */
 } SFX(blk);
 
-/* Partial vectors of y (row tails): element-wise through a stack copy;
- * vmaskmovps stores are microcoded and slow on Zen. */
+/* Partial vectors of y (row tails): masked load/store of the first n
+ * lanes (once per tile; measured faster here than a scalar copy, which
+ * when inlined also made GCC spill the main loop's accumulators). */
+static const MASKINT SFX(lane_mask)[2 * VL] = V_LANE_MASK_INIT;
 static inline V SFX(load_part)(const T *p, int64_t n) {
-    FC_ALIGNED(32) T tmp[VL];
-    int64_t i;
-    for (i = 0; i < VL; i++) tmp[i] = i < n ? p[i] : (T)0;
-    return V_LOADU(tmp);
+    return V_MASKLOAD(p, MASK_LOAD(SFX(lane_mask) + VL - n));
 }
 static inline void SFX(store_part)(T *p, V v, int64_t n) {
-    FC_ALIGNED(32) T tmp[VL];
-    int64_t i;
-    V_STOREU(tmp, v);
-    for (i = 0; i < n; i++) p[i] = tmp[i];
+    V_MASKSTORE(p, MASK_LOAD(SFX(lane_mask) + VL - n), v);
 }
 
 /* Accumulators are named scalars (a<c><j>), not an array: GCC keeps an
@@ -106,7 +102,7 @@ static inline void SFX(store_part)(T *p, V v, int64_t n) {
     (mode == MODE_S1 ? (masked ? V_AND(V_LOADU(p), m->in[kw][q]) : V_LOADU(p))                \
      : mode == MODE_S2 ? (masked ? V_AND(V_DEINT2(V_LOADU(p), V_LOADU((p) + VL)), m->in[kw][q]) \
                                  : V_DEINT2(V_LOADU(p), V_LOADU((p) + VL)))                    \
-     : V_GATHER((p), gidx_, m->in[kw][q]))
+     : V_GATHER((p), b->gidx, m->in[kw][q]))
 
 /* One micro-tile: NC channels x 2 vectors (NV=2: 2*VL consecutive pixels
  * of row oh; RP: VL pixels of rows oh and oh+1) or x 1 vector (NV=1).
@@ -118,7 +114,6 @@ static FC_AI void SFX(tile)(const SFX(blk) *b, const SFX(masks) *m, const int nc
                             int64_t oh, int64_t ow0, int64_t ih0, int64_t iw0,
                             int64_t k0lo, int64_t k0hi, int64_t k1lo, int64_t k1hi, int64_t nval) {
     V a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51;
-    const VIDX gidx_ = b->gidx;
     const int k11 = kwc == -1 && !rp;  /* 1x1 fast loop (row pairs take the general one) */
     const int64_t kw_n = kwc == -1 ? 1 : kwc ? kwc : b->kw_n;
     const int64_t po = b->plane_out;
