@@ -27,6 +27,7 @@
 typedef struct {
     MASK in[FC_DIRECT_MAX_KW][FC_MAXRAW];
     MASK out[2];
+    int need[FC_DIRECT_MAX_KW];  /* tap kw has lanes to clear (else plain loads) */
 } SFX(masks);
 
 /* Output pixel held by each lane after V_DEINT2. */
@@ -44,6 +45,7 @@ static void SFX(build_masks)(SFX(masks) *m, int mode, int nv, int64_t iw0, int64
     }
     for (kw = 0; kw < kw_n; kw++) {
         int64_t base = iw0 + kw * dw;
+        m->need[kw] = 0;
         for (q = 0; q < nv; q++) {
             for (r = 0; r < VL; r++) {
                 int64_t out_lane, addr;
@@ -53,7 +55,12 @@ static void SFX(build_masks)(SFX(masks) *m, int mode, int nv, int64_t iw0, int64
                     out_lane = q * VL + SFX(s2_lane)[r]; addr = base + 2 * out_lane;
                 }
                 else { out_lane = q * VL + r; addr = base + out_lane * sw; }
-                lanes[r] = (out_lane < nvalid && addr >= 0 && addr < w_in) ? (MASKINT)-1 : 0;
+                if (mode != MODE_SG && out_lane >= nvalid) {
+                    lanes[r] = (MASKINT)-1;  /* never stored: garbage allowed (load stays in x) */
+                } else {
+                    lanes[r] = (out_lane < nvalid && addr >= 0 && addr < w_in) ? (MASKINT)-1 : 0;
+                    if (!lanes[r]) m->need[kw] = 1;
+                }
             }
             m->in[kw][q] = MASK_LOAD(lanes);
         }
@@ -99,8 +106,8 @@ static inline void SFX(store_part)(T *p, V v, int64_t n) {
  * that such a tile's loads stay inside x, else it runs in gather mode,
  * which reads only the lanes it needs. */
 #define FC_LOADV(p, q)                                                                       \
-    (mode == MODE_S1 ? (masked ? V_AND(V_LOADU(p), m->in[kw][q]) : V_LOADU(p))                \
-     : mode == MODE_S2 ? (masked ? V_AND(V_DEINT2(V_LOADU(p), V_LOADU((p) + VL)), m->in[kw][q]) \
+    (mode == MODE_S1 ? (masked && m->need[kw] ? V_AND(V_LOADU(p), m->in[kw][q]) : V_LOADU(p)) \
+     : mode == MODE_S2 ? (masked && m->need[kw] ? V_AND(V_DEINT2(V_LOADU(p), V_LOADU((p) + VL)), m->in[kw][q]) \
                                  : V_DEINT2(V_LOADU(p), V_LOADU((p) + VL)))                    \
      : V_GATHER((p), b->gidx, m->in[kw][q]))
 
