@@ -111,16 +111,21 @@ def bench_layer(torch, layer, dtype, repeat, clock=time.perf_counter):
             torch.nn.functional.conv2d(tx, tw, tb, stride, pad, 1, groups)
 
     mults = n * cout * ho * wo * (cin // groups) * kh * kw
-    # warm up and decide how many calls make one sample (>= ~20 ms)
-    fc_call(); torch_call()
+    # warm up (oneDNN creates its primitive on the first calls) and decide
+    # how many calls make one sample (>= ~20 ms)
+    for _ in range(3):
+        fc_call(); torch_call()
     t0 = clock(); fc_call(); t1 = clock()
     inner = max(1, int(0.02 / max(t1 - t0, 1e-6)))
     tf, tt = [], []
     for _ in range(repeat):
+        # let the other library's idle OpenMP threads stop spinning first
+        time.sleep(0.005)
         t0 = clock()
         for _ in range(inner):
             fc_call()
         tf.append((clock() - t0) / inner)
+        time.sleep(0.005)
         t0 = clock()
         for _ in range(inner):
             torch_call()
