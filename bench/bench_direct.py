@@ -161,6 +161,14 @@ def main(argv=None):
     if config.isa() != "avx2":
         print("warning: fastconv is running its baseline ISA path", file=sys.stderr)
     dtype = np.dtype(args.dtype)
+    # the first PyTorch convolutions of a process are slow (oneDNN set-up):
+    # run some before timing anything
+    with torch.no_grad():
+        xw = torch.rand(1, 3, 224, 224, dtype=getattr(torch, args.dtype))
+        ww = torch.rand(64, 3, 7, 7, dtype=xw.dtype)
+        t_end = time.perf_counter() + 0.5
+        while time.perf_counter() < t_end:
+            torch.nn.functional.conv2d(xw, ww, None, 2, 3)
     peak = PEAK_PER_CORE[args.dtype] * args.threads
     suites = {"resnet": RESNET, "vgg": VGG, "first": FIRST, "depthwise": DEPTHWISE}
     if args.suite != "all":
