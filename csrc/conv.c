@@ -1,21 +1,8 @@
 /* Convolution entry points: dispatch by algorithm and ISA (stub, filled in by the conv kernels). */
 #include "fc_internal.h"
 #define STUB(name, ...) fc_status name(__VA_ARGS__) { return FC_ERR_UNSUPPORTED; }
-/* TEMP dispatch (direct helper's worktree only): algo 0 -> AVX2 direct kernel. */
-fc_status fc_conv2d_f32(fc_context *ctx, const fc_conv_shape *s, int algo, const float *x, const float *w, const float *bias, float *y) {
-    fc_status st = FC_ERR_UNSUPPORTED;
-#ifdef FC_WITH_AVX2
-    if (algo == 0 && ctx->isa == FC_ISA_AVX2) st = fc_conv2d_direct_f32__avx2(ctx, s, x, w, bias, y);
-#endif
-    return st == FC_NOT_HANDLED ? FC_ERR_UNSUPPORTED : st;
-}
-fc_status fc_conv2d_f64(fc_context *ctx, const fc_conv_shape *s, int algo, const double *x, const double *w, const double *bias, double *y) {
-    fc_status st = FC_ERR_UNSUPPORTED;
-#ifdef FC_WITH_AVX2
-    if (algo == 0 && ctx->isa == FC_ISA_AVX2) st = fc_conv2d_direct_f64__avx2(ctx, s, x, w, bias, y);
-#endif
-    return st == FC_NOT_HANDLED ? FC_ERR_UNSUPPORTED : st;
-}
+STUB(fc_conv2d_f32, fc_context *ctx, const fc_conv_shape *s, int algo, const float *x, const float *w, const float *bias, float *y)
+STUB(fc_conv2d_f64, fc_context *ctx, const fc_conv_shape *s, int algo, const double *x, const double *w, const double *bias, double *y)
 STUB(fc_conv2d_grad_input_f32, fc_context *ctx, const fc_conv_shape *s, int algo, const float *gy, const float *w, float *gx)
 STUB(fc_conv2d_grad_input_f64, fc_context *ctx, const fc_conv_shape *s, int algo, const double *gy, const double *w, double *gx)
 STUB(fc_conv2d_grad_weight_f32, fc_context *ctx, const fc_conv_shape *s, int algo, const float *gy, const float *x, float *gw)
