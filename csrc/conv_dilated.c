@@ -1,12 +1,180 @@
-/* Dilated convolution by space-to-batch (placeholder: unsupported until implemented). */
+/* Dilated convolution by space-to-batch decomposition.
+ *
+ * Along one axis, with stride s, dilation d and g = gcd(s, d), output o reads
+ * padded-input positions o*s + a*d (a = kernel tap).  Write o = r + P*q with
+ * P = d/g and r in [0, P).  Since s*P = d*(s/g),
+ *
+ *     o*s + a*d = s*r + d*((s/g)*q + a),
+ *
+ * so the outputs of residue class r read only the padded positions
+ * s*r + d*m (m = 0, 1, ...), and on that sub-sequence they form a *dense*
+ * (dilation 1) convolution with stride s/g.  Every (stride, dilation) pair
+ * therefore decomposes exactly; d | s gives P = 1 (a strided subsample),
+ * s = 1 gives the classic P = d interleaved sub-images.
+ *
+ * In 2-D the P_h x P_w sub-images of every image are copied (zero padding
+ * materialised) into one workspace tensor stacked along the batch axis,
+ * (n*P_h*P_w, c_in, hs, ws), all padded to the largest class (q_h = ceil(
+ * h_out/P_h) outputs per class); one dense convolution through the public
+ * dispatcher (FC_ALGO_DIRECT: the best dense kernel for the ISA) computes all
+ * classes; the valid outputs are interleaved back (batch-to-space).  Classes
+ * with fewer outputs compute a few junk outputs that are never copied back.
+ *
+ * Backward:
+ *   grad input: grad_out is split the same way into sub-images with the junk
+ *     outputs set to zero; the dense grad input gives the gradient of every
+ *     sub-image element; each padded-input position belongs to at most one
+ *     (class, m) pair (s*r mod d takes distinct values for r in [0, P)), so
+ *     the input gradient is a pure gather, zero where no sub-image reads.
+ *   grad weight: the dense grad weight over the stacked sub-images (junk
+ *     outputs zero) sums exactly the products of the dilated grad weight.
+ *
+ * Workspace (all through fc_ws_alloc so the reported bytes are exact):
+ *   forward     sub-inputs + sub-outputs (+ nested dense forward's, 0 for direct)
+ *   grad input  sub-grad_out + sub-grad_input (+ nested)
+ *   grad weight sub-inputs + sub-grad_out (+ nested)
+ * A trivial configuration (n, c_in, c_out, h_out or w_out zero) or an empty
+ * result allocates nothing.  fastconv/_workspace.py mirrors this exactly.
+ *
+ * Threads: the copies write every element from exactly one thread and the
+ * dense kernels are thread-count independent, so results are too.
+ */
 #include "fc_internal.h"
-#define UNSUPPORTED(name, ...) fc_status name(__VA_ARGS__) { return FC_ERR_UNSUPPORTED; }
-UNSUPPORTED(fc_conv2d_dilated_f32, fc_context *ctx, const fc_conv_shape *s, const float *x, const float *w, const float *bias, float *y)
-UNSUPPORTED(fc_conv2d_dilated_f64, fc_context *ctx, const fc_conv_shape *s, const double *x, const double *w, const double *bias, double *y)
-UNSUPPORTED(fc_conv2d_grad_input_dilated_f32, fc_context *ctx, const fc_conv_shape *s, const float *gy, const float *w, float *gx)
-UNSUPPORTED(fc_conv2d_grad_input_dilated_f64, fc_context *ctx, const fc_conv_shape *s, const double *gy, const double *w, double *gx)
-UNSUPPORTED(fc_conv2d_grad_weight_dilated_f32, fc_context *ctx, const fc_conv_shape *s, const float *gy, const float *x, float *gw)
-UNSUPPORTED(fc_conv2d_grad_weight_dilated_f64, fc_context *ctx, const fc_conv_shape *s, const double *gy, const double *x, double *gw)
-fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape *s, int elem_size, int pass, int64_t *bytes) {
-    (void)ctx; (void)s; (void)elem_size; (void)pass; *bytes = 0; return FC_ERR_UNSUPPORTED;
+
+/* Decomposition of one convolution. */
+typedef struct {
+    int64_t ph, pw;       /* classes per axis: dil / gcd(stride, dil) */
+    int64_t qh, qw;       /* outputs per class (largest class) */
+    int64_t hs, ws;       /* sub-image size */
+    int64_t b;            /* n * ph * pw stacked sub-images */
+    int64_t sub_in;       /* elements of the stacked sub-inputs  (b, c_in, hs, ws) */
+    int64_t sub_out;      /* elements of the stacked sub-outputs (b, c_out, qh, qw) */
+    fc_conv_shape dense;  /* the dense convolution over the stacked sub-images */
+} fc_dil_plan;
+
+/* The dense algorithm run on the sub-images. */
+#define FC_DIL_INNER FC_ALGO_DIRECT
+
+static int64_t fc_gcd(int64_t a, int64_t b) {
+    while (b) { int64_t t = a % b; a = b; b = t; }
+    return a;
 }
+
+/* 1 when the configuration needs no dense call at all (the result is bias,
+ * or zero): nothing is allocated then. */
+static int fc_dil_trivial(const fc_conv_shape *s) {
+    return s->n == 0 || s->c_in == 0 || s->c_out == 0 || s->h_out == 0 || s->w_out == 0;
+}
+
+/* Plan one axis: classes p, outputs per class q, sub-image size m, dense stride. */
+static fc_status fc_dil_axis(int64_t out, int64_t k, int64_t stride, int64_t dil,
+                             int64_t *p, int64_t *q, int64_t *m, int64_t *dstride) {
+    const int64_t g = fc_gcd(stride, dil);
+    int64_t t;
+    *p = dil / g;
+    *dstride = stride / g;
+    *q = out / *p + (out % *p != 0);
+    /* m = (q-1)*dstride + k; the largest padded position a class reads,
+     * stride*(p-1) + dil*(m-1), must fit in int64 too. */
+    FC_MUL(*q - 1, *dstride, &t);
+    FC_ADD(t, k, m);
+    FC_MUL(*m - 1, dil, &t);
+    {
+        int64_t u;
+        FC_MUL(*p - 1, stride, &u);
+        FC_ADD(t, u, &t);
+    }
+    return FC_OK;
+}
+
+static fc_status fc_dil_make_plan(const fc_conv_shape *s, fc_dil_plan *pl) {
+    fc_status st;
+    int64_t t, sh2, sw2;
+    if ((st = fc_dil_axis(s->h_out, s->kh, s->stride_h, s->dil_h, &pl->ph, &pl->qh, &pl->hs, &sh2)))
+        return st;
+    if ((st = fc_dil_axis(s->w_out, s->kw, s->stride_w, s->dil_w, &pl->pw, &pl->qw, &pl->ws, &sw2)))
+        return st;
+    FC_MUL(s->n, pl->ph, &t);
+    FC_MUL(t, pl->pw, &pl->b);
+    FC_MUL(pl->b, s->c_in, &t);
+    FC_MUL(t, pl->hs, &t);
+    FC_MUL(t, pl->ws, &pl->sub_in);
+    FC_MUL(pl->b, s->c_out, &t);
+    FC_MUL(t, pl->qh, &t);
+    FC_MUL(t, pl->qw, &pl->sub_out);
+    /* byte sizes must fit too */
+    FC_MUL(pl->sub_in, 8, &t);
+    FC_MUL(pl->sub_out, 8, &t);
+    FC_ADD(pl->sub_in * 8, pl->sub_out * 8, &t);
+    pl->dense.n = pl->b;
+    pl->dense.c_in = s->c_in;
+    pl->dense.h_in = pl->hs;
+    pl->dense.w_in = pl->ws;
+    pl->dense.c_out = s->c_out;
+    pl->dense.kh = s->kh;
+    pl->dense.kw = s->kw;
+    pl->dense.h_out = pl->qh;
+    pl->dense.w_out = pl->qw;
+    pl->dense.stride_h = sh2;
+    pl->dense.stride_w = sw2;
+    pl->dense.pad_h = 0;
+    pl->dense.pad_w = 0;
+    pl->dense.dil_h = 1;
+    pl->dense.dil_w = 1;
+    pl->dense.groups = s->groups;
+    return fc_conv_check(&pl->dense);
+}
+
+/* Elements of the result of `pass` (0 y, 1 grad x, 2 grad w). */
+static int64_t fc_dil_result_elems(const fc_conv_shape *s, int pass) {
+    /* fc_conv_check has proved these products fit. */
+    if (pass == 0) return s->n * s->c_out * s->h_out * s->w_out;
+    if (pass == 1) return s->n * s->c_in * s->h_in * s->w_in;
+    return s->c_out * (s->c_in / s->groups) * s->kh * s->kw;
+}
+
+fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape *s,
+                                      int elem_size, int pass, int64_t *bytes) {
+    fc_status st;
+    fc_dil_plan pl;
+    int64_t elems, nested = 0, t;
+    if (!ctx || !s || !bytes) return FC_ERR_ARG;
+    *bytes = 0;
+    if ((st = fc_conv_check(s))) return st;
+    if (elem_size != 4 && elem_size != 8) return FC_ERR_ARG;
+    if (pass < 0 || pass > 2) return FC_ERR_ARG;
+    if (fc_dil_result_elems(s, pass) == 0 || fc_dil_trivial(s)) return FC_OK;
+    if ((st = fc_dil_make_plan(s, &pl))) return st;
+    if (pass == 0 || pass == 2) elems = pl.sub_in + pl.sub_out;  /* x and y (or grad_out) */
+    else elems = pl.sub_out + pl.sub_in;                         /* grad_out and grad x */
+    if ((st = fc_conv2d_workspace(ctx, &pl.dense, FC_DIL_INNER, elem_size, pass, &nested)))
+        return st;
+    FC_MUL(elems, elem_size, &t);
+    FC_ADD(t, nested, bytes);
+    return FC_OK;
+}
+
+/* Index of the class (r) and sub-image position (m) holding padded position
+ * `p` along one axis, or 0 when no class reads it. */
+static inline int fc_dil_locate(int64_t p, int64_t nclass, int64_t stride, int64_t dil,
+                                int64_t size, int64_t *r, int64_t *m) {
+    int64_t c;
+    for (c = 0; c < nclass; c++) {
+        const int64_t t = p - stride * c;
+        if (t < 0) break;
+        if (t % dil == 0 && t / dil < size) { *r = c; *m = t / dil; return 1; }
+    }
+    return 0;
+}
+
+#define T float
+#define SFX f32
+#include "conv_dilated_impl.h"
+#undef T
+#undef SFX
+
+#define T double
+#define SFX f64
+#include "conv_dilated_impl.h"
+#undef T
+#undef SFX
