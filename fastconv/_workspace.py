@@ -26,4 +26,41 @@ def conv2d(algo, pass_, input_shape, weight_shape, output_shape, stride, padding
     """
     if algo == "direct":
         return 0
+    if algo == "dilated":
+        return _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, dilation,
+                        groups, itemsize, threads, limit)
     raise ValueError(f"algo={algo!r}: no workspace model for this algorithm")
+
+
+def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, dilation, groups,
+             itemsize, threads, limit):
+    """Workspace of the space-to-batch dilated convolution (csrc/conv_dilated.c).
+
+    Per axis, P = dilation / gcd(stride, dilation) classes of q = ceil(out / P)
+    outputs, each reading a sub-image of (q - 1) * (stride / gcd) + k positions.
+    The stacked sub-inputs (n*Ph*Pw, c_in, hs, ws) and sub-outputs
+    (n*Ph*Pw, c_out, qh, qw) are allocated for every pass, plus whatever the
+    dense convolution over them allocates.  Nothing is allocated when the
+    result is empty or when n, c_in, c_out or the output size is zero.
+    """
+    from math import gcd
+
+    n, c_in, h_in, w_in = (int(v) for v in input_shape)
+    c_out, _, kh, kw = (int(v) for v in weight_shape)
+    h_out, w_out = int(output_shape[2]), int(output_shape[3])
+    result = {"forward": n * c_out * h_out * w_out,
+              "input": n * c_in * h_in * w_in,
+              "weight": c_out * (c_in // groups) * kh * kw}[pass_]
+    if result == 0 or min(n, c_in, c_out, h_out, w_out) == 0:
+        return 0
+    axes = []
+    for out, k, s, d in ((h_out, kh, stride[0], dilation[0]), (w_out, kw, stride[1], dilation[1])):
+        g = gcd(int(s), int(d))
+        p, ds = int(d) // g, int(s) // g
+        q = -(-out // p)
+        axes.append((p, q, (q - 1) * ds + k, ds))
+    (ph, qh, hs, sh2), (pw, qw, ws, sw2) = axes
+    b = n * ph * pw
+    nested = conv2d("direct", pass_, (b, c_in, hs, ws), weight_shape, (b, c_out, qh, qw),
+                    (sh2, sw2), (0, 0), (1, 1), groups, itemsize, threads, limit)
+    return (b * c_in * hs * ws + b * c_out * qh * qw) * itemsize + nested
