@@ -133,27 +133,6 @@ static int64_t fc_dil_result_elems(const fc_conv_shape *s, int pass) {
     return s->c_out * (s->c_in / s->groups) * s->kh * s->kw;
 }
 
-fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape *s,
-                                      int elem_size, int pass, int64_t *bytes) {
-    fc_status st;
-    fc_dil_plan pl;
-    int64_t elems, nested = 0, t;
-    if (!ctx || !s || !bytes) return FC_ERR_ARG;
-    *bytes = 0;
-    if ((st = fc_conv_check(s))) return st;
-    if (elem_size != 4 && elem_size != 8) return FC_ERR_ARG;
-    if (pass < 0 || pass > 2) return FC_ERR_ARG;
-    if (fc_dil_result_elems(s, pass) == 0 || fc_dil_trivial(s)) return FC_OK;
-    if ((st = fc_dil_make_plan(s, &pl))) return st;
-    if (pass == 0 || pass == 2) elems = pl.sub_in + pl.sub_out;  /* x and y (or grad_out) */
-    else elems = pl.sub_out + pl.sub_in;                         /* grad_out and grad x */
-    if ((st = fc_conv2d_workspace(ctx, &pl.dense, FC_DIL_INNER, elem_size, pass, &nested)))
-        return st;
-    FC_MUL(elems, elem_size, &t);
-    FC_ADD(t, nested, bytes);
-    return FC_OK;
-}
-
 /* Index of the class (r) and sub-image position (m) holding padded position
  * `p` along one axis, or 0 when no class reads it. */
 static inline int fc_dil_locate(int64_t p, int64_t nclass, int64_t stride, int64_t dil,
@@ -167,14 +146,119 @@ static inline int fc_dil_locate(int64_t p, int64_t nclass, int64_t stride, int64
     return 0;
 }
 
+/* ---- the GEMM path ---------------------------------------------------------
+ * With a BLAS and enough channels per group, the dense convolutions of all
+ * sub-images are computed at once without materialising the sub-images:
+ * tap (a, b) of every sub-image (rh, rw) multiplies the same weight matrix
+ * W[:, :, a, b] with the sub-images shifted by (a, b), and on the
+ * interleaved input that shift is the row offset a*dil_h and the column
+ * offset b*dil_w.  So, per tap:
+ *
+ *   y[co, i, :] += W_ab[co, ci] . X_b[ci, i*sh + a*dh - ph, :]     (one GEMM)
+ *
+ * where X_b[ci, h, j] = x[ci, h, j*sw + b*dw - pw] (zero outside x) is the
+ * column-shifted input, one copy per kernel column b.  For a stride
+ * sh > 1 the rows of X_b are stored grouped by h mod sh, so that the rows
+ * one tap reads (all congruent to a*dh - ph mod sh) are contiguous.  Output
+ * rows whose tap lands on the top/bottom padding are skipped: the GEMM runs
+ * only over the rows the tap really reads, so atrous layers with large
+ * padding do fewer multiplications than the dense count.
+ *
+ * Work is split into fixed chunks of output (or input) positions that depend
+ * only on the shape; each chunk is owned by one thread and its elements are
+ * summed by the same BLAS calls in the same order whatever the thread count,
+ * so results are bit-identical for any number of threads.  The BLAS must be
+ * single-threaded inside the OpenMP region (the Python side limits it).
+ *
+ * Workspace: kw column-shifted copies of one image (kw*c_in*sh*umax*w_out)
+ * plus one weight-sized buffer (packed weights, or the grad-weight
+ * accumulator), for every pass. */
+#include <limits.h>
+
+#define FC_DIL_GEMM_MIN_C 8        /* channels per group for the GEMM path */
+#define FC_DIL_CHUNK_ELEMS 65536   /* target cig * chunk positions */
+
+typedef struct {
+    int64_t cig, cog, khkw;
+    int64_t umax;        /* rows per stride class: ceil(h_in / sh) */
+    int64_t cs;          /* elements per channel of X_b: sh * umax * w_out */
+    int64_t hw;          /* output positions per channel: h_out * w_out */
+    int64_t pc;          /* positions per chunk */
+    int64_t x_elems;     /* kw * c_in * cs */
+    int64_t w_elems;     /* c_out * cig * kh * kw */
+} fc_dil_gemm_plan;
+
+/* 1 when the GEMM path serves this convolution (mirrored by _workspace.py). */
+static int fc_dil_gemm_plan_make(const fc_context *ctx, const fc_conv_shape *s, int elem_size,
+                                 fc_dil_gemm_plan *gp) {
+    int64_t t;
+    if (elem_size == 4 ? !ctx->sgemm : !ctx->dgemm) return 0;
+    gp->cig = s->c_in / s->groups;
+    gp->cog = s->c_out / s->groups;
+    if (gp->cig < FC_DIL_GEMM_MIN_C || gp->cog < FC_DIL_GEMM_MIN_C) return 0;
+    gp->khkw = s->kh * s->kw;
+    gp->umax = s->h_in / s->stride_h + (s->h_in % s->stride_h != 0);
+    if (fc_checked_mul(s->stride_h, gp->umax, &t) || fc_checked_mul(t, s->w_out, &gp->cs)) return 0;
+    gp->hw = s->h_out * s->w_out;  /* proved to fit by fc_conv_check */
+    if (gp->cs > INT_MAX || gp->hw > INT_MAX || gp->cig > INT_MAX || gp->cog > INT_MAX) return 0;
+    if (fc_checked_mul(s->kw, s->c_in, &t) || fc_checked_mul(t, gp->cs, &gp->x_elems)) return 0;
+    if (fc_checked_mul(gp->x_elems, 8, &t)) return 0;
+    gp->w_elems = s->c_out * gp->cig * gp->khkw;
+    gp->pc = FC_MAX((int64_t)256, FC_MIN((int64_t)4096, FC_DIL_CHUNK_ELEMS / gp->cig));
+    return 1;
+}
+
+/* Output rows [*i0, *i1) whose tap at offset a*dil - pad lands inside [0, in). */
+static inline void fc_dil_tap_rows(int64_t in, int64_t out, int64_t stride, int64_t off,
+                                   int64_t *i0, int64_t *i1) {
+    int64_t lo = -fc_floordiv(off, stride);                  /* i*stride + off >= 0 */
+    int64_t hi = fc_floordiv(in - 1 - off, stride) + 1;      /* i*stride + off <= in-1 */
+    if (lo < 0) lo = 0;
+    if (hi > out) hi = out;
+    if (hi < lo) hi = lo;
+    *i0 = lo;
+    *i1 = hi;
+}
+
+fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape *s,
+                                      int elem_size, int pass, int64_t *bytes) {
+    fc_status st;
+    fc_dil_plan pl;
+    fc_dil_gemm_plan gp;
+    int64_t elems, nested = 0, t;
+    if (!ctx || !s || !bytes) return FC_ERR_ARG;
+    *bytes = 0;
+    if ((st = fc_conv_check(s))) return st;
+    if (elem_size != 4 && elem_size != 8) return FC_ERR_ARG;
+    if (pass < 0 || pass > 2) return FC_ERR_ARG;
+    if (fc_dil_result_elems(s, pass) == 0 || fc_dil_trivial(s)) return FC_OK;
+    if (fc_dil_gemm_plan_make(ctx, s, elem_size, &gp)) {
+        FC_ADD(gp.x_elems, gp.w_elems, &t);
+        FC_MUL(t, elem_size, bytes);
+        return FC_OK;
+    }
+    if ((st = fc_dil_make_plan(s, &pl))) return st;
+    if (pass == 0 || pass == 2) elems = pl.sub_in + pl.sub_out;  /* x and y (or grad_out) */
+    else elems = pl.sub_out + pl.sub_in;                         /* grad_out and grad x */
+    if ((st = fc_conv2d_workspace(ctx, &pl.dense, FC_DIL_INNER, elem_size, pass, &nested)))
+        return st;
+    FC_MUL(elems, elem_size, &t);
+    FC_ADD(t, nested, bytes);
+    return FC_OK;
+}
+
 #define T float
 #define SFX f32
+#define FC_DIL_GEMM_FN(ctx) ((ctx)->sgemm)
 #include "conv_dilated_impl.h"
+#undef FC_DIL_GEMM_FN
 #undef T
 #undef SFX
 
 #define T double
 #define SFX f64
+#define FC_DIL_GEMM_FN(ctx) ((ctx)->dgemm)
 #include "conv_dilated_impl.h"
+#undef FC_DIL_GEMM_FN
 #undef T
 #undef SFX

@@ -181,10 +181,265 @@ static void FN(fc_dil_fill_)(T *p, int64_t elems, int64_t inner, const T *per_ch
     for (i = 0; i < elems; i++) p[i] = per_channel ? per_channel[(i / inner) % channels] : (T)0;
 }
 
+/* ---- GEMM path (see conv_dilated.c) ------------------------------------- */
+
+/* Row-major C (M x N) = op(A) op(B) + beta C through the column-major BLAS
+ * (a row-major matrix is its transpose in column-major storage). */
+static inline void FN(fc_dil_gemm_)(const fc_context *ctx, char ta, char tb, int64_t M, int64_t N,
+                                    int64_t K, const T *A, int64_t lda, const T *B, int64_t ldb,
+                                    T beta, T *C, int64_t ldc) {
+    char cta = tb, ctb = ta;
+    int m = (int)N, n = (int)M, k = (int)K, la = (int)ldb, lb = (int)lda, lc = (int)ldc;
+    T one = 1;
+    FC_DIL_GEMM_FN(ctx)(&cta, &ctb, &m, &n, &k, &one, (T *)B, &la, (T *)A, &lb, &beta, C, &lc);
+}
+
+/* Wp[tap][co][ci] = w[co][ci][tap]: one contiguous (c_out x cig) matrix per tap. */
+static void FN(fc_dil_pack_weights_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp,
+                                     const T *w, T *wp) {
+    int64_t co, ci, k;
+    for (co = 0; co < s->c_out; co++)
+        for (ci = 0; ci < gp->cig; ci++)
+            for (k = 0; k < gp->khkw; k++)
+                wp[(k * s->c_out + co) * gp->cig + ci] = w[(co * gp->cig + ci) * gp->khkw + k];
+}
+
+/* X[b][c][(h mod sh)*umax + h/sh][j] = ximg[c][h][j*sw + b*dw - pw] (0 outside). */
+static void FN(fc_dil_shift_cols_)(const fc_context *ctx, const fc_conv_shape *s,
+                                   const fc_dil_gemm_plan *gp, const T *ximg, T *X) {
+    const int64_t c_in = s->c_in, h_in = s->h_in, w_in = s->w_in, w_out = s->w_out;
+    const int64_t rows = s->kw * c_in * h_in;
+    const int t = FN(fc_dil_copy_threads_)(ctx, rows, w_out);
+    int64_t it;
+    (void)t;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(t)
+#endif
+    for (it = 0; it < rows; it++) {
+        const int64_t h = it % h_in, c = (it / h_in) % c_in, b = it / (h_in * c_in);
+        T *restrict dst = X + (b * c_in + c) * gp->cs +
+                          ((h % s->stride_h) * gp->umax + h / s->stride_h) * w_out;
+        const T *restrict src = ximg + (c * h_in + h) * w_in;
+        const int64_t off = b * s->dil_w - s->pad_w, sw = s->stride_w;
+        int64_t lo, hi, j;
+        FN(fc_dil_range_)(b * s->dil_w, sw, s->pad_w, w_in, w_out, &lo, &hi);
+        for (j = 0; j < lo; j++) dst[j] = 0;
+        if (sw == 1) {
+            if (hi > lo) memcpy(dst + lo, src + lo + off, (size_t)(hi - lo) * sizeof(T));
+        } else {
+            for (j = lo; j < hi; j++) dst[j] = src[j * sw + off];
+        }
+        for (j = hi; j < w_out; j++) dst[j] = 0;
+    }
+}
+
+/* 1 when kernel column b reads at least one real input column. */
+static inline int FN(fc_dil_col_used_)(const fc_conv_shape *s, int64_t b) {
+    int64_t lo, hi;
+    FN(fc_dil_range_)(b * s->dil_w, s->stride_w, s->pad_w, s->w_in, s->w_out, &lo, &hi);
+    return hi > lo;
+}
+
+/* Tap row range and the X row (stride class, index) of its first output row. */
+static inline int64_t FN(fc_dil_tap_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t a,
+                                      int64_t *i0, int64_t *i1) {
+    const int64_t off = a * s->dil_h - s->pad_h;
+    int64_t h0;
+    fc_dil_tap_rows(s->h_in, s->h_out, s->stride_h, off, i0, i1);
+    if (*i1 <= *i0) return 0;
+    h0 = *i0 * s->stride_h + off;  /* >= 0 */
+    return ((h0 % s->stride_h) * gp->umax + h0 / s->stride_h) * s->w_out;
+}
+
+static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *s,
+                                          const fc_dil_gemm_plan *gp, const T *x, const T *w,
+                                          const T *bias, T *y) {
+    const int64_t hw = gp->hw, pc = gp->pc, nck = (hw + pc - 1) / pc;
+    const int64_t c_in = s->c_in, c_out = s->c_out, cig = gp->cig, cog = gp->cog, cs = gp->cs;
+    T *X = (T *)fc_ws_alloc(ctx, gp->x_elems * (int64_t)sizeof(T));
+    T *wp = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
+    int64_t nn;
+    if (!X || !wp) {
+        fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
+        fc_ws_free(ctx, X, gp->x_elems * (int64_t)sizeof(T));
+        return FC_ERR_NOMEM;
+    }
+    FN(fc_dil_pack_weights_)(s, gp, w, wp);
+    for (nn = 0; nn < s->n; nn++) {
+        T *yimg = y + nn * c_out * hw;
+        const int t = fc_threads_for(ctx, nck);
+        int64_t ch;
+        (void)t;
+        FN(fc_dil_shift_cols_)(ctx, s, gp, x + nn * c_in * s->h_in * s->w_in, X);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(t)
+#endif
+        for (ch = 0; ch < nck; ch++) {
+            fc_fpmode fp = fc_fpmode_enter();
+            const int64_t p0 = ch * pc, p1 = FC_MIN(hw, p0 + pc);
+            int64_t co, p, a, b, g;
+            for (co = 0; co < c_out; co++) {
+                const T bv = bias ? bias[co] : (T)0;
+                for (p = p0; p < p1; p++) yimg[co * hw + p] = bv;
+            }
+            for (b = 0; b < s->kw; b++) {
+                if (!FN(fc_dil_col_used_)(s, b)) continue;
+                for (a = 0; a < s->kh; a++) {
+                    int64_t i0, i1, q0, q1;
+                    const int64_t xrow = FN(fc_dil_tap_)(s, gp, a, &i0, &i1);
+                    q0 = FC_MAX(p0, i0 * s->w_out);
+                    q1 = FC_MIN(p1, i1 * s->w_out);
+                    if (q1 <= q0) continue;
+                    for (g = 0; g < s->groups; g++)
+                        FN(fc_dil_gemm_)(ctx, 'N', 'N', cog, q1 - q0, cig,
+                                         wp + ((a * s->kw + b) * c_out + g * cog) * cig, cig,
+                                         X + (b * c_in + g * cig) * cs + xrow + (q0 - i0 * s->w_out), cs,
+                                         (T)1, yimg + g * cog * hw + q0, hw);
+                }
+            }
+            fc_fpmode_leave(fp);
+        }
+    }
+    fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
+    fc_ws_free(ctx, X, gp->x_elems * (int64_t)sizeof(T));
+    return FC_OK;
+}
+
+static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shape *s,
+                                             const fc_dil_gemm_plan *gp, const T *gy, const T *w,
+                                             T *gx) {
+    const int64_t hw = gp->hw, pc = gp->pc, cs = gp->cs, nck = (cs + pc - 1) / pc;
+    const int64_t c_in = s->c_in, c_out = s->c_out, cig = gp->cig, cog = gp->cog;
+    const int64_t h_in = s->h_in, w_in = s->w_in, w_out = s->w_out;
+    T *G = (T *)fc_ws_alloc(ctx, gp->x_elems * (int64_t)sizeof(T));
+    T *wp = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
+    int64_t nn;
+    if (!G || !wp) {
+        fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
+        fc_ws_free(ctx, G, gp->x_elems * (int64_t)sizeof(T));
+        return FC_ERR_NOMEM;
+    }
+    FN(fc_dil_pack_weights_)(s, gp, w, wp);
+    for (nn = 0; nn < s->n; nn++) {
+        const T *gyimg = gy + nn * c_out * hw;
+        const int64_t tasks = s->kw * nck, rows = c_in * h_in;
+        int t = fc_threads_for(ctx, tasks);
+        int64_t task, r;
+        (void)t;
+        /* G[b] = the gradient of the column-shifted input X[b], chunk by chunk. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(t)
+#endif
+        for (task = 0; task < tasks; task++) {
+            fc_fpmode fp = fc_fpmode_enter();
+            const int64_t b = task / nck, ch = task % nck;
+            const int64_t r0c = ch * pc, r1c = FC_MIN(cs, r0c + pc);
+            int64_t c, a, g;
+            for (c = 0; c < c_in; c++) memset(G + (b * c_in + c) * cs + r0c, 0, (size_t)(r1c - r0c) * sizeof(T));
+            if (FN(fc_dil_col_used_)(s, b)) {
+                for (a = 0; a < s->kh; a++) {
+                    int64_t i0, i1, r0, r1;
+                    const int64_t base = FN(fc_dil_tap_)(s, gp, a, &i0, &i1);
+                    if (i1 <= i0) continue;
+                    r0 = FC_MAX(r0c, base);
+                    r1 = FC_MIN(r1c, base + (i1 - i0) * w_out);
+                    if (r1 <= r0) continue;
+                    for (g = 0; g < s->groups; g++)
+                        FN(fc_dil_gemm_)(ctx, 'T', 'N', cig, r1 - r0, cog,
+                                         wp + ((a * s->kw + b) * c_out + g * cog) * cig, cig,
+                                         gyimg + g * cog * hw + i0 * w_out + (r0 - base), hw,
+                                         (T)1, G + (b * c_in + g * cig) * cs + r0, cs);
+                }
+            }
+            fc_fpmode_leave(fp);
+        }
+        /* gx[c][h][j*sw + b*dw - pw] = sum over b of G[b][c][row of h][j] (col2im along w). */
+        t = FN(fc_dil_copy_threads_)(ctx, rows, s->kw * w_out);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(t)
+#endif
+        for (r = 0; r < rows; r++) {
+            const int64_t h = r % h_in, c = r / h_in;
+            T *restrict dst = gx + (nn * c_in + c) * h_in * w_in + h * w_in;
+            const int64_t xr = ((h % s->stride_h) * gp->umax + h / s->stride_h) * w_out;
+            int64_t b, j;
+            for (j = 0; j < w_in; j++) dst[j] = 0;
+            for (b = 0; b < s->kw; b++) {
+                const T *restrict src = G + (b * c_in + c) * cs + xr;
+                const int64_t off = b * s->dil_w - s->pad_w, sw = s->stride_w;
+                int64_t lo, hi;
+                FN(fc_dil_range_)(b * s->dil_w, sw, s->pad_w, w_in, w_out, &lo, &hi);
+                if (sw == 1) {
+                    T *restrict dp = dst + off;
+                    for (j = lo; j < hi; j++) dp[j] += src[j];
+                } else {
+                    for (j = lo; j < hi; j++) dst[j * sw + off] += src[j];
+                }
+            }
+        }
+    }
+    fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
+    fc_ws_free(ctx, G, gp->x_elems * (int64_t)sizeof(T));
+    return FC_OK;
+}
+
+#define FC_DIL_CO_BLOCK 64  /* output channels per grad-weight task */
+
+static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_shape *s,
+                                              const fc_dil_gemm_plan *gp, const T *gy, const T *x,
+                                              T *gw) {
+    const int64_t hw = gp->hw, cs = gp->cs, c_in = s->c_in, c_out = s->c_out;
+    const int64_t cig = gp->cig, cog = gp->cog, khkw = gp->khkw, w_out = s->w_out;
+    const int64_t ncb = (cog + FC_DIL_CO_BLOCK - 1) / FC_DIL_CO_BLOCK;
+    const int64_t tasks = khkw * s->groups * ncb;
+    T *X = (T *)fc_ws_alloc(ctx, gp->x_elems * (int64_t)sizeof(T));
+    T *acc = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
+    int64_t nn, co, ci, k;
+    if (!X || !acc) {
+        fc_ws_free(ctx, acc, gp->w_elems * (int64_t)sizeof(T));
+        fc_ws_free(ctx, X, gp->x_elems * (int64_t)sizeof(T));
+        return FC_ERR_NOMEM;
+    }
+    memset(acc, 0, (size_t)gp->w_elems * sizeof(T));  /* acc[tap][co][ci] */
+    for (nn = 0; nn < s->n; nn++) {
+        const T *gyimg = gy + nn * c_out * hw;
+        const int t = fc_threads_for(ctx, tasks);
+        int64_t task;
+        (void)t;
+        FN(fc_dil_shift_cols_)(ctx, s, gp, x + nn * c_in * s->h_in * s->w_in, X);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(t)
+#endif
+        for (task = 0; task < tasks; task++) {
+            fc_fpmode fp = fc_fpmode_enter();
+            const int64_t tap = task / (s->groups * ncb), g = (task / ncb) % s->groups;
+            const int64_t cb = task % ncb, a = tap / s->kw, b = tap % s->kw;
+            const int64_t co0 = g * cog + cb * FC_DIL_CO_BLOCK;
+            const int64_t mb = FC_MIN((int64_t)FC_DIL_CO_BLOCK, cog - cb * FC_DIL_CO_BLOCK);
+            int64_t i0, i1;
+            const int64_t xrow = FN(fc_dil_tap_)(s, gp, a, &i0, &i1);
+            if (i1 > i0 && FN(fc_dil_col_used_)(s, b))
+                FN(fc_dil_gemm_)(ctx, 'N', 'T', mb, cig, (i1 - i0) * w_out,
+                                 gyimg + co0 * hw + i0 * w_out, hw,
+                                 X + (b * c_in + g * cig) * cs + xrow, cs,
+                                 (T)1, acc + (tap * c_out + co0) * cig, cig);
+            fc_fpmode_leave(fp);
+        }
+    }
+    for (co = 0; co < c_out; co++)
+        for (ci = 0; ci < cig; ci++)
+            for (k = 0; k < khkw; k++)
+                gw[(co * cig + ci) * khkw + k] = acc[(k * c_out + co) * cig + ci];
+    fc_ws_free(ctx, acc, gp->w_elems * (int64_t)sizeof(T));
+    fc_ws_free(ctx, X, gp->x_elems * (int64_t)sizeof(T));
+    return FC_OK;
+}
+
 fc_status FN(fc_conv2d_dilated_)(fc_context *ctx, const fc_conv_shape *s, const T *x,
                                  const T *w, const T *bias, T *y) {
     fc_status st;
     fc_dil_plan pl;
+    fc_dil_gemm_plan gp;
     T *xs, *ys;
     if (!ctx || !s) return FC_ERR_ARG;
     if ((st = fc_conv_check(s))) return st;
@@ -195,6 +450,8 @@ fc_status FN(fc_conv2d_dilated_)(fc_context *ctx, const fc_conv_shape *s, const 
         return FC_OK;
     }
     if (!x || !w) return FC_ERR_ARG;
+    if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
+        return FN(fc_dil_gemm_forward_)(ctx, s, &gp, x, w, bias, y);
     if ((st = fc_dil_make_plan(s, &pl))) return st;
     xs = (T *)fc_ws_alloc(ctx, pl.sub_in * (int64_t)sizeof(T));
     ys = (T *)fc_ws_alloc(ctx, pl.sub_out * (int64_t)sizeof(T));
@@ -212,6 +469,7 @@ fc_status FN(fc_conv2d_grad_input_dilated_)(fc_context *ctx, const fc_conv_shape
                                             const T *w, T *gx) {
     fc_status st;
     fc_dil_plan pl;
+    fc_dil_gemm_plan gp;
     T *gys, *gxs;
     if (!ctx || !s) return FC_ERR_ARG;
     if ((st = fc_conv_check(s))) return st;
@@ -222,6 +480,8 @@ fc_status FN(fc_conv2d_grad_input_dilated_)(fc_context *ctx, const fc_conv_shape
         return FC_OK;
     }
     if (!gy || !w) return FC_ERR_ARG;
+    if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
+        return FN(fc_dil_gemm_grad_input_)(ctx, s, &gp, gy, w, gx);
     if ((st = fc_dil_make_plan(s, &pl))) return st;
     gys = (T *)fc_ws_alloc(ctx, pl.sub_out * (int64_t)sizeof(T));
     gxs = (T *)fc_ws_alloc(ctx, pl.sub_in * (int64_t)sizeof(T));
@@ -239,6 +499,7 @@ fc_status FN(fc_conv2d_grad_weight_dilated_)(fc_context *ctx, const fc_conv_shap
                                              const T *x, T *gw) {
     fc_status st;
     fc_dil_plan pl;
+    fc_dil_gemm_plan gp;
     T *xs, *gys;
     if (!ctx || !s) return FC_ERR_ARG;
     if ((st = fc_conv_check(s))) return st;
@@ -249,6 +510,8 @@ fc_status FN(fc_conv2d_grad_weight_dilated_)(fc_context *ctx, const fc_conv_shap
         return FC_OK;
     }
     if (!gy || !x) return FC_ERR_ARG;
+    if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
+        return FN(fc_dil_gemm_grad_weight_)(ctx, s, &gp, gy, x, gw);
     if ((st = fc_dil_make_plan(s, &pl))) return st;
     xs = (T *)fc_ws_alloc(ctx, pl.sub_in * (int64_t)sizeof(T));
     gys = (T *)fc_ws_alloc(ctx, pl.sub_out * (int64_t)sizeof(T));
@@ -266,3 +529,4 @@ done:
 #undef FN
 #undef FC_JOIN
 #undef FC_JOIN2
+#undef FC_DIL_CO_BLOCK

@@ -53,6 +53,9 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
               "weight": c_out * (c_in // groups) * kh * kw}[pass_]
     if result == 0 or min(n, c_in, c_out, h_out, w_out) == 0:
         return 0
+    gemm = _dilated_gemm(input_shape, weight_shape, output_shape, stride, groups)
+    if gemm is not None:
+        return gemm * itemsize
     axes = []
     for out, k, s, d in ((h_out, kh, stride[0], dilation[0]), (w_out, kw, stride[1], dilation[1])):
         g = gcd(int(s), int(d))
@@ -64,3 +67,31 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
     nested = conv2d("direct", pass_, (b, c_in, hs, ws), weight_shape, (b, c_out, qh, qw),
                     (sh2, sw2), (0, 0), (1, 1), groups, itemsize, threads, limit)
     return (b * c_in * hs * ws + b * c_out * qh * qw) * itemsize + nested
+
+
+_INT_MAX = 2**31 - 1
+
+
+def _dilated_gemm(input_shape, weight_shape, output_shape, stride, groups):
+    """Elements the dilated algorithm's GEMM path allocates, or None when it is not used.
+
+    The GEMM path (a BLAS is loaded, at least 8 channels per group, BLAS
+    int sizes) keeps kw column-shifted copies of one image, rows grouped by
+    stride class: kw * c_in * stride_h * ceil(h_in / stride_h) * w_out
+    elements, plus one weight-sized buffer.
+    """
+    from . import _kernels
+
+    if not _kernels.get_runtime()["blas"]:
+        return None
+    n, c_in, h_in, w_in = (int(v) for v in input_shape)
+    c_out, cig, kh, kw = (int(v) for v in weight_shape)
+    h_out, w_out = int(output_shape[2]), int(output_shape[3])
+    cog = c_out // groups
+    if cig < 8 or cog < 8:
+        return None
+    sh = int(stride[0])
+    cs = sh * (-(-h_in // sh)) * w_out
+    if max(cs, h_out * w_out, cig, cog) > _INT_MAX:
+        return None
+    return kw * c_in * cs + c_out * cig * kh * kw

@@ -16,6 +16,19 @@ from fastconv import reference as ref
 from conftest import HAVE_TORCH, rand, tol
 
 ALGO = _kernels.ALGO_DILATED
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_threaded_blas():
+    """The GEMM path calls the BLAS from OpenMP threads: keep the BLAS single-threaded
+    (what fastconv's public API does around every such call)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 PASSES = {"forward": 0, "input": 1, "weight": 2}
 
 
@@ -80,8 +93,23 @@ CASES = [
     Case(1, 2, 1, 1, 3, 3, padding=4, dilation=4),                    # input smaller than padding
     Case(1, 2, 29, 31, 2, 3, stride=2, padding=5, dilation=3),        # gcd(stride, dil) = 1
     Case(1, 2, 26, 27, 3, 2, stride=3, padding=2, dilation=(6, 9)),   # stride divides dilation
-    Case(1, 9, 10, 13, 10, 3, padding=(2, 3), dilation=(2, 3), groups=1),  # channels not 8k
+    Case(1, 7, 10, 13, 5, 3, padding=(2, 3), dilation=(2, 3), groups=1),  # channels not 8k
 ]
+
+# >= 8 channels per group: served by the GEMM path when a BLAS is loaded.
+GEMM_CASES = [
+    Case(1, 16, 17, 19, 16, 3, padding=2, dilation=2),
+    Case(2, 16, 33, 33, 24, 3, padding=18, dilation=18, groups=2),
+    Case(1, 8, 31, 29, 9, (3, 2), stride=(2, 3), padding=(3, 1), dilation=(4, 5)),
+    Case(1, 10, 40, 37, 9, (2, 3), stride=3, dilation=(7, 3)),
+    Case(1, 8, 1, 300, 8, (1, 2), padding=(0, 64), dilation=(1, 64)),   # WaveNet-like
+    Case(1, 8, 25, 25, 8, 3, stride=3, padding=17, dilation=17),
+    Case(1, 8, 2, 3, 8, 3, padding=4, dilation=4),                      # input smaller than padding
+    Case(1, 8, 29, 31, 11, 3, stride=2, padding=5, dilation=3),
+    Case(2, 12, 14, 15, 8, (3, 1), stride=(2, 1), padding=(3, 0), dilation=(3, 1)),
+    Case(1, 9, 10, 13, 10, 3, padding=(2, 3), dilation=(2, 3)),
+]
+CASES = CASES + GEMM_CASES
 
 
 def _run_forward(case, dtype, rng, bias=True):
@@ -169,17 +197,20 @@ def test_random_configurations(dtype):
         k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
         p = (int(rng.integers(0, d[0] + 1)), int(rng.integers(0, d[1] + 1)))
         g = int(rng.choice([1, 2]))
-        case = Case(int(rng.integers(1, 3)), g * int(rng.integers(1, 3)), int(rng.integers(1, 40)),
-                    int(rng.integers(1, 40)), g * int(rng.integers(1, 3)), k, s, p, d, g)
+        ci, co = int(rng.choice([1, 3, 8, 9])), int(rng.choice([2, 8, 10]))  # both paths
+        case = Case(int(rng.integers(1, 3)), g * ci, int(rng.integers(1, 40)),
+                    int(rng.integers(1, 40)), g * co, k, s, p, d, g)
         if case.ho < 1 or case.wo < 1:
             continue
         x, w, b, y, ws = _run_forward(case, dtype, rng)
-        np.testing.assert_allclose(y, ref.conv2d(x, w, b, s, p, d, g), rtol=rtol, atol=atol * 20,
+        terms_y = case.c_in // g * k[0] * k[1]        # products summed per output
+        terms_x = case.c_out // g * k[0] * k[1]       # ... per input gradient
+        np.testing.assert_allclose(y, ref.conv2d(x, w, b, s, p, d, g), rtol=rtol, atol=atol * terms_y,
                                    err_msg=repr(case))
         assert ws == case.workspace("forward", dtype.itemsize), case
         x, w, gy, gx, gw, ws_in, ws_w = _run_backward(case, dtype, rng)
         ex, ew, _ = ref.conv2d_backward(gy, x, w, s, p, d, g, needs=("input", "weight"))
-        np.testing.assert_allclose(gx, ex, rtol=rtol, atol=atol * 20, err_msg=repr(case))
+        np.testing.assert_allclose(gx, ex, rtol=rtol, atol=atol * terms_x, err_msg=repr(case))
         np.testing.assert_allclose(gw, ew, rtol=rtol, atol=atol * 4 * case.ho * case.wo,
                                    err_msg=repr(case))
         assert (ws_in, ws_w) == (case.workspace("input", dtype.itemsize),
@@ -187,7 +218,7 @@ def test_random_configurations(dtype):
         checked += 1
 
 
-@pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[5]], ids=repr)
+@pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[5]] + GEMM_CASES[1:5], ids=repr)
 def test_threads_bitwise_identical(case, dtype, isa):
     outs = []
     for t in (1, 2):
@@ -225,6 +256,8 @@ def test_transposed_convolution(stride, padding, output_padding, dilation, dtype
     Case(2, 0, 9, 9, 4, 3, padding=2, dilation=2),      # no input channels: y = bias
     Case(2, 3, 9, 9, 0, 3, padding=2, dilation=2),      # no output channels
     Case(1, 2, 0, 5, 3, 3, padding=(2, 1), dilation=2),  # empty input rows, padded output
+    Case(1, 8, 0, 5, 8, 3, padding=(2, 1), dilation=2),  # the same on the GEMM path
+    Case(0, 8, 9, 9, 8, 3, padding=2, dilation=2),
 ], ids=repr)
 def test_empty_dimensions(case, dtype):
     rng = np.random.default_rng(7)
@@ -250,11 +283,27 @@ def test_empty_batch_allocates_nothing():
 
 def test_workspace_formula_counts_the_rearranged_copies():
     """Stride 1, sizes multiple of the dilation: sub-images tile the padded input exactly."""
-    case = Case(1, 8, 30, 30, 16, 3, padding=6, dilation=6)
+    case = Case(1, 4, 30, 30, 6, 3, padding=6, dilation=6)   # < 8 channels: sub-image copies
     # classes 6x6, each 5x5 outputs from a 7x7 sub-image
-    expect = (36 * 8 * 7 * 7 + 36 * 16 * 5 * 5) * 4
+    expect = (36 * 4 * 7 * 7 + 36 * 6 * 5 * 5) * 4
     for pass_ in PASSES:
         assert case.workspace(pass_, 4) == expect
+        assert _kernels.conv2d_workspace(case.shape, ALGO, 4, PASSES[pass_]) == expect
+
+
+@pytest.mark.skipif(not _kernels.get_runtime()["blas"], reason="no BLAS loaded")
+def test_gemm_path_workspace():
+    """GEMM path: kw column-shifted copies (rows grouped by stride class) + one weight-sized buffer."""
+    case = Case(1, 8, 31, 29, 9, (3, 2), stride=(2, 3), padding=(3, 1), dilation=(4, 5))
+    umax = -(-31 // 2)
+    expect = (2 * 8 * (2 * umax) * case.wo + 9 * 8 * 3 * 2) * 8
+    for pass_ in PASSES:
+        assert case.workspace(pass_, 8) == expect
+        assert _kernels.conv2d_workspace(case.shape, ALGO, 8, PASSES[pass_]) == expect
+    for c in GEMM_CASES:
+        assert _workspace._dilated_gemm(c.x_shape, c.w_shape, c.y_shape, c.stride, c.groups) is not None
+    for c in CASES[:len(CASES) - len(GEMM_CASES)]:
+        assert _workspace._dilated_gemm(c.x_shape, c.w_shape, c.y_shape, c.stride, c.groups) is None
 
 
 def test_can_serve():
