@@ -91,16 +91,16 @@ def _works(fn):
         return False
 
 
-def _time_alternating(fns, repeat):
+def _time_alternating(fns, repeat, clock=time.perf_counter):
     """Median seconds of each callable, run round-robin `repeat` times after a warm-up."""
     for f in fns.values():
         f()
     times = {k: [] for k in fns}
     for _ in range(repeat):
         for k, f in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             f()
-            times[k].append(time.perf_counter() - t0)
+            times[k].append(clock() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -116,6 +116,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="smaller layers, fewer dilations")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--only", default="", help="substring filter on layer names")
+    ap.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                    help="cpu: process CPU time (steadier on a shared machine; all threads summed)")
     args = ap.parse_args(argv)
 
     import torch
@@ -129,11 +131,12 @@ def main(argv=None):
     # fastconv's OpenMP threads each call the BLAS: keep the BLAS single-threaded.
     blas_limit = threadpool_limits(limits=1, user_api="blas")  # noqa: F841  (kept alive)
 
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     rng = np.random.default_rng(0)
     algos = {"direct": _kernels.ALGO_DIRECT, "im2col": _kernels.ALGO_IM2COL,
              "dilated": _kernels.ALGO_DILATED}
     print(f"fastconv dilated suite: dtype={args.dtype} threads={args.threads} repeat={args.repeat} "
-          f"isa={config.isa()} torch={torch.__version__}")
+          f"isa={config.isa()} clock={args.clock} torch={torch.__version__}")
     ratios = {(a, p): [] for a in algos for p in ("fwd", "bwd")}
     hdr = f"{'layer':<22}{'pass':<5}{'GMAC':>8}" + "".join(f"{a + ' ms':>12}{'GF/s':>7}{'x':>6}" for a in algos) \
         + f"{'torch ms':>11}{'GF/s':>7}"
@@ -149,7 +152,7 @@ def main(argv=None):
                 f = _fastconv_fns(_kernels, L, code)[idx]
                 if _works(f):
                     fns[a] = f
-            t = _time_alternating(fns, args.repeat)
+            t = _time_alternating(fns, args.repeat, clock)
             row = f"{L.name:<22}{pass_:<5}{L.mults / 1e9:8.3f}"
             for a in algos:
                 if a in t:

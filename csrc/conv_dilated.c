@@ -170,41 +170,108 @@ static inline int fc_dil_locate(int64_t p, int64_t nclass, int64_t stride, int64
  * so results are bit-identical for any number of threads.  The BLAS must be
  * single-threaded inside the OpenMP region (the Python side limits it).
  *
- * Workspace: kw column-shifted copies of one image (kw*c_in*sh*umax*w_out)
- * plus one weight-sized buffer (packed weights, or the grad-weight
- * accumulator), for every pass. */
+ * Padding columns are skipped too: X_b holds only the band of output
+ * columns [lo_b, lo_b + C_b) whose tap b reads a real input column.  A
+ * kernel column whose band is the whole row accumulates straight into y;
+ * a partial band accumulates into its own (c_out, h_out, C_b) temporary,
+ * added into y afterwards (grad_out is copied into that band layout for
+ * the backward passes).  Every element is summed in a fixed order: bias,
+ * full-band columns, then partial-band columns, each over kernel rows.
+ *
+ * Workspace, the same for every pass: the column-shifted copies of one
+ * image (sum over b of c_in*sh*umax*C_b), the band temporaries (sum over
+ * partial b of c_out*h_out*C_b) and one weight-sized buffer (packed
+ * weights, or the grad-weight accumulator). */
 #include <limits.h>
 
 #define FC_DIL_GEMM_MIN_C 8        /* channels per group for the GEMM path */
-#define FC_DIL_CHUNK_ELEMS 65536   /* target cig * chunk positions */
+#define FC_DIL_CHUNK_ELEMS 262144  /* target cig * chunk positions (BLAS repacks per call) */
 
 typedef struct {
     int64_t cig, cog, khkw;
     int64_t umax;        /* rows per stride class: ceil(h_in / sh) */
-    int64_t cs;          /* elements per channel of X_b: sh * umax * w_out */
     int64_t hw;          /* output positions per channel: h_out * w_out */
     int64_t pc;          /* positions per chunk */
-    int64_t x_elems;     /* kw * c_in * cs */
+    int64_t x_elems;     /* sum over kernel columns b of c_in * sh * umax * C_b */
+    int64_t t_elems;     /* sum over partial columns of c_out * h_out * C_b */
     int64_t w_elems;     /* c_out * cig * kh * kw */
+    int64_t nfull;       /* kernel columns whose band is the whole output row */
 } fc_dil_gemm_plan;
+
+/* Range [lo, hi) of positions l whose coordinate off + step*l - pad lands
+ * inside [0, in), clipped to [0, size). */
+static inline void fc_dil_range(int64_t off, int64_t step, int64_t pad, int64_t in,
+                                int64_t size, int64_t *lo, int64_t *hi) {
+    int64_t a = -fc_floordiv(off - pad, step);        /* off + step*l - pad >= 0 */
+    int64_t b = -fc_floordiv(off - pad - in, step);   /* off + step*l - pad < in */
+    if (a < 0) a = 0;
+    if (b > size) b = size;
+    if (b < a) b = a;
+    *lo = a;
+    *hi = b;
+}
+
+/* Kernel column b: its band of output columns [lo, lo + cb) (the columns
+ * whose tap reads a real input column), the channel stride of its
+ * column-shifted copy X_b (cs = sh*umax*cb), and the offsets of X_b in the
+ * copies buffer and of its partial-band output in the temporaries buffer. */
+typedef struct { int64_t lo, cb, cs, xoff, toff; int full; } fc_dil_col;
+
+static void fc_dil_col_info(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t b,
+                            fc_dil_col *c) {
+    int64_t k, lo, hi;
+    c->xoff = c->toff = 0;
+    for (k = 0; k <= b; k++) {
+        fc_dil_range(k * s->dil_w, s->stride_w, s->pad_w, s->w_in, s->w_out, &lo, &hi);
+        c->lo = lo;
+        c->cb = hi - lo;
+        c->cs = s->stride_h * gp->umax * c->cb;
+        c->full = c->cb == s->w_out;
+        if (k < b) {
+            c->xoff += s->c_in * c->cs;
+            if (!c->full) c->toff += s->c_out * s->h_out * c->cb;
+        }
+    }
+}
 
 /* 1 when the GEMM path serves this convolution (mirrored by _workspace.py). */
 static int fc_dil_gemm_plan_make(const fc_context *ctx, const fc_conv_shape *s, int elem_size,
                                  fc_dil_gemm_plan *gp) {
-    int64_t t;
+    int64_t t, b, lo, hi, cs_max;
     if (elem_size == 4 ? !ctx->sgemm : !ctx->dgemm) return 0;
     gp->cig = s->c_in / s->groups;
     gp->cog = s->c_out / s->groups;
     if (gp->cig < FC_DIL_GEMM_MIN_C || gp->cog < FC_DIL_GEMM_MIN_C) return 0;
     gp->khkw = s->kh * s->kw;
     gp->umax = s->h_in / s->stride_h + (s->h_in % s->stride_h != 0);
-    if (fc_checked_mul(s->stride_h, gp->umax, &t) || fc_checked_mul(t, s->w_out, &gp->cs)) return 0;
+    if (fc_checked_mul(s->stride_h, gp->umax, &t) || fc_checked_mul(t, s->w_out, &cs_max)) return 0;
     gp->hw = s->h_out * s->w_out;  /* proved to fit by fc_conv_check */
-    if (gp->cs > INT_MAX || gp->hw > INT_MAX || gp->cig > INT_MAX || gp->cog > INT_MAX) return 0;
-    if (fc_checked_mul(s->kw, s->c_in, &t) || fc_checked_mul(t, gp->cs, &gp->x_elems)) return 0;
-    if (fc_checked_mul(gp->x_elems, 8, &t)) return 0;
+    if (cs_max > INT_MAX || gp->hw > INT_MAX || gp->cig > INT_MAX || gp->cog > INT_MAX) return 0;
+    gp->x_elems = gp->t_elems = gp->nfull = 0;
+    for (b = 0; b < s->kw; b++) {
+        fc_dil_range(b * s->dil_w, s->stride_w, s->pad_w, s->w_in, s->w_out, &lo, &hi);
+        /* c_in * cs_b <= c_in * cs_max and c_out * hw fit: both are bounded
+         * by byte sizes checked below / in fc_conv_check. */
+        if (fc_checked_mul(s->c_in, s->stride_h * gp->umax * (hi - lo), &t) ||
+            fc_checked_add(gp->x_elems, t, &gp->x_elems))
+            return 0;
+        if (hi - lo == s->w_out) {
+            gp->nfull++;
+        } else if (fc_checked_mul(s->c_out, s->h_out * (hi - lo), &t) ||
+                   fc_checked_add(gp->t_elems, t, &gp->t_elems)) {
+            return 0;
+        }
+    }
     gp->w_elems = s->c_out * gp->cig * gp->khkw;
-    gp->pc = FC_MAX((int64_t)256, FC_MIN((int64_t)4096, FC_DIL_CHUNK_ELEMS / gp->cig));
+    if (fc_checked_add(gp->x_elems, gp->t_elems, &t) || fc_checked_add(t, gp->w_elems, &t) ||
+        fc_checked_mul(t, 8, &t))
+        return 0;
+    {
+        /* Balanced chunks of about the target size; shape-dependent only. */
+        const int64_t target = FC_MAX((int64_t)512, FC_MIN((int64_t)8192, FC_DIL_CHUNK_ELEMS / gp->cig));
+        const int64_t span = FC_MAX(gp->hw, cs_max), nch = (span + target - 1) / target;
+        gp->pc = nch > 0 ? (span + nch - 1) / nch : 1;
+    }
     return 1;
 }
 
@@ -233,7 +300,8 @@ fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape
     if (pass < 0 || pass > 2) return FC_ERR_ARG;
     if (fc_dil_result_elems(s, pass) == 0 || fc_dil_trivial(s)) return FC_OK;
     if (fc_dil_gemm_plan_make(ctx, s, elem_size, &gp)) {
-        FC_ADD(gp.x_elems, gp.w_elems, &t);
+        FC_ADD(gp.x_elems, gp.t_elems, &t);
+        FC_ADD(t, gp.w_elems, &t);
         FC_MUL(t, elem_size, bytes);
         return FC_OK;
     }

@@ -19,21 +19,6 @@ static int FN(fc_dil_copy_threads_)(const fc_context *ctx, int64_t rows, int64_t
     return fc_threads_for(ctx, FC_MIN(rows, total / 32768 + 1));
 }
 
-/* Range [lo, hi) of sub-image positions l whose padded position
- * off + step*l - pad lands inside [0, in), clipped to [0, size). */
-static inline void FN(fc_dil_range_)(int64_t off, int64_t step, int64_t pad, int64_t in,
-                                     int64_t size, int64_t *lo, int64_t *hi) {
-    /* off + step*l - pad >= 0  <=>  l >= ceil((pad - off)/step) */
-    int64_t a = -fc_floordiv(off - pad, step);
-    /* off + step*l - pad < in  <=>  l < ceil((in + pad - off)/step) */
-    int64_t b = -fc_floordiv(off - pad - in, step);
-    if (a < 0) a = 0;
-    if (b > size) b = size;
-    if (b < a) b = a;
-    *lo = a;
-    *hi = b;
-}
-
 /* xs[(n*ph + rh)*pw + rw, c, m, l] = xpad[n, c, sh*rh + dh*m, sw*rw + dw*l]
  * (zero outside x).  One work item per (n, rh, c, m): the source row is read
  * for all pw classes while it is in cache. */
@@ -60,7 +45,7 @@ static void FN(fc_dil_split_input_)(const fc_context *ctx, const fc_conv_shape *
             T *restrict dst = xs + ((((nn * ph + rh) * pw + rw) * c_in + c) * hs + m) * ws;
             int64_t lo = 0, hi = 0, l;
             const int64_t off = s->stride_w * rw;
-            if (row_in) FN(fc_dil_range_)(off, s->dil_w, s->pad_w, s->w_in, ws, &lo, &hi);
+            if (row_in) fc_dil_range(off, s->dil_w, s->pad_w, s->w_in, ws, &lo, &hi);
             for (l = 0; l < lo; l++) dst[l] = 0;
             if (hi > lo) {
                 const T *restrict sp = src + off + s->dil_w * lo - s->pad_w;
@@ -163,7 +148,7 @@ static void FN(fc_dil_merge_input_)(const fc_context *ctx, const fc_conv_shape *
             const T *restrict src = gxs + ((((nn * ph + rh) * pw + rw) * c_in + c) * hs + m) * ws;
             const int64_t off = s->stride_w * rw;
             int64_t lo, hi;
-            FN(fc_dil_range_)(off, s->dil_w, s->pad_w, w_in, ws, &lo, &hi);
+            fc_dil_range(off, s->dil_w, s->pad_w, w_in, ws, &lo, &hi);
             if (hi <= lo) continue;
             {
                 T *restrict dp = dst + off + s->dil_w * lo - s->pad_w;
@@ -204,12 +189,18 @@ static void FN(fc_dil_pack_weights_)(const fc_conv_shape *s, const fc_dil_gemm_p
                 wp[(k * s->c_out + co) * gp->cig + ci] = w[(co * gp->cig + ci) * gp->khkw + k];
 }
 
-/* X[b][c][(h mod sh)*umax + h/sh][j] = ximg[c][h][j*sw + b*dw - pw] (0 outside). */
+/* Row of X_b (in units of rows of C_b) holding input row h: rows are grouped by h mod sh. */
+static inline int64_t FN(fc_dil_xrow_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t h) {
+    return (h % s->stride_h) * gp->umax + h / s->stride_h;
+}
+
+/* For every kernel column b with a non-empty band:
+ *   X_b[c][xrow(h)][jj] = ximg[c][h][(lo_b + jj)*sw + b*dw - pw]   (all inside x). */
 static void FN(fc_dil_shift_cols_)(const fc_context *ctx, const fc_conv_shape *s,
                                    const fc_dil_gemm_plan *gp, const T *ximg, T *X) {
-    const int64_t c_in = s->c_in, h_in = s->h_in, w_in = s->w_in, w_out = s->w_out;
+    const int64_t c_in = s->c_in, h_in = s->h_in, w_in = s->w_in;
     const int64_t rows = s->kw * c_in * h_in;
-    const int t = FN(fc_dil_copy_threads_)(ctx, rows, w_out);
+    const int t = FN(fc_dil_copy_threads_)(ctx, rows, s->w_out);
     int64_t it;
     (void)t;
 #ifdef _OPENMP
@@ -217,90 +208,165 @@ static void FN(fc_dil_shift_cols_)(const fc_context *ctx, const fc_conv_shape *s
 #endif
     for (it = 0; it < rows; it++) {
         const int64_t h = it % h_in, c = (it / h_in) % c_in, b = it / (h_in * c_in);
-        T *restrict dst = X + (b * c_in + c) * gp->cs +
-                          ((h % s->stride_h) * gp->umax + h / s->stride_h) * w_out;
-        const T *restrict src = ximg + (c * h_in + h) * w_in;
-        const int64_t off = b * s->dil_w - s->pad_w, sw = s->stride_w;
-        int64_t lo, hi, j;
-        FN(fc_dil_range_)(b * s->dil_w, sw, s->pad_w, w_in, w_out, &lo, &hi);
-        for (j = 0; j < lo; j++) dst[j] = 0;
-        if (sw == 1) {
-            if (hi > lo) memcpy(dst + lo, src + lo + off, (size_t)(hi - lo) * sizeof(T));
-        } else {
-            for (j = lo; j < hi; j++) dst[j] = src[j * sw + off];
+        fc_dil_col col;
+        fc_dil_col_info(s, gp, b, &col);
+        if (col.cb > 0) {
+            T *restrict dst = X + col.xoff + c * col.cs + FN(fc_dil_xrow_)(s, gp, h) * col.cb;
+            const int64_t sw = s->stride_w;
+            const T *restrict src = ximg + (c * h_in + h) * w_in + col.lo * sw + b * s->dil_w - s->pad_w;
+            int64_t j;
+            if (sw == 1) memcpy(dst, src, (size_t)col.cb * sizeof(T));
+            else for (j = 0; j < col.cb; j++) dst[j] = src[j * sw];
         }
-        for (j = hi; j < w_out; j++) dst[j] = 0;
     }
 }
 
-/* 1 when kernel column b reads at least one real input column. */
-static inline int FN(fc_dil_col_used_)(const fc_conv_shape *s, int64_t b) {
-    int64_t lo, hi;
-    FN(fc_dil_range_)(b * s->dil_w, s->stride_w, s->pad_w, s->w_in, s->w_out, &lo, &hi);
-    return hi > lo;
+/* For every partial-band column b: GY_b[co][i][jj] = gyimg[co][i][lo_b + jj]. */
+static void FN(fc_dil_band_grad_out_)(const fc_context *ctx, const fc_conv_shape *s,
+                                      const fc_dil_gemm_plan *gp, const T *gyimg, T *TB) {
+    const int64_t rows = s->kw * s->c_out * s->h_out;
+    const int t = FN(fc_dil_copy_threads_)(ctx, rows, s->w_out);
+    int64_t it;
+    (void)t;
+    if (gp->t_elems == 0) return;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(t)
+#endif
+    for (it = 0; it < rows; it++) {
+        const int64_t i = it % s->h_out, co = (it / s->h_out) % s->c_out, b = it / (s->h_out * s->c_out);
+        fc_dil_col col;
+        fc_dil_col_info(s, gp, b, &col);
+        if (col.cb > 0 && !col.full)
+            memcpy(TB + col.toff + (co * s->h_out + i) * col.cb,
+                   gyimg + (co * s->h_out + i) * s->w_out + col.lo, (size_t)col.cb * sizeof(T));
+    }
 }
 
-/* Tap row range and the X row (stride class, index) of its first output row. */
+/* Output rows [i0, i1) that kernel row a reads from x, and the X_b row of
+ * the first one (in rows of C_b). */
 static inline int64_t FN(fc_dil_tap_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t a,
                                       int64_t *i0, int64_t *i1) {
     const int64_t off = a * s->dil_h - s->pad_h;
-    int64_t h0;
     fc_dil_tap_rows(s->h_in, s->h_out, s->stride_h, off, i0, i1);
     if (*i1 <= *i0) return 0;
-    h0 = *i0 * s->stride_h + off;  /* >= 0 */
-    return ((h0 % s->stride_h) * gp->umax + h0 / s->stride_h) * s->w_out;
+    return FN(fc_dil_xrow_)(s, gp, *i0 * s->stride_h + off);
 }
 
+/* Forward work items: chunks of gp->pc positions of the "full" space (y,
+ * shared by all full-band columns; only when nfull > 0), then of each
+ * partial-band column's temporary.  Grad input: chunks of each column's G_b. */
 static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *s,
                                           const fc_dil_gemm_plan *gp, const T *x, const T *w,
                                           const T *bias, T *y) {
-    const int64_t hw = gp->hw, pc = gp->pc, nck = (hw + pc - 1) / pc;
-    const int64_t c_in = s->c_in, c_out = s->c_out, cig = gp->cig, cog = gp->cog, cs = gp->cs;
+    const int64_t hw = gp->hw, pc = gp->pc, h_out = s->h_out, w_out = s->w_out;
+    const int64_t c_in = s->c_in, c_out = s->c_out, cig = gp->cig, cog = gp->cog;
+    const int64_t full_chunks = gp->nfull > 0 ? (hw + pc - 1) / pc : 0;
     T *X = (T *)fc_ws_alloc(ctx, gp->x_elems * (int64_t)sizeof(T));
+    T *TB = (T *)fc_ws_alloc(ctx, gp->t_elems * (int64_t)sizeof(T));
     T *wp = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
-    int64_t nn;
-    if (!X || !wp) {
+    int64_t nn, b, tasks = full_chunks;
+    if (!X || !TB || !wp) {
         fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
+        fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
         fc_ws_free(ctx, X, gp->x_elems * (int64_t)sizeof(T));
         return FC_ERR_NOMEM;
+    }
+    for (b = 0; b < s->kw; b++) {
+        fc_dil_col col;
+        fc_dil_col_info(s, gp, b, &col);
+        if (col.cb > 0 && !col.full) tasks += (h_out * col.cb + pc - 1) / pc;
     }
     FN(fc_dil_pack_weights_)(s, gp, w, wp);
     for (nn = 0; nn < s->n; nn++) {
         T *yimg = y + nn * c_out * hw;
-        const int t = fc_threads_for(ctx, nck);
-        int64_t ch;
-        (void)t;
+        const int t = fc_threads_for(ctx, tasks);
+        const int t2 = FN(fc_dil_copy_threads_)(ctx, c_out * h_out, w_out);
+        int64_t task, r;
+        (void)t; (void)t2;
         FN(fc_dil_shift_cols_)(ctx, s, gp, x + nn * c_in * s->h_in * s->w_in, X);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(t)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(t)
 #endif
-        for (ch = 0; ch < nck; ch++) {
+        for (task = 0; task < tasks; task++) {
             fc_fpmode fp = fc_fpmode_enter();
-            const int64_t p0 = ch * pc, p1 = FC_MIN(hw, p0 + pc);
-            int64_t co, p, a, b, g;
-            for (co = 0; co < c_out; co++) {
-                const T bv = bias ? bias[co] : (T)0;
-                for (p = p0; p < p1; p++) yimg[co * hw + p] = bv;
+            int64_t rest = task, bsel = -1, len = hw, p0, p1, co, p, a, g, bb;
+            T *C;
+            int64_t ldc;
+            fc_dil_col col = {0, 0, 0, 0, 0, 0};
+            /* locate the task's space */
+            if (rest >= full_chunks) {
+                rest -= full_chunks;
+                for (bb = 0; bb < s->kw; bb++) {
+                    int64_t nch;
+                    fc_dil_col_info(s, gp, bb, &col);
+                    if (col.cb == 0 || col.full) continue;
+                    nch = (h_out * col.cb + pc - 1) / pc;
+                    if (rest < nch) { bsel = bb; break; }
+                    rest -= nch;
+                }
+                len = h_out * col.cb;
             }
-            for (b = 0; b < s->kw; b++) {
-                if (!FN(fc_dil_col_used_)(s, b)) continue;
+            p0 = rest * pc;
+            p1 = FC_MIN(len, p0 + pc);
+            if (bsel < 0) {
+                C = yimg;
+                ldc = hw;
+                for (co = 0; co < c_out; co++) {
+                    const T bv = bias ? bias[co] : (T)0;
+                    for (p = p0; p < p1; p++) yimg[co * hw + p] = bv;
+                }
+            } else {
+                C = TB + col.toff;
+                ldc = len;
+                for (co = 0; co < c_out; co++) memset(C + co * ldc + p0, 0, (size_t)(p1 - p0) * sizeof(T));
+            }
+            for (bb = (bsel < 0 ? 0 : bsel); bb < (bsel < 0 ? s->kw : bsel + 1); bb++) {
+                fc_dil_col cb_;
+                fc_dil_col_info(s, gp, bb, &cb_);
+                if (cb_.cb == 0 || (bsel < 0 && !cb_.full)) continue;
                 for (a = 0; a < s->kh; a++) {
                     int64_t i0, i1, q0, q1;
                     const int64_t xrow = FN(fc_dil_tap_)(s, gp, a, &i0, &i1);
-                    q0 = FC_MAX(p0, i0 * s->w_out);
-                    q1 = FC_MIN(p1, i1 * s->w_out);
+                    q0 = FC_MAX(p0, i0 * cb_.cb);
+                    q1 = FC_MIN(p1, i1 * cb_.cb);
                     if (q1 <= q0) continue;
                     for (g = 0; g < s->groups; g++)
                         FN(fc_dil_gemm_)(ctx, 'N', 'N', cog, q1 - q0, cig,
-                                         wp + ((a * s->kw + b) * c_out + g * cog) * cig, cig,
-                                         X + (b * c_in + g * cig) * cs + xrow + (q0 - i0 * s->w_out), cs,
-                                         (T)1, yimg + g * cog * hw + q0, hw);
+                                         wp + ((a * s->kw + bb) * c_out + g * cog) * cig, cig,
+                                         X + cb_.xoff + g * cig * cb_.cs + xrow * cb_.cb + (q0 - i0 * cb_.cb),
+                                         cb_.cs, (T)1, C + g * cog * ldc + q0, ldc);
                 }
             }
             fc_fpmode_leave(fp);
         }
+        /* y = (bias if no full-band column) + partial-band temporaries, in column order. */
+        if (gp->nfull == 0 || gp->t_elems > 0) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(t2)
+#endif
+            for (r = 0; r < c_out * h_out; r++) {
+                const int64_t co = r / h_out, i = r % h_out;
+                T *restrict yr = yimg + r * w_out;
+                int64_t j, bb;
+                if (gp->nfull == 0) {
+                    const T bv = bias ? bias[co] : (T)0;
+                    for (j = 0; j < w_out; j++) yr[j] = bv;
+                }
+                for (bb = 0; bb < s->kw; bb++) {
+                    fc_dil_col col;
+                    fc_dil_col_info(s, gp, bb, &col);
+                    if (col.cb == 0 || col.full) continue;
+                    {
+                        const T *restrict src = TB + col.toff + (co * h_out + i) * col.cb;
+                        T *restrict dst = yr + col.lo;
+                        for (j = 0; j < col.cb; j++) dst[j] += src[j];
+                    }
+                }
+            }
+        }
     }
     fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
+    fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
     fc_ws_free(ctx, X, gp->x_elems * (int64_t)sizeof(T));
     return FC_OK;
 }
@@ -308,52 +374,71 @@ static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *
 static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shape *s,
                                              const fc_dil_gemm_plan *gp, const T *gy, const T *w,
                                              T *gx) {
-    const int64_t hw = gp->hw, pc = gp->pc, cs = gp->cs, nck = (cs + pc - 1) / pc;
+    const int64_t hw = gp->hw, pc = gp->pc, h_out = s->h_out, w_out = s->w_out;
     const int64_t c_in = s->c_in, c_out = s->c_out, cig = gp->cig, cog = gp->cog;
-    const int64_t h_in = s->h_in, w_in = s->w_in, w_out = s->w_out;
+    const int64_t h_in = s->h_in, w_in = s->w_in;
     T *G = (T *)fc_ws_alloc(ctx, gp->x_elems * (int64_t)sizeof(T));
+    T *TB = (T *)fc_ws_alloc(ctx, gp->t_elems * (int64_t)sizeof(T));
     T *wp = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
-    int64_t nn;
-    if (!G || !wp) {
+    int64_t nn, b, tasks = 0;
+    if (!G || !TB || !wp) {
         fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
+        fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
         fc_ws_free(ctx, G, gp->x_elems * (int64_t)sizeof(T));
         return FC_ERR_NOMEM;
+    }
+    for (b = 0; b < s->kw; b++) {
+        fc_dil_col col;
+        fc_dil_col_info(s, gp, b, &col);
+        if (col.cb > 0) tasks += (col.cs + pc - 1) / pc;
     }
     FN(fc_dil_pack_weights_)(s, gp, w, wp);
     for (nn = 0; nn < s->n; nn++) {
         const T *gyimg = gy + nn * c_out * hw;
-        const int64_t tasks = s->kw * nck, rows = c_in * h_in;
+        const int64_t rows = c_in * h_in;
         int t = fc_threads_for(ctx, tasks);
         int64_t task, r;
         (void)t;
-        /* G[b] = the gradient of the column-shifted input X[b], chunk by chunk. */
+        FN(fc_dil_band_grad_out_)(ctx, s, gp, gyimg, TB);
+        /* G_b = gradient of the column-shifted copy X_b, chunk by chunk. */
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(t)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(t)
 #endif
         for (task = 0; task < tasks; task++) {
             fc_fpmode fp = fc_fpmode_enter();
-            const int64_t b = task / nck, ch = task % nck;
-            const int64_t r0c = ch * pc, r1c = FC_MIN(cs, r0c + pc);
-            int64_t c, a, g;
-            for (c = 0; c < c_in; c++) memset(G + (b * c_in + c) * cs + r0c, 0, (size_t)(r1c - r0c) * sizeof(T));
-            if (FN(fc_dil_col_used_)(s, b)) {
-                for (a = 0; a < s->kh; a++) {
-                    int64_t i0, i1, r0, r1;
-                    const int64_t base = FN(fc_dil_tap_)(s, gp, a, &i0, &i1);
-                    if (i1 <= i0) continue;
-                    r0 = FC_MAX(r0c, base);
-                    r1 = FC_MIN(r1c, base + (i1 - i0) * w_out);
-                    if (r1 <= r0) continue;
-                    for (g = 0; g < s->groups; g++)
-                        FN(fc_dil_gemm_)(ctx, 'T', 'N', cig, r1 - r0, cog,
-                                         wp + ((a * s->kw + b) * c_out + g * cog) * cig, cig,
-                                         gyimg + g * cog * hw + i0 * w_out + (r0 - base), hw,
-                                         (T)1, G + (b * c_in + g * cig) * cs + r0, cs);
-                }
+            int64_t rest = task, bb, c, a, g, nch = 0, r0c, r1c;
+            fc_dil_col col = {0, 0, 0, 0, 0, 0};
+            const T *B;
+            int64_t ldb;
+            for (bb = 0; bb < s->kw; bb++) {
+                fc_dil_col_info(s, gp, bb, &col);
+                if (col.cb == 0) continue;
+                nch = (col.cs + pc - 1) / pc;
+                if (rest < nch) break;
+                rest -= nch;
+            }
+            r0c = rest * pc;
+            r1c = FC_MIN(col.cs, r0c + pc);
+            B = col.full ? gyimg : TB + col.toff;
+            ldb = col.full ? hw : h_out * col.cb;
+            for (c = 0; c < c_in; c++) memset(G + col.xoff + c * col.cs + r0c, 0, (size_t)(r1c - r0c) * sizeof(T));
+            for (a = 0; a < s->kh; a++) {
+                int64_t i0, i1, r0, r1;
+                const int64_t base = FN(fc_dil_tap_)(s, gp, a, &i0, &i1) * col.cb;
+                if (i1 <= i0) continue;
+                r0 = FC_MAX(r0c, base);
+                r1 = FC_MIN(r1c, base + (i1 - i0) * col.cb);
+                if (r1 <= r0) continue;
+                for (g = 0; g < s->groups; g++)
+                    FN(fc_dil_gemm_)(ctx, 'T', 'N', cig, r1 - r0, cog,
+                                     wp + ((a * s->kw + bb) * c_out + g * cog) * cig, cig,
+                                     B + g * cog * ldb + i0 * col.cb + (r0 - base), ldb,
+                                     (T)1, G + col.xoff + g * cig * col.cs + r0, col.cs);
             }
             fc_fpmode_leave(fp);
+            (void)nch;
         }
-        /* gx[c][h][j*sw + b*dw - pw] = sum over b of G[b][c][row of h][j] (col2im along w). */
+        /* gx[c][h][(lo_b + jj)*sw + b*dw - pw] = sum over b of G_b[c][xrow(h)][jj] (col2im along w). */
         t = FN(fc_dil_copy_threads_)(ctx, rows, s->kw * w_out);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(t)
@@ -361,42 +446,47 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
         for (r = 0; r < rows; r++) {
             const int64_t h = r % h_in, c = r / h_in;
             T *restrict dst = gx + (nn * c_in + c) * h_in * w_in + h * w_in;
-            const int64_t xr = ((h % s->stride_h) * gp->umax + h / s->stride_h) * w_out;
-            int64_t b, j;
+            const int64_t xr = FN(fc_dil_xrow_)(s, gp, h);
+            int64_t bb, j;
             for (j = 0; j < w_in; j++) dst[j] = 0;
-            for (b = 0; b < s->kw; b++) {
-                const T *restrict src = G + (b * c_in + c) * cs + xr;
-                const int64_t off = b * s->dil_w - s->pad_w, sw = s->stride_w;
-                int64_t lo, hi;
-                FN(fc_dil_range_)(b * s->dil_w, sw, s->pad_w, w_in, w_out, &lo, &hi);
-                if (sw == 1) {
-                    T *restrict dp = dst + off;
-                    for (j = lo; j < hi; j++) dp[j] += src[j];
-                } else {
-                    for (j = lo; j < hi; j++) dst[j * sw + off] += src[j];
+            for (bb = 0; bb < s->kw; bb++) {
+                fc_dil_col col;
+                const int64_t sw = s->stride_w;
+                fc_dil_col_info(s, gp, bb, &col);
+                if (col.cb == 0) continue;
+                {
+                    const T *restrict src = G + col.xoff + c * col.cs + xr * col.cb;
+                    T *restrict dp = dst + col.lo * sw + bb * s->dil_w - s->pad_w;
+                    if (sw == 1) for (j = 0; j < col.cb; j++) dp[j] += src[j];
+                    else for (j = 0; j < col.cb; j++) dp[j * sw] += src[j];
                 }
             }
         }
     }
     fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
+    fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
     fc_ws_free(ctx, G, gp->x_elems * (int64_t)sizeof(T));
     return FC_OK;
 }
 
-#define FC_DIL_CO_BLOCK 64  /* output channels per grad-weight task */
-
 static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_shape *s,
                                               const fc_dil_gemm_plan *gp, const T *gy, const T *x,
                                               T *gw) {
-    const int64_t hw = gp->hw, cs = gp->cs, c_in = s->c_in, c_out = s->c_out;
-    const int64_t cig = gp->cig, cog = gp->cog, khkw = gp->khkw, w_out = s->w_out;
-    const int64_t ncb = (cog + FC_DIL_CO_BLOCK - 1) / FC_DIL_CO_BLOCK;
+    const int64_t hw = gp->hw, c_in = s->c_in, c_out = s->c_out, h_out = s->h_out;
+    const int64_t cig = gp->cig, cog = gp->cog, khkw = gp->khkw;
+    /* Split output channels only as far as needed for >= 4 work items
+     * (each split re-packs the input rows in the BLAS). */
+    const int64_t want = (4 + khkw * s->groups - 1) / (khkw * s->groups);
+    const int64_t ncb = FC_MAX((int64_t)1, FC_MIN(cog, want));
+    const int64_t cbs = (cog + ncb - 1) / ncb;
     const int64_t tasks = khkw * s->groups * ncb;
     T *X = (T *)fc_ws_alloc(ctx, gp->x_elems * (int64_t)sizeof(T));
+    T *TB = (T *)fc_ws_alloc(ctx, gp->t_elems * (int64_t)sizeof(T));
     T *acc = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
     int64_t nn, co, ci, k;
-    if (!X || !acc) {
+    if (!X || !TB || !acc) {
         fc_ws_free(ctx, acc, gp->w_elems * (int64_t)sizeof(T));
+        fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
         fc_ws_free(ctx, X, gp->x_elems * (int64_t)sizeof(T));
         return FC_ERR_NOMEM;
     }
@@ -407,22 +497,28 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
         int64_t task;
         (void)t;
         FN(fc_dil_shift_cols_)(ctx, s, gp, x + nn * c_in * s->h_in * s->w_in, X);
+        FN(fc_dil_band_grad_out_)(ctx, s, gp, gyimg, TB);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(t)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(t)
 #endif
         for (task = 0; task < tasks; task++) {
             fc_fpmode fp = fc_fpmode_enter();
             const int64_t tap = task / (s->groups * ncb), g = (task / ncb) % s->groups;
             const int64_t cb = task % ncb, a = tap / s->kw, b = tap % s->kw;
-            const int64_t co0 = g * cog + cb * FC_DIL_CO_BLOCK;
-            const int64_t mb = FC_MIN((int64_t)FC_DIL_CO_BLOCK, cog - cb * FC_DIL_CO_BLOCK);
+            const int64_t co0 = g * cog + cb * cbs;
+            const int64_t mb = FC_MIN(cbs, cog - cb * cbs);
             int64_t i0, i1;
+            fc_dil_col col;
             const int64_t xrow = FN(fc_dil_tap_)(s, gp, a, &i0, &i1);
-            if (i1 > i0 && FN(fc_dil_col_used_)(s, b))
-                FN(fc_dil_gemm_)(ctx, 'N', 'T', mb, cig, (i1 - i0) * w_out,
-                                 gyimg + co0 * hw + i0 * w_out, hw,
-                                 X + (b * c_in + g * cig) * cs + xrow, cs,
+            fc_dil_col_info(s, gp, b, &col);
+            if (i1 > i0 && col.cb > 0 && mb > 0) {
+                const T *A = col.full ? gyimg + co0 * hw + i0 * s->w_out
+                                      : TB + col.toff + co0 * h_out * col.cb + i0 * col.cb;
+                const int64_t lda = col.full ? hw : h_out * col.cb;
+                FN(fc_dil_gemm_)(ctx, 'N', 'T', mb, cig, (i1 - i0) * col.cb, A, lda,
+                                 X + col.xoff + g * cig * col.cs + xrow * col.cb, col.cs,
                                  (T)1, acc + (tap * c_out + co0) * cig, cig);
+            }
             fc_fpmode_leave(fp);
         }
     }
@@ -431,6 +527,7 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
             for (k = 0; k < khkw; k++)
                 gw[(co * cig + ci) * khkw + k] = acc[(k * c_out + co) * cig + ci];
     fc_ws_free(ctx, acc, gp->w_elems * (int64_t)sizeof(T));
+    fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
     fc_ws_free(ctx, X, gp->x_elems * (int64_t)sizeof(T));
     return FC_OK;
 }
@@ -529,4 +626,3 @@ done:
 #undef FN
 #undef FC_JOIN
 #undef FC_JOIN2
-#undef FC_DIL_CO_BLOCK

@@ -53,7 +53,7 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
               "weight": c_out * (c_in // groups) * kh * kw}[pass_]
     if result == 0 or min(n, c_in, c_out, h_out, w_out) == 0:
         return 0
-    gemm = _dilated_gemm(input_shape, weight_shape, output_shape, stride, groups)
+    gemm = _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation, groups)
     if gemm is not None:
         return gemm * itemsize
     axes = []
@@ -72,13 +72,15 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
 _INT_MAX = 2**31 - 1
 
 
-def _dilated_gemm(input_shape, weight_shape, output_shape, stride, groups):
+def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation, groups):
     """Elements the dilated algorithm's GEMM path allocates, or None when it is not used.
 
     The GEMM path (a BLAS is loaded, at least 8 channels per group, BLAS
-    int sizes) keeps kw column-shifted copies of one image, rows grouped by
-    stride class: kw * c_in * stride_h * ceil(h_in / stride_h) * w_out
-    elements, plus one weight-sized buffer.
+    int sizes) keeps, per kernel column b, the band of C_b output columns
+    whose tap reads real input: a column-shifted copy of one image
+    (c_in * stride_h * ceil(h_in / stride_h) * C_b elements) and, when the
+    band is not the whole row, a (c_out, h_out, C_b) temporary; plus one
+    weight-sized buffer.
     """
     from . import _kernels
 
@@ -90,8 +92,17 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, groups):
     cog = c_out // groups
     if cig < 8 or cog < 8:
         return None
-    sh = int(stride[0])
-    cs = sh * (-(-h_in // sh)) * w_out
-    if max(cs, h_out * w_out, cig, cog) > _INT_MAX:
+    sh, sw = int(stride[0]), int(stride[1])
+    pw, dw = int(padding[1]), int(dilation[1])
+    rows = sh * (-(-h_in // sh))
+    if max(rows * w_out, h_out * w_out, cig, cog) > _INT_MAX:
         return None
-    return kw * c_in * cs + c_out * cig * kh * kw
+    copies = temps = 0
+    for b in range(kw):
+        lo = max(0, -((b * dw - pw) // sw))              # first column reading x
+        hi = min(w_out, -((b * dw - pw - w_in) // sw))   # one past the last
+        cb = max(0, hi - lo)
+        copies += c_in * rows * cb
+        if cb != w_out:
+            temps += c_out * h_out * cb
+    return copies + temps + c_out * cig * kh * kw

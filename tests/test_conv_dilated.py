@@ -293,17 +293,22 @@ def test_workspace_formula_counts_the_rearranged_copies():
 
 @pytest.mark.skipif(not _kernels.get_runtime()["blas"], reason="no BLAS loaded")
 def test_gemm_path_workspace():
-    """GEMM path: kw column-shifted copies (rows grouped by stride class) + one weight-sized buffer."""
+    """GEMM path: per kernel column the band of output columns reading x, copied (rows grouped
+    by stride class), a temporary for partial bands, and one weight-sized buffer."""
     case = Case(1, 8, 31, 29, 9, (3, 2), stride=(2, 3), padding=(3, 1), dilation=(4, 5))
-    umax = -(-31 // 2)
-    expect = (2 * 8 * (2 * umax) * case.wo + 9 * 8 * 3 * 2) * 8
+    rows = 2 * -(-31 // 2)
+    assert case.wo == 9   # columns j*3 - 1 (b = 0) and j*3 + 4 (b = 1) inside [0, 29)
+    # b = 0: j = 1..8, a partial band of 8 (copy + temporary); b = 1: j = 0..8, the whole row
+    expect = (8 * rows * 8 + 9 * case.ho * 8 + 8 * rows * 9 + 9 * 8 * 3 * 2) * 8
     for pass_ in PASSES:
         assert case.workspace(pass_, 8) == expect
         assert _kernels.conv2d_workspace(case.shape, ALGO, 8, PASSES[pass_]) == expect
     for c in GEMM_CASES:
-        assert _workspace._dilated_gemm(c.x_shape, c.w_shape, c.y_shape, c.stride, c.groups) is not None
+        assert _workspace._dilated_gemm(c.x_shape, c.w_shape, c.y_shape, c.stride, c.padding,
+                                         c.dilation, c.groups) is not None
     for c in CASES[:len(CASES) - len(GEMM_CASES)]:
-        assert _workspace._dilated_gemm(c.x_shape, c.w_shape, c.y_shape, c.stride, c.groups) is None
+        assert _workspace._dilated_gemm(c.x_shape, c.w_shape, c.y_shape, c.stride, c.padding,
+                                         c.dilation, c.groups) is None
 
 
 def test_can_serve():
