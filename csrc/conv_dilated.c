@@ -185,7 +185,7 @@ static inline int fc_dil_locate(int64_t p, int64_t nclass, int64_t stride, int64
 #include <limits.h>
 
 #define FC_DIL_GEMM_MIN_C 8        /* channels per group for the GEMM path */
-#define FC_DIL_CHUNK_ELEMS 262144  /* target cig * chunk positions (BLAS repacks per call) */
+#define FC_DIL_CHUNK_ELEMS 131072  /* target cig * chunk positions (BLAS repacks per call) */
 
 typedef struct {
     int64_t cig, cog, khkw;
@@ -232,6 +232,25 @@ static void fc_dil_col_info(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, 
             if (!c->full) c->toff += s->c_out * s->h_out * c->cb;
         }
     }
+}
+
+/* Kernel columns are processed in "units": a run of consecutive full-band
+ * columns when groups == 1 (their copies X_b are adjacent with the same
+ * channel stride, so the run is one GEMM operand with K = run * c_in), else
+ * a single column.  Returns the end of the unit starting at column b and
+ * fills *col with b's description; *b_next is where the next unit starts. */
+static int64_t fc_dil_unit(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t b,
+                           fc_dil_col *col) {
+    int64_t e = b + 1;
+    fc_dil_col_info(s, gp, b, col);
+    if (col->full && s->groups == 1) {
+        for (; e < s->kw; e++) {
+            fc_dil_col nx;
+            fc_dil_col_info(s, gp, e, &nx);
+            if (!nx.full) break;
+        }
+    }
+    return e;
 }
 
 /* 1 when the GEMM path serves this convolution (mirrored by _workspace.py). */

@@ -179,14 +179,21 @@ static inline void FN(fc_dil_gemm_)(const fc_context *ctx, char ta, char tb, int
     FC_DIL_GEMM_FN(ctx)(&cta, &ctb, &m, &n, &k, &one, (T *)B, &la, (T *)A, &lb, &beta, C, &lc);
 }
 
-/* Wp[tap][co][ci] = w[co][ci][tap]: one contiguous (c_out x cig) matrix per tap. */
+/* Wp[a][co][b][ci] = w[co][ci][a][b]: for kernel row a, a (c_out x kw*cig)
+ * matrix whose columns (b, ci) follow the layout of the stacked copies X_b. */
+static inline int64_t FN(fc_dil_wp_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t a,
+                                     int64_t co, int64_t b) {
+    return ((a * s->c_out + co) * s->kw + b) * gp->cig;
+}
+
 static void FN(fc_dil_pack_weights_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp,
                                      const T *w, T *wp) {
-    int64_t co, ci, k;
+    int64_t co, ci, a, b;
     for (co = 0; co < s->c_out; co++)
         for (ci = 0; ci < gp->cig; ci++)
-            for (k = 0; k < gp->khkw; k++)
-                wp[(k * s->c_out + co) * gp->cig + ci] = w[(co * gp->cig + ci) * gp->khkw + k];
+            for (a = 0; a < s->kh; a++)
+                for (b = 0; b < s->kw; b++)
+                    wp[FN(fc_dil_wp_)(s, gp, a, co, b) + ci] = w[((co * gp->cig + ci) * s->kh + a) * s->kw + b];
 }
 
 /* Row of X_b (in units of rows of C_b) holding input row h: rows are grouped by h mod sh. */
@@ -320,10 +327,12 @@ static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *
                 ldc = len;
                 for (co = 0; co < c_out; co++) memset(C + co * ldc + p0, 0, (size_t)(p1 - p0) * sizeof(T));
             }
-            for (bb = (bsel < 0 ? 0 : bsel); bb < (bsel < 0 ? s->kw : bsel + 1); bb++) {
+            for (bb = (bsel < 0 ? 0 : bsel); bb < (bsel < 0 ? s->kw : bsel + 1);) {
                 fc_dil_col cb_;
-                fc_dil_col_info(s, gp, bb, &cb_);
-                if (cb_.cb == 0 || (bsel < 0 && !cb_.full)) continue;
+                const int64_t be = bsel < 0 ? fc_dil_unit(s, gp, bb, &cb_) : bb + 1;
+                const int64_t kk = (be - bb) * cig;   /* K: the unit's columns x channels */
+                if (bsel >= 0) fc_dil_col_info(s, gp, bb, &cb_);
+                if (cb_.cb == 0 || (bsel < 0 && !cb_.full)) { bb = be; continue; }
                 for (a = 0; a < s->kh; a++) {
                     int64_t i0, i1, q0, q1;
                     const int64_t xrow = FN(fc_dil_tap_)(s, gp, a, &i0, &i1);
@@ -331,11 +340,12 @@ static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *
                     q1 = FC_MIN(p1, i1 * cb_.cb);
                     if (q1 <= q0) continue;
                     for (g = 0; g < s->groups; g++)
-                        FN(fc_dil_gemm_)(ctx, 'N', 'N', cog, q1 - q0, cig,
-                                         wp + ((a * s->kw + bb) * c_out + g * cog) * cig, cig,
+                        FN(fc_dil_gemm_)(ctx, 'N', 'N', cog, q1 - q0, kk,
+                                         wp + FN(fc_dil_wp_)(s, gp, a, g * cog, bb), s->kw * cig,
                                          X + cb_.xoff + g * cig * cb_.cs + xrow * cb_.cb + (q0 - i0 * cb_.cb),
                                          cb_.cs, (T)1, C + g * cog * ldc + q0, ldc);
                 }
+                bb = be;
             }
             fc_fpmode_leave(fp);
         }
@@ -387,10 +397,11 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
         fc_ws_free(ctx, G, gp->x_elems * (int64_t)sizeof(T));
         return FC_ERR_NOMEM;
     }
-    for (b = 0; b < s->kw; b++) {
+    for (b = 0; b < s->kw;) {   /* chunks of every unit's G */
         fc_dil_col col;
-        fc_dil_col_info(s, gp, b, &col);
+        const int64_t be = fc_dil_unit(s, gp, b, &col);
         if (col.cb > 0) tasks += (col.cs + pc - 1) / pc;
+        b = be;
     }
     FN(fc_dil_pack_weights_)(s, gp, w, wp);
     for (nn = 0; nn < s->n; nn++) {
@@ -406,22 +417,26 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
 #endif
         for (task = 0; task < tasks; task++) {
             fc_fpmode fp = fc_fpmode_enter();
-            int64_t rest = task, bb, c, a, g, nch = 0, r0c, r1c;
+            int64_t rest = task, bb = 0, be = 0, c, a, g, nch = 0, r0c, r1c, mm;
             fc_dil_col col = {0, 0, 0, 0, 0, 0};
             const T *B;
             int64_t ldb;
-            for (bb = 0; bb < s->kw; bb++) {
-                fc_dil_col_info(s, gp, bb, &col);
-                if (col.cb == 0) continue;
-                nch = (col.cs + pc - 1) / pc;
-                if (rest < nch) break;
-                rest -= nch;
+            while (bb < s->kw) {   /* locate the task's unit [bb, be) */
+                be = fc_dil_unit(s, gp, bb, &col);
+                if (col.cb > 0) {
+                    nch = (col.cs + pc - 1) / pc;
+                    if (rest < nch) break;
+                    rest -= nch;
+                }
+                bb = be;
             }
+            mm = (be - bb) * cig;   /* M: the unit's columns x channels */
             r0c = rest * pc;
             r1c = FC_MIN(col.cs, r0c + pc);
             B = col.full ? gyimg : TB + col.toff;
             ldb = col.full ? hw : h_out * col.cb;
-            for (c = 0; c < c_in; c++) memset(G + col.xoff + c * col.cs + r0c, 0, (size_t)(r1c - r0c) * sizeof(T));
+            for (c = 0; c < (be - bb) * c_in; c++)
+                memset(G + col.xoff + c * col.cs + r0c, 0, (size_t)(r1c - r0c) * sizeof(T));
             for (a = 0; a < s->kh; a++) {
                 int64_t i0, i1, r0, r1;
                 const int64_t base = FN(fc_dil_tap_)(s, gp, a, &i0, &i1) * col.cb;
@@ -430,8 +445,8 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
                 r1 = FC_MIN(r1c, base + (i1 - i0) * col.cb);
                 if (r1 <= r0) continue;
                 for (g = 0; g < s->groups; g++)
-                    FN(fc_dil_gemm_)(ctx, 'T', 'N', cig, r1 - r0, cog,
-                                     wp + ((a * s->kw + bb) * c_out + g * cog) * cig, cig,
+                    FN(fc_dil_gemm_)(ctx, 'T', 'N', mm, r1 - r0, cog,
+                                     wp + FN(fc_dil_wp_)(s, gp, a, g * cog, bb), s->kw * cig,
                                      B + g * cog * ldb + i0 * col.cb + (r0 - base), ldb,
                                      (T)1, G + col.xoff + g * cig * col.cs + r0, col.cs);
             }
@@ -473,24 +488,29 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
                                               const fc_dil_gemm_plan *gp, const T *gy, const T *x,
                                               T *gw) {
     const int64_t hw = gp->hw, c_in = s->c_in, c_out = s->c_out, h_out = s->h_out;
-    const int64_t cig = gp->cig, cog = gp->cog, khkw = gp->khkw;
+    const int64_t cig = gp->cig, cog = gp->cog;
+    int64_t nunits = 0, b, want, ncb, cbs, tasks, nn, co, ci, a;
+    T *X, *TB, *acc;
+    for (b = 0; b < s->kw; nunits++) {
+        fc_dil_col col;
+        b = fc_dil_unit(s, gp, b, &col);
+    }
     /* Split output channels only as far as needed for >= 4 work items
      * (each split re-packs the input rows in the BLAS). */
-    const int64_t want = (4 + khkw * s->groups - 1) / (khkw * s->groups);
-    const int64_t ncb = FC_MAX((int64_t)1, FC_MIN(cog, want));
-    const int64_t cbs = (cog + ncb - 1) / ncb;
-    const int64_t tasks = khkw * s->groups * ncb;
-    T *X = (T *)fc_ws_alloc(ctx, gp->x_elems * (int64_t)sizeof(T));
-    T *TB = (T *)fc_ws_alloc(ctx, gp->t_elems * (int64_t)sizeof(T));
-    T *acc = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
-    int64_t nn, co, ci, k;
+    want = (4 + s->kh * nunits * s->groups - 1) / (s->kh * nunits * s->groups);
+    ncb = FC_MAX((int64_t)1, FC_MIN(cog, want));
+    cbs = (cog + ncb - 1) / ncb;
+    tasks = s->kh * nunits * s->groups * ncb;
+    X = (T *)fc_ws_alloc(ctx, gp->x_elems * (int64_t)sizeof(T));
+    TB = (T *)fc_ws_alloc(ctx, gp->t_elems * (int64_t)sizeof(T));
+    acc = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
     if (!X || !TB || !acc) {
         fc_ws_free(ctx, acc, gp->w_elems * (int64_t)sizeof(T));
         fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
         fc_ws_free(ctx, X, gp->x_elems * (int64_t)sizeof(T));
         return FC_ERR_NOMEM;
     }
-    memset(acc, 0, (size_t)gp->w_elems * sizeof(T));  /* acc[tap][co][ci] */
+    memset(acc, 0, (size_t)gp->w_elems * sizeof(T));  /* acc laid out as Wp: [a][co][b][ci] */
     for (nn = 0; nn < s->n; nn++) {
         const T *gyimg = gy + nn * c_out * hw;
         const int t = fc_threads_for(ctx, tasks);
@@ -503,29 +523,33 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
 #endif
         for (task = 0; task < tasks; task++) {
             fc_fpmode fp = fc_fpmode_enter();
-            const int64_t tap = task / (s->groups * ncb), g = (task / ncb) % s->groups;
-            const int64_t cb = task % ncb, a = tap / s->kw, b = tap % s->kw;
+            const int64_t ta = task / (nunits * s->groups * ncb), u = (task / (s->groups * ncb)) % nunits;
+            const int64_t g = (task / ncb) % s->groups, cb = task % ncb;
             const int64_t co0 = g * cog + cb * cbs;
             const int64_t mb = FC_MIN(cbs, cog - cb * cbs);
-            int64_t i0, i1;
-            fc_dil_col col;
-            const int64_t xrow = FN(fc_dil_tap_)(s, gp, a, &i0, &i1);
-            fc_dil_col_info(s, gp, b, &col);
+            int64_t i0, i1, bb = 0, be = 0, k;
+            fc_dil_col col = {0, 0, 0, 0, 0, 0};
+            const int64_t xrow = FN(fc_dil_tap_)(s, gp, ta, &i0, &i1);
+            for (k = 0; k <= u; k++) {   /* the task's unit [bb, be) */
+                bb = be;
+                be = fc_dil_unit(s, gp, bb, &col);
+            }
             if (i1 > i0 && col.cb > 0 && mb > 0) {
                 const T *A = col.full ? gyimg + co0 * hw + i0 * s->w_out
                                       : TB + col.toff + co0 * h_out * col.cb + i0 * col.cb;
                 const int64_t lda = col.full ? hw : h_out * col.cb;
-                FN(fc_dil_gemm_)(ctx, 'N', 'T', mb, cig, (i1 - i0) * col.cb, A, lda,
+                FN(fc_dil_gemm_)(ctx, 'N', 'T', mb, (be - bb) * cig, (i1 - i0) * col.cb, A, lda,
                                  X + col.xoff + g * cig * col.cs + xrow * col.cb, col.cs,
-                                 (T)1, acc + (tap * c_out + co0) * cig, cig);
+                                 (T)1, acc + FN(fc_dil_wp_)(s, gp, ta, co0, bb), s->kw * cig);
             }
             fc_fpmode_leave(fp);
         }
     }
     for (co = 0; co < c_out; co++)
         for (ci = 0; ci < cig; ci++)
-            for (k = 0; k < khkw; k++)
-                gw[(co * cig + ci) * khkw + k] = acc[(k * c_out + co) * cig + ci];
+            for (a = 0; a < s->kh; a++)
+                for (b = 0; b < s->kw; b++)
+                    gw[((co * cig + ci) * s->kh + a) * s->kw + b] = acc[FN(fc_dil_wp_)(s, gp, a, co, b) + ci];
     fc_ws_free(ctx, acc, gp->w_elems * (int64_t)sizeof(T));
     fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
     fc_ws_free(ctx, X, gp->x_elems * (int64_t)sizeof(T));

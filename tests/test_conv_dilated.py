@@ -108,6 +108,8 @@ GEMM_CASES = [
     Case(1, 8, 29, 31, 11, 3, stride=2, padding=5, dilation=3),
     Case(2, 12, 14, 15, 8, (3, 1), stride=(2, 1), padding=(3, 0), dilation=(3, 1)),
     Case(1, 9, 10, 13, 10, 3, padding=(2, 3), dilation=(2, 3)),
+    Case(2, 8, 1, 200, 8, (1, 2), dilation=(1, 32)),            # every column full: one K = 2*8 GEMM
+    Case(1, 8, 20, 21, 9, 3, dilation=3),                       # 3x3 without padding, stacked columns
 ]
 CASES = CASES + GEMM_CASES
 
@@ -218,7 +220,8 @@ def test_random_configurations(dtype):
         checked += 1
 
 
-@pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[5]] + GEMM_CASES[1:5], ids=repr)
+@pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[5]] + GEMM_CASES[1:5] + GEMM_CASES[-2:],
+                         ids=repr)
 def test_threads_bitwise_identical(case, dtype, isa):
     outs = []
     for t in (1, 2):
