@@ -545,6 +545,7 @@ def conv_transpose2d(input_shape, weight_shape, stride=1, padding=0, output_padd
     bias : bool
     dtype, algo
         As `conv2d`; the workspace is that of grad_input of the matching conv.
+        An output height or width below 1 is refused (as PyTorch does for groups=1).
 
     Returns
     -------
