@@ -930,3 +930,22 @@ def test_receptive_field_bad_input():
 def test_bad_arguments(call, exc, word):
     with pytest.raises(exc, match=word):
         call()
+
+
+def test_cost_module_imports_no_kernels():
+    """cost.py (and what it imports from fastconv) stays pure Python at import time."""
+    import ast
+    import pathlib
+    import fastconv
+    root = pathlib.Path(fastconv.__file__).parent
+    for name in ("cost", "_workspace", "_args", "summary", "_layers"):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        for node in tree.body:      # module-level imports only
+            if isinstance(node, ast.ImportFrom):
+                names = {a.name for a in node.names} | {node.module or ""}
+            elif isinstance(node, ast.Import):
+                names = {a.name for a in node.names}
+            else:
+                continue
+            assert not names & {"_kernels", "config", "fastconv._kernels", "fastconv.config"}, \
+                (name, names)
