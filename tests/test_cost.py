@@ -949,3 +949,54 @@ def test_cost_module_imports_no_kernels():
                 continue
             assert not names & {"_kernels", "config", "fastconv._kernels", "fastconv.config"}, \
                 (name, names)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_pool_and_transpose_random_configs_counts(seed):
+    rng = _rng(200 + seed)
+    # pooling: random valid configuration (padding <= kernel//2, output >= 1)
+    k = tuple(int(v) for v in rng.integers(1, 4, 2))
+    s = tuple(int(v) for v in rng.integers(1, 4, 2))
+    p = tuple(int(rng.integers(0, kk // 2 + 1)) for kk in k)
+    d = tuple(int(v) for v in rng.integers(1, 3, 2))
+    ceil = bool(seed % 2)
+    h, w = ((kk - 1) * dd + 1 + int(rng.integers(0, 4)) for kk, dd in zip(k, d))
+    x = rng.uniform(-1, 1, (1, 2, h, w))
+    c = cost.max_pool2d(x.shape, k, s, p, d, ceil)
+    _, arg, dense = naive_max_pool2d(x, k, s, p, d, ceil, effective=False)
+    _, arg_e, eff = naive_max_pool2d(x, k, s, p, d, ceil, effective=True)
+    assert (c.comparisons, c.effective_comparisons) == (dense.cmps, eff.cmps)
+    cb = cost.max_pool2d_backward(x.shape, k, s, p, d, ceil)
+    gy = rng.uniform(-1, 1, c.output_shape)
+    _, be = naive_max_pool2d_backward(gy, x.shape, arg_e, effective=True)
+    assert cb.effective_adds == be.adds
+    cip = bool(seed % 3)
+    a = cost.avg_pool2d(x.shape, k, s, p, ceil, cip)
+    ab = cost.avg_pool2d_backward(x.shape, k, s, p, ceil, cip)
+    y, ad = naive_avg_pool2d(x, k, s, p, ceil, cip, None, effective=False)
+    _, ae = naive_avg_pool2d(x, k, s, p, ceil, cip, None, effective=True)
+    assert (a.mults, a.adds, a.effective_mults, a.effective_adds) == (ad.mults, ad.adds, ae.mults, ae.adds)
+    gy = rng.uniform(-1, 1, y.shape)
+    _, bd = naive_avg_pool2d_backward(gy, x.shape, k, s, p, ceil, cip, None, effective=False)
+    _, be = naive_avg_pool2d_backward(gy, x.shape, k, s, p, ceil, cip, None, effective=True)
+    assert (ab.adds, ab.effective_adds) == (bd.adds, be.adds)
+    if torch is not None:
+        _close(y, F.avg_pool2d(_t(x), k, s, p, ceil_mode=ceil, count_include_pad=cip).numpy())
+    # transposed convolution: random valid configuration
+    g = int(rng.integers(1, 3))
+    ci, co = g * int(rng.integers(1, 3)), g * int(rng.integers(1, 3))
+    op = tuple(int(rng.integers(0, max(ss, dd))) for ss, dd in zip(s, d))
+    xt = rng.uniform(-1, 1, (1, ci, 1 + int(rng.integers(0, 3)), 1 + int(rng.integers(0, 3))))
+    # padding up to what keeps the output at least 1 wide (the model's refusal is tested elsewhere)
+    room = [(xx - 1) * ss + dd * (kk - 1) + oo for xx, ss, dd, kk, oo in zip(xt.shape[2:], s, d, k, op)]
+    pt = tuple(int(rng.integers(0, min(3, r // 2 + 1))) for r in room)
+    wt = rng.uniform(-1, 1, (ci, co // g) + k)
+    args = dict(stride=s, padding=pt, output_padding=op, dilation=d, groups=g)
+    ct = cost.conv_transpose2d(xt.shape, wt.shape, bias=True, **args)
+    bt = rng.uniform(-1, 1, co)
+    yt, td = naive_conv_transpose2d(xt, wt, bt, effective=False, **args)
+    _, te = naive_conv_transpose2d(xt, wt, bt, effective=True, **args)
+    assert (ct.mults, ct.adds, ct.effective_mults, ct.effective_adds) == \
+        (td.mults, td.adds, te.mults, te.adds)
+    if torch is not None:
+        _close(yt, F.conv_transpose2d(_t(xt), _t(wt), _t(bt), **args).numpy())
