@@ -178,10 +178,16 @@ static inline int fc_dil_locate(int64_t p, int64_t nclass, int64_t stride, int64
  * the backward passes).  Every element is summed in a fixed order: bias,
  * full-band columns, then partial-band columns, each over kernel rows.
  *
- * Workspace, the same for every pass: the column-shifted copies of one
- * image (sum over b of c_in*sh*umax*C_b), the band temporaries (sum over
- * partial b of c_out*h_out*C_b) and one weight-sized buffer (packed
- * weights, or the grad-weight accumulator). */
+ * A single input row with unit column stride (1-D convolutions such as
+ * WaveNet's, run as H = 1) needs no copies at all: X_b is then x itself
+ * offset by b*dw - pw, with the channel stride of x.
+ *
+ * Workspace: the column-shifted copies of one image (sum over b of
+ * c_in*sh*umax*C_b; not for the forward / grad weight of a single-row
+ * input, which use x in place; always for grad input, where they hold the
+ * gradient G_b), the band temporaries (sum over partial b of
+ * c_out*h_out*C_b) and one weight-sized buffer (packed weights, or the
+ * grad-weight accumulator). */
 #include <limits.h>
 
 #define FC_DIL_GEMM_MIN_C 8        /* channels per group for the GEMM path */
@@ -196,6 +202,7 @@ typedef struct {
     int64_t t_elems;     /* sum over partial columns of c_out * h_out * C_b */
     int64_t w_elems;     /* c_out * cig * kh * kw */
     int64_t nfull;       /* kernel columns whose band is the whole output row */
+    int view;            /* h_in == 1 and stride_w == 1: X_b is a view of x, never copied */
 } fc_dil_gemm_plan;
 
 /* Range [lo, hi) of positions l whose coordinate off + step*l - pad lands
@@ -237,13 +244,14 @@ static void fc_dil_col_info(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, 
 /* Kernel columns are processed in "units": a run of consecutive full-band
  * columns when groups == 1 (their copies X_b are adjacent with the same
  * channel stride, so the run is one GEMM operand with K = run * c_in), else
- * a single column.  Returns the end of the unit starting at column b and
- * fills *col with b's description; *b_next is where the next unit starts. */
+ * a single column (always when `stack` is 0: the copies are views of x).
+ * Returns the end of the unit starting at column b and fills *col with b's
+ * description. */
 static int64_t fc_dil_unit(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t b,
-                           fc_dil_col *col) {
+                           int stack, fc_dil_col *col) {
     int64_t e = b + 1;
     fc_dil_col_info(s, gp, b, col);
-    if (col->full && s->groups == 1) {
+    if (stack && col->full && s->groups == 1) {
         for (; e < s->kw; e++) {
             fc_dil_col nx;
             fc_dil_col_info(s, gp, e, &nx);
@@ -282,6 +290,7 @@ static int fc_dil_gemm_plan_make(const fc_context *ctx, const fc_conv_shape *s, 
         }
     }
     gp->w_elems = s->c_out * gp->cig * gp->khkw;
+    gp->view = s->h_in == 1 && s->stride_w == 1;
     if (fc_checked_add(gp->x_elems, gp->t_elems, &t) || fc_checked_add(t, gp->w_elems, &t) ||
         fc_checked_mul(t, 8, &t))
         return 0;
@@ -319,7 +328,8 @@ fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape
     if (pass < 0 || pass > 2) return FC_ERR_ARG;
     if (fc_dil_result_elems(s, pass) == 0 || fc_dil_trivial(s)) return FC_OK;
     if (fc_dil_gemm_plan_make(ctx, s, elem_size, &gp)) {
-        FC_ADD(gp.x_elems, gp.t_elems, &t);
+        /* grad input always needs G_b; the others copy x unless it is viewed */
+        FC_ADD((pass == 1 || !gp.view) ? gp.x_elems : 0, gp.t_elems, &t);
         FC_ADD(t, gp.w_elems, &t);
         FC_MUL(t, elem_size, bytes);
         return FC_OK;

@@ -228,6 +228,19 @@ static void FN(fc_dil_shift_cols_)(const fc_context *ctx, const fc_conv_shape *s
     }
 }
 
+/* First row of channel c0 of X_b and X_b's channel stride: the copy, or for
+ * a viewed single-row input x itself (X_b[c][0][jj] = x[c][0][lo_b + jj + b*dw - pw]). */
+static inline const T *FN(fc_dil_xsrc_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp,
+                                        const T *X, const T *ximg, const fc_dil_col *col,
+                                        int64_t b, int64_t c0, int64_t *ld) {
+    if (gp->view) {
+        *ld = s->w_in;
+        return ximg + c0 * s->w_in + col->lo + b * s->dil_w - s->pad_w;
+    }
+    *ld = col->cs;
+    return X + col->xoff + c0 * col->cs;
+}
+
 /* For every partial-band column b: GY_b[co][i][jj] = gyimg[co][i][lo_b + jj]. */
 static void FN(fc_dil_band_grad_out_)(const fc_context *ctx, const fc_conv_shape *s,
                                       const fc_dil_gemm_plan *gp, const T *gyimg, T *TB) {
@@ -268,14 +281,14 @@ static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *
     const int64_t hw = gp->hw, pc = gp->pc, h_out = s->h_out, w_out = s->w_out;
     const int64_t c_in = s->c_in, c_out = s->c_out, cig = gp->cig, cog = gp->cog;
     const int64_t full_chunks = gp->nfull > 0 ? (hw + pc - 1) / pc : 0;
-    T *X = (T *)fc_ws_alloc(ctx, gp->x_elems * (int64_t)sizeof(T));
+    T *X = (T *)fc_ws_alloc(ctx, (gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T));
     T *TB = (T *)fc_ws_alloc(ctx, gp->t_elems * (int64_t)sizeof(T));
     T *wp = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
     int64_t nn, b, tasks = full_chunks;
     if (!X || !TB || !wp) {
         fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
         fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
-        fc_ws_free(ctx, X, gp->x_elems * (int64_t)sizeof(T));
+        fc_ws_free(ctx, X, (gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T));
         return FC_ERR_NOMEM;
     }
     for (b = 0; b < s->kw; b++) {
@@ -286,11 +299,12 @@ static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *
     FN(fc_dil_pack_weights_)(s, gp, w, wp);
     for (nn = 0; nn < s->n; nn++) {
         T *yimg = y + nn * c_out * hw;
+        const T *ximg = x + nn * c_in * s->h_in * s->w_in;
         const int t = fc_threads_for(ctx, tasks);
         const int t2 = FN(fc_dil_copy_threads_)(ctx, c_out * h_out, w_out);
         int64_t task, r;
         (void)t; (void)t2;
-        FN(fc_dil_shift_cols_)(ctx, s, gp, x + nn * c_in * s->h_in * s->w_in, X);
+        if (!gp->view) FN(fc_dil_shift_cols_)(ctx, s, gp, ximg, X);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(t)
 #endif
@@ -329,21 +343,23 @@ static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *
             }
             for (bb = (bsel < 0 ? 0 : bsel); bb < (bsel < 0 ? s->kw : bsel + 1);) {
                 fc_dil_col cb_;
-                const int64_t be = bsel < 0 ? fc_dil_unit(s, gp, bb, &cb_) : bb + 1;
+                const int64_t be = bsel < 0 ? fc_dil_unit(s, gp, bb, !gp->view, &cb_) : bb + 1;
                 const int64_t kk = (be - bb) * cig;   /* K: the unit's columns x channels */
                 if (bsel >= 0) fc_dil_col_info(s, gp, bb, &cb_);
                 if (cb_.cb == 0 || (bsel < 0 && !cb_.full)) { bb = be; continue; }
                 for (a = 0; a < s->kh; a++) {
-                    int64_t i0, i1, q0, q1;
+                    int64_t i0, i1, q0, q1, ldx;
                     const int64_t xrow = FN(fc_dil_tap_)(s, gp, a, &i0, &i1);
                     q0 = FC_MAX(p0, i0 * cb_.cb);
                     q1 = FC_MIN(p1, i1 * cb_.cb);
                     if (q1 <= q0) continue;
-                    for (g = 0; g < s->groups; g++)
+                    for (g = 0; g < s->groups; g++) {
+                        const T *xb = FN(fc_dil_xsrc_)(s, gp, X, ximg, &cb_, bb, g * cig, &ldx);
                         FN(fc_dil_gemm_)(ctx, 'N', 'N', cog, q1 - q0, kk,
                                          wp + FN(fc_dil_wp_)(s, gp, a, g * cog, bb), s->kw * cig,
-                                         X + cb_.xoff + g * cig * cb_.cs + xrow * cb_.cb + (q0 - i0 * cb_.cb),
-                                         cb_.cs, (T)1, C + g * cog * ldc + q0, ldc);
+                                         xb + xrow * cb_.cb + (q0 - i0 * cb_.cb), ldx,
+                                         (T)1, C + g * cog * ldc + q0, ldc);
+                    }
                 }
                 bb = be;
             }
@@ -377,7 +393,7 @@ static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *
     }
     fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
     fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
-    fc_ws_free(ctx, X, gp->x_elems * (int64_t)sizeof(T));
+    fc_ws_free(ctx, X, (gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T));
     return FC_OK;
 }
 
@@ -399,7 +415,7 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
     }
     for (b = 0; b < s->kw;) {   /* chunks of every unit's G */
         fc_dil_col col;
-        const int64_t be = fc_dil_unit(s, gp, b, &col);
+        const int64_t be = fc_dil_unit(s, gp, b, 1, &col);
         if (col.cb > 0) tasks += (col.cs + pc - 1) / pc;
         b = be;
     }
@@ -422,7 +438,7 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
             const T *B;
             int64_t ldb;
             while (bb < s->kw) {   /* locate the task's unit [bb, be) */
-                be = fc_dil_unit(s, gp, bb, &col);
+                be = fc_dil_unit(s, gp, bb, 1, &col);
                 if (col.cb > 0) {
                     nch = (col.cs + pc - 1) / pc;
                     if (rest < nch) break;
@@ -493,7 +509,7 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
     T *X, *TB, *acc;
     for (b = 0; b < s->kw; nunits++) {
         fc_dil_col col;
-        b = fc_dil_unit(s, gp, b, &col);
+        b = fc_dil_unit(s, gp, b, !gp->view, &col);
     }
     /* Split output channels only as far as needed for >= 4 work items
      * (each split re-packs the input rows in the BLAS). */
@@ -501,22 +517,23 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
     ncb = FC_MAX((int64_t)1, FC_MIN(cog, want));
     cbs = (cog + ncb - 1) / ncb;
     tasks = s->kh * nunits * s->groups * ncb;
-    X = (T *)fc_ws_alloc(ctx, gp->x_elems * (int64_t)sizeof(T));
+    X = (T *)fc_ws_alloc(ctx, (gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T));
     TB = (T *)fc_ws_alloc(ctx, gp->t_elems * (int64_t)sizeof(T));
     acc = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
     if (!X || !TB || !acc) {
         fc_ws_free(ctx, acc, gp->w_elems * (int64_t)sizeof(T));
         fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
-        fc_ws_free(ctx, X, gp->x_elems * (int64_t)sizeof(T));
+        fc_ws_free(ctx, X, (gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T));
         return FC_ERR_NOMEM;
     }
     memset(acc, 0, (size_t)gp->w_elems * sizeof(T));  /* acc laid out as Wp: [a][co][b][ci] */
     for (nn = 0; nn < s->n; nn++) {
         const T *gyimg = gy + nn * c_out * hw;
+        const T *ximg = x + nn * c_in * s->h_in * s->w_in;
         const int t = fc_threads_for(ctx, tasks);
         int64_t task;
         (void)t;
-        FN(fc_dil_shift_cols_)(ctx, s, gp, x + nn * c_in * s->h_in * s->w_in, X);
+        if (!gp->view) FN(fc_dil_shift_cols_)(ctx, s, gp, ximg, X);
         FN(fc_dil_band_grad_out_)(ctx, s, gp, gyimg, TB);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(t)
@@ -532,14 +549,16 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
             const int64_t xrow = FN(fc_dil_tap_)(s, gp, ta, &i0, &i1);
             for (k = 0; k <= u; k++) {   /* the task's unit [bb, be) */
                 bb = be;
-                be = fc_dil_unit(s, gp, bb, &col);
+                be = fc_dil_unit(s, gp, bb, !gp->view, &col);
             }
             if (i1 > i0 && col.cb > 0 && mb > 0) {
                 const T *A = col.full ? gyimg + co0 * hw + i0 * s->w_out
                                       : TB + col.toff + co0 * h_out * col.cb + i0 * col.cb;
                 const int64_t lda = col.full ? hw : h_out * col.cb;
+                int64_t ldx;
+                const T *xb = FN(fc_dil_xsrc_)(s, gp, X, ximg, &col, bb, g * cig, &ldx);
                 FN(fc_dil_gemm_)(ctx, 'N', 'T', mb, (be - bb) * cig, (i1 - i0) * col.cb, A, lda,
-                                 X + col.xoff + g * cig * col.cs + xrow * col.cb, col.cs,
+                                 xb + xrow * col.cb, ldx,
                                  (T)1, acc + FN(fc_dil_wp_)(s, gp, ta, co0, bb), s->kw * cig);
             }
             fc_fpmode_leave(fp);
@@ -552,7 +571,7 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
                     gw[((co * cig + ci) * s->kh + a) * s->kw + b] = acc[FN(fc_dil_wp_)(s, gp, a, co, b) + ci];
     fc_ws_free(ctx, acc, gp->w_elems * (int64_t)sizeof(T));
     fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
-    fc_ws_free(ctx, X, gp->x_elems * (int64_t)sizeof(T));
+    fc_ws_free(ctx, X, (gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T));
     return FC_OK;
 }
 

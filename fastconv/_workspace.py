@@ -53,7 +53,8 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
               "weight": c_out * (c_in // groups) * kh * kw}[pass_]
     if result == 0 or min(n, c_in, c_out, h_out, w_out) == 0:
         return 0
-    gemm = _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation, groups)
+    gemm = _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation, groups,
+                         pass_)
     if gemm is not None:
         return gemm * itemsize
     axes = []
@@ -72,7 +73,8 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
 _INT_MAX = 2**31 - 1
 
 
-def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation, groups):
+def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation, groups,
+                  pass_="input"):
     """Elements the dilated algorithm's GEMM path allocates, or None when it is not used.
 
     The GEMM path (a BLAS is loaded, at least 8 channels per group, BLAS
@@ -80,7 +82,8 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
     whose tap reads real input: a column-shifted copy of one image
     (c_in * stride_h * ceil(h_in / stride_h) * C_b elements) and, when the
     band is not the whole row, a (c_out, h_out, C_b) temporary; plus one
-    weight-sized buffer.
+    weight-sized buffer.  A single-row input with unit column stride is used
+    in place (no copies) by the forward and grad-weight passes.
     """
     from . import _kernels
 
@@ -105,4 +108,6 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
         copies += c_in * rows * cb
         if cb != w_out:
             temps += c_out * h_out * cb
+    if h_in == 1 and sw == 1 and pass_ != "input":
+        copies = 0
     return copies + temps + c_out * cig * kh * kw
