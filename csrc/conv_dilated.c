@@ -12,6 +12,14 @@
  * therefore decomposes exactly; d | s gives P = 1 (a strided subsample),
  * s = 1 gives the classic P = d interleaved sub-images.
  *
+ * Two ways of running the dense convolutions of the sub-images:
+ *   - GEMM path (a BLAS is installed and every group has >= 8 input and
+ *     output channels; see "the GEMM path" below): the sub-images are never
+ *     materialised; tap (a, b) of all of them is one BLAS GEMM over a
+ *     column-shifted copy of the input, skipping padding rows and columns.
+ *   - sub-image path (otherwise: depthwise / few channels, no BLAS),
+ *     described next.
+ *
  * In 2-D the P_h x P_w sub-images of every image are copied (zero padding
  * materialised) into one workspace tensor stacked along the batch axis,
  * (n*P_h*P_w, c_in, hs, ws), all padded to the largest class (q_h = ceil(
