@@ -1,8 +1,10 @@
 /* Convolution entry points: validate, then dispatch by algorithm and ISA.
  *
- *   FC_ALGO_DIRECT   forward: the AVX2 kernel when ctx->isa is AVX2 and it
- *                    accepts the configuration, else the portable kernel;
- *                    backward: the portable kernels.
+ *   FC_ALGO_DIRECT   on the AVX2 path (ctx->isa == FC_ISA_AVX2): forward tries
+ *                    the register-blocked AVX2 kernel, and when it declines, or
+ *                    for the backward passes and bias, the portable kernels
+ *                    compiled for AVX2 (conv_direct_generic_avx2.c); on the
+ *                    baseline path the portable kernels (conv_direct.c).
  *   FC_ALGO_IM2COL   im2col + BLAS GEMM (conv_im2col.c).
  *   FC_ALGO_DILATED  space-to-batch decomposition (conv_dilated.c).
  *
@@ -52,9 +54,10 @@ fc_status fc_conv2d_##SFX(fc_context *ctx, const fc_conv_shape *s, int algo, con
     if (s->c_in > 0 && s->h_in > 0 && s->w_in > 0 && (!x || !w)) return FC_ERR_ARG;                \
     switch (algo) {                                                                                \
     case FC_ALGO_DIRECT:                                                                           \
-        if (FC_WITH_AVX2_ENABLED && ctx->isa == FC_ISA_AVX2) {                                     \
+        if (FC_USE_AVX2(ctx)) {                                                                    \
             st = FC_AVX2_DIRECT_##SFX(ctx, s, x, w, bias, y);                                      \
             if (st != FC_NOT_HANDLED) return st;                                                   \
+            return FC_GENERIC_AVX2(fc_conv2d_direct_, SFX)(ctx, s, x, w, bias, y);                 \
         }                                                                                          \
         return fc_conv2d_direct_##SFX(ctx, s, x, w, bias, y);                                      \
     case FC_ALGO_IM2COL:                                                                           \
@@ -74,7 +77,8 @@ fc_status fc_conv2d_grad_input_##SFX(fc_context *ctx, const fc_conv_shape *s, in
     if (s->c_out > 0 && s->h_out > 0 && s->w_out > 0 && (!gy || !w)) return FC_ERR_ARG;            \
     switch (algo) {                                                                                \
     case FC_ALGO_DIRECT:                                                                           \
-        return fc_conv2d_grad_input_direct_##SFX(ctx, s, gy, w, gx);                               \
+        if (FC_USE_AVX2(ctx)) return FC_GENERIC_AVX2(fc_conv2d_grad_input_direct_, SFX)(ctx, s, gy, w, gx); \
+        return fc_conv2d_grad_input_direct_##SFX(ctx, s, gy, w, gx); \
     case FC_ALGO_IM2COL:                                                                           \
         st = fc_conv2d_grad_input_im2col_##SFX(ctx, s, gy, w, gx); \
         return st == FC_NOT_HANDLED ? FC_ERR_UNSUPPORTED : st; \
@@ -93,7 +97,8 @@ fc_status fc_conv2d_grad_weight_##SFX(fc_context *ctx, const fc_conv_shape *s, i
     if (s->n > 0 && s->h_in > 0 && s->w_in > 0 && !x) return FC_ERR_ARG;                           \
     switch (algo) {                                                                                \
     case FC_ALGO_DIRECT:                                                                           \
-        return fc_conv2d_grad_weight_direct_##SFX(ctx, s, gy, x, gw);                              \
+        if (FC_USE_AVX2(ctx)) return FC_GENERIC_AVX2(fc_conv2d_grad_weight_direct_, SFX)(ctx, s, gy, x, gw); \
+        return fc_conv2d_grad_weight_direct_##SFX(ctx, s, gy, x, gw); \
     case FC_ALGO_IM2COL:                                                                           \
         st = fc_conv2d_grad_weight_im2col_##SFX(ctx, s, gy, x, gw); \
         return st == FC_NOT_HANDLED ? FC_ERR_UNSUPPORTED : st; \
@@ -108,7 +113,8 @@ fc_status fc_conv2d_grad_bias_##SFX(fc_context *ctx, const fc_conv_shape *s, con
     fc_status st = enter(ctx, s, FC_ALGO_DIRECT, OUT_BIAS, gb, &empty);                    \
     if (st != FC_OK || empty) return st;                                                           \
     if (s->n > 0 && s->h_out > 0 && s->w_out > 0 && !gy) return FC_ERR_ARG;                        \
-    return fc_conv2d_grad_bias_direct_##SFX(ctx, s, gy, gb);                                       \
+    if (FC_USE_AVX2(ctx)) return FC_GENERIC_AVX2(fc_conv2d_grad_bias_direct_, SFX)(ctx, s, gy, gb); \
+    return fc_conv2d_grad_bias_direct_##SFX(ctx, s, gy, gb); \
 }                                                                                                  \
                                                                                                    \
 fc_status fc_add_channel_bias_##SFX(fc_context *ctx, int64_t n, int64_t c, int64_t hw,             \
@@ -121,18 +127,24 @@ fc_status fc_add_channel_bias_##SFX(fc_context *ctx, int64_t n, int64_t c, int64
         return FC_ERR_OVERFLOW;                                                                    \
     if (total == 0) return FC_OK;                                                                  \
     if (!bias || !y) return FC_ERR_ARG;                                                            \
-    return fc_add_channel_bias_direct_##SFX(ctx, n, c, hw, bias, y);                               \
+    if (FC_USE_AVX2(ctx)) return FC_GENERIC_AVX2(fc_add_channel_bias_direct_, SFX)(ctx, n, c, hw, bias, y); \
+    return fc_add_channel_bias_direct_##SFX(ctx, n, c, hw, bias, y); \
 }
 
 #ifdef FC_WITH_AVX2
-#define FC_WITH_AVX2_ENABLED 1
+#define FC_USE_AVX2(ctx) ((ctx)->isa == FC_ISA_AVX2)
 #define FC_AVX2_DIRECT_f32 fc_conv2d_direct_f32__avx2
 #define FC_AVX2_DIRECT_f64 fc_conv2d_direct_f64__avx2
+#define FC_GENERIC_AVX2(name, sfx) FC_GENERIC_AVX2_(name, sfx)
+#define FC_GENERIC_AVX2_(name, sfx) name##sfx##__avx2_generic
 #else
-/* Never called (the branch is compiled out); keeps the macro well-formed. */
-#define FC_WITH_AVX2_ENABLED 0
+/* The AVX2 branches are dead code without the AVX2 files; these keep them
+ * well-formed and route to the portable kernels. */
+#define FC_USE_AVX2(ctx) 0
 #define FC_AVX2_DIRECT_f32(ctx, s, x, w, b, y) FC_NOT_HANDLED
 #define FC_AVX2_DIRECT_f64(ctx, s, x, w, b, y) FC_NOT_HANDLED
+#define FC_GENERIC_AVX2(name, sfx) FC_GENERIC_AVX2_(name, sfx)
+#define FC_GENERIC_AVX2_(name, sfx) name##sfx
 #endif
 
 FC_DEFINE_DISPATCH(float, f32)

@@ -34,6 +34,7 @@ CASES = {
     "long_rows_unit_stride": ((2, 3, 2, 37), (5, 3, 2, 3), 1, (1, 1), (1, 2), 1, True),
     "empty_out_channels": ((2, 3, 5, 5), (0, 3, 3, 3), 1, 1, 1, 1, False),
     "empty_in_channels": ((2, 0, 5, 5), (3, 0, 3, 3), 1, 1, 1, 1, True),
+    "zero_height_input_padded": ((1, 2, 0, 4), (3, 2, 3, 3), 1, 2, 1, 1, True),
 }
 
 # Big enough that the kernels really use 2 threads (bit-identity checks).
@@ -43,7 +44,7 @@ THREADED = {
 }
 
 # PyTorch rejects zero channels; the reference handles them.
-NO_TORCH = {"empty_out_channels", "empty_in_channels"}
+NO_TORCH = {"empty_out_channels", "empty_in_channels", "zero_height_input_padded"}
 
 
 def unpack(case):
