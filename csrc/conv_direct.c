@@ -15,13 +15,17 @@
 #include "conv_direct.h"
 
 #define T float
+#define FC_TW 4
 #define SFX f32
 #include "conv_direct_impl.h"
 #undef T
+#undef FC_TW
 #undef SFX
 
 #define T double
+#define FC_TW 2
 #define SFX f64
 #include "conv_direct_impl.h"
 #undef T
+#undef FC_TW
 #undef SFX

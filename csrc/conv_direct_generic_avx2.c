@@ -7,13 +7,17 @@
 #include "conv_direct.h"
 
 #define T float
+#define FC_TW 8
 #define SFX f32__avx2_generic
 #include "conv_direct_impl.h"
 #undef T
+#undef FC_TW
 #undef SFX
 
 #define T double
+#define FC_TW 4
 #define SFX f64__avx2_generic
 #include "conv_direct_impl.h"
 #undef T
+#undef FC_TW
 #undef SFX

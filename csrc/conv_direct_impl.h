@@ -4,6 +4,9 @@
 #ifndef T
 #error "define T and SFX before including conv_direct_impl.h"
 #endif
+#ifndef FC_TW
+#error "define FC_TW (forward register tile width, in elements)"
+#endif
 
 #define FC_JOIN2(a, b) a##b
 #define FC_JOIN(a, b) FC_JOIN2(a, b)
@@ -79,16 +82,193 @@ static void FN(fc_fwd_row_)(const fc_conv_shape *s, const T *restrict ximg, cons
     }
 }
 
+/* GCC/Clang generic vectors of FC_TW elements for the register tiles: a
+ * plain-C array accumulator is not reliably kept in registers, a vector
+ * variable is.  Other compilers (or -DFC_DIRECT_NO_TILES, for A/B timing)
+ * use the row kernel for everything. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(FC_DIRECT_NO_TILES)
+#define FC_VECEXT 1
+typedef T FN(fc_vec_) __attribute__((vector_size(FC_TW * sizeof(T))));
+
+/* Register tiles: 4 output channels x (1 or 2) vectors of FC_TW output
+ * columns of one output row accumulate in vector variables, so each input
+ * vector feeds four multiply-adds and each output is stored once.  Interior
+ * tiles (every tap inside the input: columns [ow_lo, ow_hi)) load the input
+ * directly; border and tail tiles gather each tap's valid columns into a
+ * zeroed vector.  Each output element is bias + sum over (ci, i, j) in that
+ * order whatever the tiling or thread count (adding w * 0 for a clipped tap
+ * leaves the sum unchanged). */
+typedef struct {
+    const fc_conv_shape *s;
+    const T *ximg;          /* this image's input */
+    const T *wc[4];         /* the 4 channels' weights (cig*kh*kw each) */
+    T *yr[4];               /* the 4 channels' output rows */
+    T bv[4];
+    int64_t nc, oh, cig, ci0;
+} FN(fc_tile_ctx_);
+
+static inline void FN(fc_tile_store_)(const FN(fc_tile_ctx_) *t, int64_t c, int64_t ow0,
+                                      int64_t len, FN(fc_vec_) acc) {
+    T out[FC_TW];
+    int64_t k;
+    if (c >= t->nc) return;
+    memcpy(out, &acc, sizeof acc);
+    for (k = 0; k < len; k++) t->yr[c][ow0 + k] = out[k];
+}
+
+/* Two vectors (2*FC_TW columns) from ow0, all taps inside, unit stride. */
+static void FN(fc_tile_interior2_)(const FN(fc_tile_ctx_) *t, int64_t ow0) {
+    const fc_conv_shape *s = t->s;
+    const int64_t kh = s->kh, kw = s->kw, kk = kh * kw, dw = s->dil_w;
+    const T *w0 = t->wc[0], *w1 = t->wc[1], *w2 = t->wc[2], *w3 = t->wc[3];
+    FN(fc_vec_) z, a0, a1, a2, a3, b0, b1, b2, b3;
+    int64_t ci, i, j;
+    memset(&z, 0, sizeof z);
+    a0 = b0 = z + t->bv[0];
+    a1 = b1 = z + t->bv[1];
+    a2 = b2 = z + t->bv[2];
+    a3 = b3 = z + t->bv[3];
+    for (ci = 0; ci < t->cig; ci++) {
+        const T *xplane = t->ximg + (t->ci0 + ci) * s->h_in * s->w_in;
+        for (i = 0; i < kh; i++) {
+            const int64_t ih = t->oh * s->stride_h - s->pad_h + i * s->dil_h;
+            const T *xr, *wa, *wb, *wcc, *wd;
+            if (ih < 0 || ih >= s->h_in) continue;
+            xr = xplane + ih * s->w_in + (ow0 - s->pad_w);
+            wa = w0 + ci * kk + i * kw;
+            wb = w1 + ci * kk + i * kw;
+            wcc = w2 + ci * kk + i * kw;
+            wd = w3 + ci * kk + i * kw;
+            for (j = 0; j < kw; j++) {
+                FN(fc_vec_) x0, x1;
+                memcpy(&x0, xr + j * dw, sizeof x0);
+                memcpy(&x1, xr + j * dw + FC_TW, sizeof x1);
+                a0 += wa[j] * x0; b0 += wa[j] * x1;
+                a1 += wb[j] * x0; b1 += wb[j] * x1;
+                a2 += wcc[j] * x0; b2 += wcc[j] * x1;
+                a3 += wd[j] * x0; b3 += wd[j] * x1;
+            }
+        }
+    }
+    FN(fc_tile_store_)(t, 0, ow0, FC_TW, a0); FN(fc_tile_store_)(t, 0, ow0 + FC_TW, FC_TW, b0);
+    FN(fc_tile_store_)(t, 1, ow0, FC_TW, a1); FN(fc_tile_store_)(t, 1, ow0 + FC_TW, FC_TW, b1);
+    FN(fc_tile_store_)(t, 2, ow0, FC_TW, a2); FN(fc_tile_store_)(t, 2, ow0 + FC_TW, FC_TW, b2);
+    FN(fc_tile_store_)(t, 3, ow0, FC_TW, a3); FN(fc_tile_store_)(t, 3, ow0 + FC_TW, FC_TW, b3);
+}
+
+/* One vector of `len` <= FC_TW columns from ow0; `interior` when all taps
+ * of all FC_TW columns are inside the input, else taps are clipped. */
+static void FN(fc_tile_one_)(const FN(fc_tile_ctx_) *t, int64_t ow0, int64_t len, int interior) {
+    const fc_conv_shape *s = t->s;
+    const int64_t kh = s->kh, kw = s->kw, kk = kh * kw, dw = s->dil_w, sw = s->stride_w;
+    const T *w0 = t->wc[0], *w1 = t->wc[1], *w2 = t->wc[2], *w3 = t->wc[3];
+    FN(fc_vec_) z, a0, a1, a2, a3;
+    int64_t ci, i, j, k;
+    memset(&z, 0, sizeof z);
+    a0 = z + t->bv[0];
+    a1 = z + t->bv[1];
+    a2 = z + t->bv[2];
+    a3 = z + t->bv[3];
+    for (ci = 0; ci < t->cig; ci++) {
+        const T *xplane = t->ximg + (t->ci0 + ci) * s->h_in * s->w_in;
+        for (i = 0; i < kh; i++) {
+            const int64_t ih = t->oh * s->stride_h - s->pad_h + i * s->dil_h;
+            const int64_t widx = ci * kk + i * kw;
+            const T *xrow;
+            if (ih < 0 || ih >= s->h_in) continue;
+            xrow = xplane + ih * s->w_in;
+            for (j = 0; j < kw; j++) {
+                const int64_t off = j * dw - s->pad_w;  /* iw = ow*sw + off */
+                T buf[FC_TW];
+                FN(fc_vec_) xv;
+                if (interior) {
+                    const T *xr = xrow + (ow0 * sw + off);
+                    for (k = 0; k < FC_TW; k++) buf[k] = xr[k * sw];
+                } else {
+                    int64_t lo, hi, ka, kb;
+                    fc_tap_range(s->w_in, s->w_out, sw, off, &lo, &hi);
+                    ka = FC_MAX(lo, ow0) - ow0;
+                    kb = FC_MIN(hi, ow0 + len) - ow0;
+                    if (ka >= kb) continue;
+                    for (k = 0; k < FC_TW; k++) buf[k] = 0;
+                    for (k = ka; k < kb; k++) buf[k] = xrow[(ow0 + k) * sw + off];
+                }
+                memcpy(&xv, buf, sizeof xv);
+                a0 += w0[widx + j] * xv;
+                a1 += w1[widx + j] * xv;
+                a2 += w2[widx + j] * xv;
+                a3 += w3[widx + j] * xv;
+            }
+        }
+    }
+    FN(fc_tile_store_)(t, 0, ow0, len, a0);
+    FN(fc_tile_store_)(t, 1, ow0, len, a1);
+    FN(fc_tile_store_)(t, 2, ow0, len, a2);
+    FN(fc_tile_store_)(t, 3, ow0, len, a3);
+}
+
+/* One output row of 4 channels (co0 .. co0+nc-1, nc <= 4, one group). */
+static void FN(fc_fwd_tiles_)(const fc_conv_shape *s, const T *restrict ximg, const T *restrict w,
+                              const T *restrict bias, T *restrict yimg, int64_t co0, int64_t nc,
+                              int64_t oh, int64_t cig, int64_t ci0, int64_t ow_lo, int64_t ow_hi) {
+    const int64_t w_out = s->w_out, kk = s->kh * s->kw;
+    FN(fc_tile_ctx_) t;
+    int64_t c, p;
+    t.s = s;
+    t.ximg = ximg;
+    t.nc = nc;
+    t.oh = oh;
+    t.cig = cig;
+    t.ci0 = ci0;
+    /* Channels past nc repeat the last one (computed, never stored). */
+    for (c = 0; c < 4; c++) {
+        const int64_t cc = co0 + (c < nc ? c : nc - 1);
+        t.wc[c] = w + cc * cig * kk;
+        t.yr[c] = yimg + (cc * s->h_out + oh) * w_out;
+        t.bv[c] = bias ? bias[cc] : (T)0;
+    }
+    p = 0;
+    while (p < w_out) {
+        if (p >= ow_lo && p + 2 * FC_TW <= ow_hi && s->stride_w == 1) {
+            FN(fc_tile_interior2_)(&t, p);
+            p += 2 * FC_TW;
+        } else if (p >= ow_lo && p + FC_TW <= ow_hi) {
+            FN(fc_tile_one_)(&t, p, FC_TW, 1);
+            p += FC_TW;
+        } else {
+            /* Border: stop at ow_lo so the interior tiles start there. */
+            int64_t len = FC_MIN(FC_TW, w_out - p);
+            if (p < ow_lo) len = FC_MIN(len, ow_lo - p);
+            FN(fc_tile_one_)(&t, p, len, 0);
+            p += len;
+        }
+    }
+}
+#else
+#define FC_VECEXT 0
+#endif
+
 fc_status FN(fc_conv2d_direct_)(fc_context *ctx, const fc_conv_shape *s, const T *x, const T *w,
                                 const T *bias, T *y) {
     /* An empty input plane contributes nothing (all taps are padding). */
     const int64_t cig = (s->h_in == 0 || s->w_in == 0) ? 0 : s->c_in / s->groups;
+    const int64_t cig_w = s->c_in / s->groups;  /* weight layout */
     const int64_t cog = s->c_out / s->groups;
-    const int64_t rows = s->n * s->c_out * s->h_out;
+    /* Channel tiles of 4 when a group has at least 4 output channels (and
+     * there is input to read); otherwise one output row per work item. */
+    const int tiled = FC_VECEXT && cog >= 4 && cig > 0;
+    const int64_t tc = tiled ? 4 : 1;
+    const int64_t nblk = (cog + tc - 1) / tc;  /* channel tiles per group */
+    const int64_t items = s->n * s->groups * nblk * s->h_out;
     const int64_t x_img = s->c_in * s->h_in * s->w_in;
-    const int64_t w_co = (s->c_in / s->groups) * s->kh * s->kw;
-    const int t = fc_direct_threads(ctx, rows, fc_sat_prod4(cig, s->kh, s->kw, s->w_out));
-    (void)cog;
+    const int64_t y_img = s->c_out * s->h_out * s->w_out;
+    const int t = fc_direct_threads(ctx, items, fc_sat_prod4(tc * cig, s->kh, s->kw, s->w_out));
+    int64_t ow_lo, ow_hi, unused;
+    /* Columns where every tap is inside the input: tap 0 has the largest
+     * lower bound, tap kw-1 the smallest upper bound. */
+    fc_tap_range(s->w_in, s->w_out, s->stride_w, -s->pad_w, &ow_lo, &unused);
+    fc_tap_range(s->w_in, s->w_out, s->stride_w, (s->kw - 1) * s->dil_w - s->pad_w, &unused, &ow_hi);
+    (void)ow_lo; (void)ow_hi;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(t)
 #endif
@@ -98,14 +278,23 @@ fc_status FN(fc_conv2d_direct_)(fc_context *ctx, const fc_conv_shape *s, const T
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif
-        for (r = 0; r < rows; r++) {
+        for (r = 0; r < items; r++) {
             const int64_t oh = r % s->h_out;
-            const int64_t co = (r / s->h_out) % s->c_out;
-            const int64_t nn = r / (s->h_out * s->c_out);
-            const int64_t g = co / cog;
-            const T b = bias ? bias[co] : (T)0;
-            FN(fc_fwd_row_)(s, cig ? x + nn * x_img : x, cig ? w + co * w_co : w, b,
-                            y + r * s->w_out, oh, cig, g * (s->c_in / s->groups));
+            const int64_t q = r / s->h_out;
+            const int64_t blk = q % nblk;
+            const int64_t g = (q / nblk) % s->groups;
+            const int64_t nn = q / (nblk * s->groups);
+            const int64_t co0 = g * cog + blk * tc;
+#if FC_VECEXT
+            if (tiled) {
+                FN(fc_fwd_tiles_)(s, x + nn * x_img, w, bias, y + nn * y_img, co0,
+                                  FC_MIN(4, cog - blk * 4), oh, cig, g * cig, ow_lo, ow_hi);
+                continue;
+            }
+#endif
+            FN(fc_fwd_row_)(s, cig ? x + nn * x_img : x, cig ? w + co0 * cig * s->kh * s->kw : w,
+                            bias ? bias[co0] : (T)0, y + ((nn * s->c_out + co0) * s->h_out + oh) * s->w_out,
+                            oh, cig, g * cig_w);
         }
         fc_fpmode_leave(fp);
     }
@@ -300,5 +489,6 @@ fc_status FN(fc_add_channel_bias_direct_)(fc_context *ctx, int64_t n, int64_t c,
 }
 
 #undef FN
+#undef FC_VECEXT
 #undef FC_JOIN
 #undef FC_JOIN2

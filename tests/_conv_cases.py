@@ -34,6 +34,10 @@ CASES = {
     "long_rows_unit_stride": ((2, 3, 2, 37), (5, 3, 2, 3), 1, (1, 1), (1, 2), 1, True),
     "empty_out_channels": ((2, 3, 5, 5), (0, 3, 3, 3), 1, 1, 1, 1, False),
     "empty_in_channels": ((2, 0, 5, 5), (3, 0, 3, 3), 1, 1, 1, 1, True),
+    # register tiles: 2-vector interior tiles, 1-vector tiles, borders, a 2-channel tail block
+    "tiles_wide": ((1, 5, 4, 45), (6, 5, 3, 3), 1, (1, 2), 1, 1, True),
+    "tiles_strided": ((1, 3, 5, 40), (8, 3, 2, 3), (1, 2), 1, 1, 1, False),
+    "tiles_groups_dilated": ((1, 4, 3, 50), (10, 2, 1, 3), 1, (0, 3), (1, 3), 2, True),
     "zero_height_input_padded": ((1, 2, 0, 4), (3, 2, 3, 3), 1, 2, 1, 1, True),
 }
 
