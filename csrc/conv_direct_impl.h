@@ -101,7 +101,8 @@ typedef T FN(fc_vec_) __attribute__((vector_size(FC_TW * sizeof(T))));
 typedef struct {
     const fc_conv_shape *s;
     const T *ximg;          /* this image's input */
-    const T *wc[4];         /* the 4 channels' weights (cig*kh*kw each) */
+    const T *wc[4];         /* the 4 channels' weights at input channel 0, tap (0, 0) */
+    int64_t w_ci, w_i, w_j; /* weight strides per input channel, kernel row, kernel column */
     T *yr[4];               /* the 4 channels' output rows */
     T bv[4];
     int64_t nc, oh, cig, ci0;
@@ -119,7 +120,7 @@ static inline void FN(fc_tile_store_)(const FN(fc_tile_ctx_) *t, int64_t c, int6
 /* Two vectors (2*FC_TW columns) from ow0, all taps inside, unit stride. */
 static void FN(fc_tile_interior2_)(const FN(fc_tile_ctx_) *t, int64_t ow0) {
     const fc_conv_shape *s = t->s;
-    const int64_t kh = s->kh, kw = s->kw, kk = kh * kw, dw = s->dil_w;
+    const int64_t kh = s->kh, kw = s->kw, dw = s->dil_w, wj = t->w_j;
     const T *w0 = t->wc[0], *w1 = t->wc[1], *w2 = t->wc[2], *w3 = t->wc[3];
     FN(fc_vec_) z, a0, a1, a2, a3, b0, b1, b2, b3;
     int64_t ci, i, j;
@@ -135,18 +136,19 @@ static void FN(fc_tile_interior2_)(const FN(fc_tile_ctx_) *t, int64_t ow0) {
             const T *xr, *wa, *wb, *wcc, *wd;
             if (ih < 0 || ih >= s->h_in) continue;
             xr = xplane + ih * s->w_in + (ow0 - s->pad_w);
-            wa = w0 + ci * kk + i * kw;
-            wb = w1 + ci * kk + i * kw;
-            wcc = w2 + ci * kk + i * kw;
-            wd = w3 + ci * kk + i * kw;
+            wa = w0 + ci * t->w_ci + i * t->w_i;
+            wb = w1 + ci * t->w_ci + i * t->w_i;
+            wcc = w2 + ci * t->w_ci + i * t->w_i;
+            wd = w3 + ci * t->w_ci + i * t->w_i;
             for (j = 0; j < kw; j++) {
                 FN(fc_vec_) x0, x1;
                 memcpy(&x0, xr + j * dw, sizeof x0);
                 memcpy(&x1, xr + j * dw + FC_TW, sizeof x1);
-                a0 += wa[j] * x0; b0 += wa[j] * x1;
-                a1 += wb[j] * x0; b1 += wb[j] * x1;
-                a2 += wcc[j] * x0; b2 += wcc[j] * x1;
-                a3 += wd[j] * x0; b3 += wd[j] * x1;
+                const T v0 = wa[j * wj], v1 = wb[j * wj], v2 = wcc[j * wj], v3 = wd[j * wj];
+                a0 += v0 * x0; b0 += v0 * x1;
+                a1 += v1 * x0; b1 += v1 * x1;
+                a2 += v2 * x0; b2 += v2 * x1;
+                a3 += v3 * x0; b3 += v3 * x1;
             }
         }
     }
@@ -160,7 +162,7 @@ static void FN(fc_tile_interior2_)(const FN(fc_tile_ctx_) *t, int64_t ow0) {
  * of all FC_TW columns are inside the input, else taps are clipped. */
 static void FN(fc_tile_one_)(const FN(fc_tile_ctx_) *t, int64_t ow0, int64_t len, int interior) {
     const fc_conv_shape *s = t->s;
-    const int64_t kh = s->kh, kw = s->kw, kk = kh * kw, dw = s->dil_w, sw = s->stride_w;
+    const int64_t kh = s->kh, kw = s->kw, dw = s->dil_w, sw = s->stride_w, wj = t->w_j;
     const T *w0 = t->wc[0], *w1 = t->wc[1], *w2 = t->wc[2], *w3 = t->wc[3];
     FN(fc_vec_) z, a0, a1, a2, a3;
     int64_t ci, i, j, k;
@@ -173,7 +175,7 @@ static void FN(fc_tile_one_)(const FN(fc_tile_ctx_) *t, int64_t ow0, int64_t len
         const T *xplane = t->ximg + (t->ci0 + ci) * s->h_in * s->w_in;
         for (i = 0; i < kh; i++) {
             const int64_t ih = t->oh * s->stride_h - s->pad_h + i * s->dil_h;
-            const int64_t widx = ci * kk + i * kw;
+            const int64_t widx = ci * t->w_ci + i * t->w_i;
             const T *xrow;
             if (ih < 0 || ih >= s->h_in) continue;
             xrow = xplane + ih * s->w_in;
@@ -194,10 +196,10 @@ static void FN(fc_tile_one_)(const FN(fc_tile_ctx_) *t, int64_t ow0, int64_t len
                     for (k = ka; k < kb; k++) buf[k] = xrow[(ow0 + k) * sw + off];
                 }
                 memcpy(&xv, buf, sizeof xv);
-                a0 += w0[widx + j] * xv;
-                a1 += w1[widx + j] * xv;
-                a2 += w2[widx + j] * xv;
-                a3 += w3[widx + j] * xv;
+                a0 += w0[widx + j * wj] * xv;
+                a1 += w1[widx + j * wj] * xv;
+                a2 += w2[widx + j * wj] * xv;
+                a3 += w3[widx + j * wj] * xv;
             }
         }
     }
@@ -207,42 +209,82 @@ static void FN(fc_tile_one_)(const FN(fc_tile_ctx_) *t, int64_t ow0, int64_t len
     FN(fc_tile_store_)(t, 3, ow0, len, a3);
 }
 
-/* One output row of 4 channels (co0 .. co0+nc-1, nc <= 4, one group). */
+/* One output row of the tile context's channels, all column tiles.  The
+ * interior columns are [ow_lo, ow_hi). */
+static void FN(fc_tile_row_)(const FN(fc_tile_ctx_) *t, int64_t ow_lo, int64_t ow_hi) {
+    const fc_conv_shape *s = t->s;
+    int64_t p = 0;
+    while (p < s->w_out) {
+        if (p >= ow_lo && p + 2 * FC_TW <= ow_hi && s->stride_w == 1) {
+            FN(fc_tile_interior2_)(t, p);
+            p += 2 * FC_TW;
+        } else if (p >= ow_lo && p + FC_TW <= ow_hi) {
+            FN(fc_tile_one_)(t, p, FC_TW, 1);
+            p += FC_TW;
+        } else {
+            /* Border: stop at ow_lo so the interior tiles start there. */
+            int64_t len = FC_MIN(FC_TW, s->w_out - p);
+            if (p < ow_lo) len = FC_MIN(len, ow_lo - p);
+            FN(fc_tile_one_)(t, p, len, 0);
+            p += len;
+        }
+    }
+}
+
+/* Forward: one output row of channels co0 .. co0+nc-1 (nc <= 4, one group). */
 static void FN(fc_fwd_tiles_)(const fc_conv_shape *s, const T *restrict ximg, const T *restrict w,
                               const T *restrict bias, T *restrict yimg, int64_t co0, int64_t nc,
                               int64_t oh, int64_t cig, int64_t ci0, int64_t ow_lo, int64_t ow_hi) {
-    const int64_t w_out = s->w_out, kk = s->kh * s->kw;
+    const int64_t kk = s->kh * s->kw;
     FN(fc_tile_ctx_) t;
-    int64_t c, p;
+    int64_t c;
     t.s = s;
     t.ximg = ximg;
     t.nc = nc;
     t.oh = oh;
     t.cig = cig;
     t.ci0 = ci0;
+    t.w_ci = kk;
+    t.w_i = s->kw;
+    t.w_j = 1;
     /* Channels past nc repeat the last one (computed, never stored). */
     for (c = 0; c < 4; c++) {
         const int64_t cc = co0 + (c < nc ? c : nc - 1);
         t.wc[c] = w + cc * cig * kk;
-        t.yr[c] = yimg + (cc * s->h_out + oh) * w_out;
+        t.yr[c] = yimg + (cc * s->h_out + oh) * s->w_out;
         t.bv[c] = bias ? bias[cc] : (T)0;
     }
-    p = 0;
-    while (p < w_out) {
-        if (p >= ow_lo && p + 2 * FC_TW <= ow_hi && s->stride_w == 1) {
-            FN(fc_tile_interior2_)(&t, p);
-            p += 2 * FC_TW;
-        } else if (p >= ow_lo && p + FC_TW <= ow_hi) {
-            FN(fc_tile_one_)(&t, p, FC_TW, 1);
-            p += FC_TW;
-        } else {
-            /* Border: stop at ow_lo so the interior tiles start there. */
-            int64_t len = FC_MIN(FC_TW, w_out - p);
-            if (p < ow_lo) len = FC_MIN(len, ow_lo - p);
-            FN(fc_tile_one_)(&t, p, len, 0);
-            p += len;
-        }
+    FN(fc_tile_row_)(&t, ow_lo, ow_hi);
+}
+
+/* Grad input with stride 1 is a forward convolution of grad_out with the
+ * kernel flipped and its channel axes swapped, padding d*(k-1) - pad (which
+ * may be negative: the tile code only needs offsets): `ps` is that pseudo
+ * convolution's shape (input = grad_out, output = grad_x).  One grad_x row
+ * of input channels ci0g + cil0 .. + nc-1 of group g; terms are summed over
+ * (co, i, j) with the taps in flipped order. */
+static void FN(fc_gin_tiles_)(const fc_conv_shape *ps, const T *restrict gyimg, const T *restrict w,
+                              T *restrict gximg, int64_t g, int64_t cil0, int64_t nc, int64_t ih,
+                              int64_t cig, int64_t cog, int64_t ow_lo, int64_t ow_hi) {
+    const int64_t kh = ps->kh, kw = ps->kw, kk = kh * kw;
+    FN(fc_tile_ctx_) t;
+    int64_t c;
+    t.s = ps;
+    t.ximg = gyimg;
+    t.nc = nc;
+    t.oh = ih;
+    t.cig = cog;         /* the pseudo conv's input channels: this group's outputs */
+    t.ci0 = g * cog;
+    t.w_ci = cig * kk;   /* next output channel co */
+    t.w_i = -kw;         /* flipped taps */
+    t.w_j = -1;
+    for (c = 0; c < 4; c++) {
+        const int64_t cil = cil0 + (c < nc ? c : nc - 1);
+        t.wc[c] = w + ((g * cog) * cig + cil) * kk + (kh - 1) * kw + (kw - 1);
+        t.yr[c] = gximg + ((g * cig + cil) * ps->h_out + ih) * ps->w_out;
+        t.bv[c] = 0;
     }
+    FN(fc_tile_row_)(&t, ow_lo, ow_hi);
 }
 #else
 #define FC_VECEXT 0
@@ -268,7 +310,7 @@ fc_status FN(fc_conv2d_direct_)(fc_context *ctx, const fc_conv_shape *s, const T
      * lower bound, tap kw-1 the smallest upper bound. */
     fc_tap_range(s->w_in, s->w_out, s->stride_w, -s->pad_w, &ow_lo, &unused);
     fc_tap_range(s->w_in, s->w_out, s->stride_w, (s->kw - 1) * s->dil_w - s->pad_w, &unused, &ow_hi);
-    (void)ow_lo; (void)ow_hi;
+    (void)ow_lo; (void)ow_hi; (void)y_img;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(t)
 #endif
@@ -353,10 +395,27 @@ fc_status FN(fc_conv2d_grad_input_direct_)(fc_context *ctx, const fc_conv_shape 
     /* An empty grad_out plane contributes nothing. */
     const int64_t cig = s->c_in / s->groups;
     const int64_t cog = (s->h_out == 0 || s->w_out == 0) ? 0 : s->c_out / s->groups;
-    const int64_t rows = s->n * s->c_in * s->h_in;
     const int64_t gy_img = s->c_out * s->h_out * s->w_out;
-    const int64_t per_row = fc_sat_prod4(cog, s->kh, s->kw, s->w_out) / s->stride_h + 1;
-    const int t = fc_direct_threads(ctx, rows, per_row);
+    const int64_t gx_img = s->c_in * s->h_in * s->w_in;
+    /* Stride 1 with at least 4 input channels per group: register tiles of
+     * 4 input channels on the flipped-kernel pseudo convolution. */
+    const int tiled = FC_VECEXT && s->stride_h == 1 && s->stride_w == 1 && cig >= 4 && cog > 0;
+    const int64_t tc = tiled ? 4 : 1;
+    const int64_t nblk = (cig + tc - 1) / tc;
+    const int64_t items = s->n * s->groups * nblk * s->h_in;
+    const int64_t per_item = fc_sat_prod4(tc * cog, s->kh, s->kw, s->w_in) / s->stride_h + 1;
+    const int t = fc_direct_threads(ctx, items, per_item);
+    fc_conv_shape ps = *s;
+    int64_t ow_lo = 0, ow_hi = 0, unused;
+    if (tiled) {
+        ps.c_in = s->c_out; ps.h_in = s->h_out; ps.w_in = s->w_out;
+        ps.c_out = s->c_in; ps.h_out = s->h_in; ps.w_out = s->w_in;
+        ps.pad_h = s->dil_h * (s->kh - 1) - s->pad_h;
+        ps.pad_w = s->dil_w * (s->kw - 1) - s->pad_w;
+        fc_tap_range(ps.w_in, ps.w_out, 1, -ps.pad_w, &ow_lo, &unused);
+        fc_tap_range(ps.w_in, ps.w_out, 1, (ps.kw - 1) * ps.dil_w - ps.pad_w, &unused, &ow_hi);
+    }
+    (void)ps; (void)gx_img; (void)ow_lo; (void)ow_hi;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(t)
 #endif
@@ -366,12 +425,22 @@ fc_status FN(fc_conv2d_grad_input_direct_)(fc_context *ctx, const fc_conv_shape 
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif
-        for (r = 0; r < rows; r++) {
+        for (r = 0; r < items; r++) {
             const int64_t ih = r % s->h_in;
-            const int64_t ci = (r / s->h_in) % s->c_in;
-            const int64_t nn = r / (s->h_in * s->c_in);
-            const int64_t g = ci / cig;
-            FN(fc_gin_row_)(s, cog ? gy + nn * gy_img : gy, w, gx + r * s->w_in, ih, ci % cig,
+            const int64_t q = r / s->h_in;
+            const int64_t blk = q % nblk;
+            const int64_t g = (q / nblk) % s->groups;
+            const int64_t nn = q / (nblk * s->groups);
+            const int64_t cil0 = blk * tc;
+#if FC_VECEXT
+            if (tiled) {
+                FN(fc_gin_tiles_)(&ps, gy + nn * gy_img, w, gx + nn * gx_img, g, cil0,
+                                  FC_MIN(4, cig - cil0), ih, cig, cog, ow_lo, ow_hi);
+                continue;
+            }
+#endif
+            FN(fc_gin_row_)(s, cog ? gy + nn * gy_img : gy, w,
+                            gx + ((nn * s->c_in + g * cig + cil0) * s->h_in + ih) * s->w_in, ih, cil0,
                             g * (s->c_out / s->groups), cog, cig);
         }
         fc_fpmode_leave(fp);

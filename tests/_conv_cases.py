@@ -26,7 +26,7 @@ CASES = {
     "empty_batch": ((0, 3, 5, 5), (4, 3, 3, 3), 1, 1, 1, 1, True),
     "depthwise_stride2": ((2, 4, 5, 5), (4, 1, 3, 3), 2, 1, 1, 4, False),
     "groups3_odd_channels": ((1, 9, 7, 5), (12, 3, 3, 1), 1, (0, 1), 1, 3, True),
-    "pad_wider_than_kernel": ((1, 3, 5, 5), (2, 3, 3, 3), 1, 3, 1, 1, False),
+    "pad_wider_than_kernel": ((1, 4, 5, 5), (2, 4, 3, 3), 1, 3, 1, 1, False),
     "stride_pad_dil_pairs": ((1, 2, 13, 17), (3, 2, 3, 3), (2, 3), (2, 1), (3, 2), 1, True),
     "kernel_eq_padded_input": ((1, 2, 3, 4), (2, 2, 5, 6), 1, 1, 1, 1, False),
     "trivial": ((1, 1, 1, 1), (1, 1, 1, 1), 1, 0, 1, 1, True),
@@ -38,6 +38,7 @@ CASES = {
     "tiles_wide": ((1, 5, 4, 45), (6, 5, 3, 3), 1, (1, 2), 1, 1, True),
     "tiles_strided": ((1, 3, 5, 40), (8, 3, 2, 3), (1, 2), 1, 1, 1, False),
     "tiles_groups_dilated": ((1, 4, 3, 50), (10, 2, 1, 3), 1, (0, 3), (1, 3), 2, True),
+    "gin_tiles_groups": ((2, 8, 6, 19), (6, 4, 3, 2), 1, (2, 1), (1, 2), 2, False),
     "zero_height_input_padded": ((1, 2, 0, 4), (3, 2, 3, 3), 1, 2, 1, 1, True),
 }
 
