@@ -27,6 +27,7 @@ def test_matches_reference(case, algo, dtype, isa):
 
 
 @pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed")
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize("case", [c for c in ALL if c not in NO_TORCH])
 def test_matches_torch(case, dtype, isa):
     import torch

@@ -42,6 +42,7 @@ def test_matches_reference(case, algo, dtype, isa):
 
 
 @pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed")
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize("case", [c for c in ALL if c not in NO_TORCH])
 def test_matches_torch_autograd_float64(case, isa):
     import torch
@@ -57,6 +58,7 @@ def test_matches_torch_autograd_float64(case, isa):
 
 
 @pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed")
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize("case", ["basic_odd", "groups3_odd_channels", "stride_pad_dil_pairs"])
 def test_matches_torch_float32(case):
     import torch
