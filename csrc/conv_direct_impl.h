@@ -451,16 +451,105 @@ fc_status FN(fc_conv2d_grad_input_direct_)(fc_context *ctx, const fc_conv_shape 
 
 /* ---- grad weight --------------------------------------------------------
  * One (co, cil) slice gw[co, cil, :, :] of kh*kw elements per work item;
- * each element sums grad_out * input over (nn, oh, ow) in that order. */
+ * each element sums grad_out * input over (nn, oh, ow) in that order.  With
+ * generic vectors and >= 4 output channels per group, an item is 4 output
+ * channels x one input channel: each input vector feeds four multiply-adds,
+ * the vector partial sums of one (nn, oh, i, j) row are reduced in a fixed
+ * tree order, then the scalar tail is added. */
+#if FC_VECEXT
+static inline T FN(fc_hsum_)(FN(fc_vec_) v) {
+    T b[FC_TW];
+    int64_t width, l;
+    memcpy(b, &v, sizeof v);
+    for (width = FC_TW / 2; width >= 1; width /= 2)
+        for (l = 0; l < width; l++) b[l] += b[l + width];
+    return b[0];
+}
+
+static void FN(fc_gw_block_)(const fc_conv_shape *s, const T *gy, const T *x, T *gw, int64_t g,
+                             int64_t co0, int64_t nc, int64_t cil, int64_t cig, int64_t n_eff) {
+    const int64_t kh = s->kh, kw = s->kw, kk = kh * kw, sw = s->stride_w;
+    const int64_t ci = g * cig + cil;
+    T *gwc[4];
+    int64_t c, e, nn, oh, i, j, k, l;
+    for (c = 0; c < 4; c++) gwc[c] = gw + ((co0 + (c < nc ? c : nc - 1)) * cig + cil) * kk;
+    for (c = 0; c < nc; c++)
+        for (e = 0; e < kk; e++) gwc[c][e] = 0;
+    for (nn = 0; nn < n_eff; nn++) {
+        const T *xplane = x + (nn * s->c_in + ci) * s->h_in * s->w_in;
+        const T *gp[4];
+        for (c = 0; c < 4; c++)
+            gp[c] = gy + (nn * s->c_out + co0 + (c < nc ? c : nc - 1)) * s->h_out * s->w_out;
+        for (oh = 0; oh < s->h_out; oh++) {
+            const T *g0 = gp[0] + oh * s->w_out, *g1 = gp[1] + oh * s->w_out;
+            const T *g2 = gp[2] + oh * s->w_out, *g3 = gp[3] + oh * s->w_out;
+            for (i = 0; i < kh; i++) {
+                const int64_t ih = oh * s->stride_h - s->pad_h + i * s->dil_h;
+                const T *xrow;
+                if (ih < 0 || ih >= s->h_in) continue;
+                xrow = xplane + ih * s->w_in;
+                for (j = 0; j < kw; j++) {
+                    const int64_t off = j * s->dil_w - s->pad_w;
+                    int64_t lo, hi, len;
+                    FN(fc_vec_) z, a0, a1, a2, a3;
+                    T s0, s1, s2, s3, sum[4];
+                    fc_tap_range(s->w_in, s->w_out, sw, off, &lo, &hi);
+                    len = hi - lo;
+                    if (len <= 0) continue;
+                    memset(&z, 0, sizeof z);
+                    a0 = a1 = a2 = a3 = z;
+                    k = 0;
+                    for (; k + FC_TW <= len; k += FC_TW) {
+                        FN(fc_vec_) xv, v0, v1, v2, v3;
+                        if (sw == 1) {
+                            memcpy(&xv, xrow + (lo + k + off), sizeof xv);
+                        } else {
+                            T buf[FC_TW];
+                            for (l = 0; l < FC_TW; l++) buf[l] = xrow[(lo + k + l) * sw + off];
+                            memcpy(&xv, buf, sizeof xv);
+                        }
+                        memcpy(&v0, g0 + lo + k, sizeof v0);
+                        memcpy(&v1, g1 + lo + k, sizeof v1);
+                        memcpy(&v2, g2 + lo + k, sizeof v2);
+                        memcpy(&v3, g3 + lo + k, sizeof v3);
+                        a0 += v0 * xv;
+                        a1 += v1 * xv;
+                        a2 += v2 * xv;
+                        a3 += v3 * xv;
+                    }
+                    s0 = FN(fc_hsum_)(a0);
+                    s1 = FN(fc_hsum_)(a1);
+                    s2 = FN(fc_hsum_)(a2);
+                    s3 = FN(fc_hsum_)(a3);
+                    for (; k < len; k++) {
+                        const T xs = xrow[(lo + k) * sw + off];
+                        s0 += g0[lo + k] * xs;
+                        s1 += g1[lo + k] * xs;
+                        s2 += g2[lo + k] * xs;
+                        s3 += g3[lo + k] * xs;
+                    }
+                    sum[0] = s0; sum[1] = s1; sum[2] = s2; sum[3] = s3;
+                    for (c = 0; c < nc; c++) gwc[c][i * kw + j] += sum[c];
+                }
+            }
+        }
+    }
+}
+#endif
+
 fc_status FN(fc_conv2d_grad_weight_direct_)(fc_context *ctx, const fc_conv_shape *s, const T *gy,
                                             const T *x, T *gw) {
     const int64_t cig = s->c_in / s->groups, cog = s->c_out / s->groups;
     const int64_t kh = s->kh, kw = s->kw, kk = s->kh * s->kw;
-    const int64_t items = s->c_out * cig;
-    const int64_t per_item = fc_sat_prod4(s->n, s->h_out, s->w_out, kk);
+    const int tiled = FC_VECEXT && cog >= 4;
+    const int64_t nblk = (cog + 3) / 4;
+    const int64_t items = tiled ? s->groups * nblk * cig : s->c_out * cig;
+    const int64_t per_sum = fc_sat_prod4(s->n, s->h_out, s->w_out, kk);
+    const int64_t per_item = (tiled && per_sum < INT64_MAX / 4) ? 4 * per_sum : per_sum;
     /* Empty input or grad_out planes: the sums are empty, gw is all zeros. */
     const int64_t n_eff = (s->h_in == 0 || s->w_in == 0 || s->h_out == 0 || s->w_out == 0) ? 0 : s->n;
     const int t = fc_direct_threads(ctx, items, per_item);
+    (void)tiled; (void)nblk;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(t)
 #endif
@@ -472,6 +561,14 @@ fc_status FN(fc_conv2d_grad_weight_direct_)(fc_context *ctx, const fc_conv_shape
 #endif
         for (it = 0; it < items; it++) {
             const int64_t co = it / cig, cil = it % cig;
+#if FC_VECEXT
+            if (tiled) {
+                const int64_t blk = (it / cig) % nblk, g = it / (cig * nblk);
+                FN(fc_gw_block_)(s, gy, x, gw, g, g * cog + blk * 4, FC_MIN(4, cog - blk * 4), cil,
+                                 cig, n_eff);
+                continue;
+            }
+#endif
             const int64_t ci = (co / cog) * cig + cil;
             T *restrict gwk = gw + it * kk;
             int64_t e, nn, oh, i, j;
