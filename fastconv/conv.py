@@ -36,6 +36,10 @@ def _probe(algo, op):
     """
     key = (algo, op)
     if key not in _probe_cache:
+        from . import config
+        if algo == "im2col" and not config._blas_loaded:
+            _probe_cache[key] = False
+            return False
         code = _ALGO_CODES[algo]
         dil = 2 if algo == "dilated" else 1
         # (n, c_in, h_in, w_in, c_out, kh, kw, h_out, w_out, sh, sw, ph, pw, dh, dw, groups)

@@ -6,7 +6,7 @@ import pytest
 from conftest import HAVE_TORCH, tol
 from _conv_cases import (assert_bit_identical, both_thread_counts, conv_algos,  # noqa: F401
                          recorder)
-from fastconv import conv, reference
+from fastconv import _workspace, conv, reference
 
 # x shape, w shape (C_in, C_out/groups, kH, kW), stride, padding, output_padding, groups, dilation, bias
 CASES = {
@@ -116,3 +116,16 @@ def test_record(recorder):
     cost = pytest.importorskip("fastconv.cost")
     c = cost.conv_transpose2d(**ck)
     assert tuple(c.output_shape) == (2, 4, 5, 6)
+
+
+@pytest.mark.parametrize("algo", [a for a in conv_algos("conv_transpose2d") if a != "auto"])
+@pytest.mark.parametrize("case", ["basic", "asym_pairs", "groups"])
+def test_workspace_matches_model(case, algo, recorder):
+    """The transposed conv is the grad-input pass of the conv whose input is its output."""
+    x, w, b, kw = make(case, np.float64)
+    y = conv.conv_transpose2d(x, w, b, **kw, algo=algo)
+    (rec,) = recorder.records
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    model = _workspace.conv2d(algo, "input", y.shape, w.shape, x.shape, pair(kw["stride"]),
+                              pair(kw["padding"]), pair(kw["dilation"]), kw["groups"], 8)
+    assert rec["workspace_bytes"] == model
