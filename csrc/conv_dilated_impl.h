@@ -589,7 +589,8 @@ fc_status FN(fc_conv2d_dilated_)(fc_context *ctx, const fc_conv_shape *s, const 
         FN(fc_dil_fill_)(y, fc_dil_result_elems(s, 0), s->h_out * s->w_out, bias, s->c_out);
         return FC_OK;
     }
-    if (!x || !w) return FC_ERR_ARG;
+    /* x may be NULL when it has no elements (h_in or w_in 0: all taps are padding) */
+    if ((!x && s->h_in > 0 && s->w_in > 0) || !w) return FC_ERR_ARG;
     if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
         return FN(fc_dil_gemm_forward_)(ctx, s, &gp, x, w, bias, y);
     if ((st = fc_dil_make_plan(s, &pl))) return st;
@@ -649,7 +650,7 @@ fc_status FN(fc_conv2d_grad_weight_dilated_)(fc_context *ctx, const fc_conv_shap
         FN(fc_dil_fill_)(gw, fc_dil_result_elems(s, 2), 1, NULL, 1);
         return FC_OK;
     }
-    if (!gy || !x) return FC_ERR_ARG;
+    if (!gy || (!x && s->h_in > 0 && s->w_in > 0)) return FC_ERR_ARG;
     if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
         return FN(fc_dil_gemm_grad_weight_)(ctx, s, &gp, gy, x, gw);
     if ((st = fc_dil_make_plan(s, &pl))) return st;

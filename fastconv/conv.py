@@ -103,9 +103,6 @@ def _choose_algo(algo, op, dilation):
             "its kernels are not implemented in this build"
         raise ValueError(f"algo={algo!r} is not available for {op}: {why}; "
                          f"available: {algorithms(op)}")
-    if algo == "dilated" and dilation == (1, 1):
-        raise ValueError("algo='dilated' cannot serve dilation=(1, 1): it decomposes a dilated "
-                         "convolution; use 'direct' or 'im2col'")
     return algo
 
 

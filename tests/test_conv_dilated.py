@@ -260,6 +260,9 @@ def test_transposed_convolution(stride, padding, output_padding, dilation, dtype
     Case(2, 3, 9, 9, 0, 3, padding=2, dilation=2),      # no output channels
     Case(1, 2, 0, 5, 3, 3, padding=(2, 1), dilation=2),  # empty input rows, padded output
     Case(1, 8, 0, 5, 8, 3, padding=(2, 1), dilation=2),  # the same on the GEMM path
+    Case(1, 2, 0, 5, 3, 3, padding=(3, 1), dilation=2),  # no input rows, 2x3 output of bias
+    Case(2, 8, 0, 5, 8, 3, padding=(3, 1), dilation=2),  # the same on the GEMM path
+    Case(1, 8, 3, 0, 8, 3, padding=(1, 3), dilation=2),  # no input columns
     Case(0, 8, 9, 9, 8, 3, padding=2, dilation=2),
 ], ids=repr)
 def test_empty_dimensions(case, dtype):
