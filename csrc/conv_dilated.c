@@ -188,14 +188,16 @@ static inline int fc_dil_locate(int64_t p, int64_t nclass, int64_t stride, int64
  *
  * A single input row with unit column stride (1-D convolutions such as
  * WaveNet's, run as H = 1) needs no copies at all: X_b is then x itself
- * offset by b*dw - pw, with the channel stride of x.
+ * offset by b*dw - pw, with the channel stride of x; every tap then reads
+ * at most one output row, so grad_out bands are read in place too, and the
+ * grad-input GEMMs accumulate straight into gx (chunks of gx columns, the
+ * kernel columns in order), with no G_b and no scatter.
  *
  * Workspace: the column-shifted copies of one image (sum over b of
- * c_in*sh*umax*C_b; not for the forward / grad weight of a single-row
- * input, which use x in place; always for grad input, where they hold the
- * gradient G_b), the band temporaries (sum over partial b of
- * c_out*h_out*C_b) and one weight-sized buffer (packed weights, or the
- * grad-weight accumulator). */
+ * c_in*sh*umax*C_b; for grad input they hold the gradients G_b), the band
+ * temporaries (sum over partial b of c_out*h_out*C_b) and one weight-sized
+ * buffer (packed weights, or the grad-weight accumulator).  A viewed
+ * single-row input has no copies, and band temporaries only forward. */
 #include <limits.h>
 
 #define FC_DIL_GEMM_MIN_C 8        /* channels per group for the GEMM path */
@@ -336,8 +338,9 @@ fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape
     if (pass < 0 || pass > 2) return FC_ERR_ARG;
     if (fc_dil_result_elems(s, pass) == 0 || fc_dil_trivial(s)) return FC_OK;
     if (fc_dil_gemm_plan_make(ctx, s, elem_size, &gp)) {
-        /* grad input always needs G_b; the others copy x unless it is viewed */
-        FC_ADD((pass == 1 || !gp.view) ? gp.x_elems : 0, gp.t_elems, &t);
+        /* a viewed single-row input needs no copies, and its backward passes
+         * read grad_out rows in place (no band temporaries) */
+        FC_ADD(gp.view ? 0 : gp.x_elems, (gp.view && pass != 0) ? 0 : gp.t_elems, &t);
         FC_ADD(t, gp.w_elems, &t);
         FC_MUL(t, elem_size, bytes);
         return FC_OK;

@@ -397,6 +397,59 @@ static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *
     return FC_OK;
 }
 
+/* Grad input of a viewed single-row input (h_in == 1, stride_w == 1): every
+ * kernel tap (a, b) reads at most one output row, so for each chunk of gx
+ * columns the GEMMs W_ab^T . grad_out[row, band] accumulate straight into gx
+ * (kernel columns, then rows, in order).  No workspace beyond the weights. */
+static fc_status FN(fc_dil_gemm_grad_input_view_)(fc_context *ctx, const fc_conv_shape *s,
+                                                  const fc_dil_gemm_plan *gp, const T *gy,
+                                                  const T *w, T *gx) {
+    const int64_t hw = gp->hw, pc = gp->pc, w_in = s->w_in, c_in = s->c_in, c_out = s->c_out;
+    const int64_t cig = gp->cig, cog = gp->cog, nck = (w_in + pc - 1) / pc;
+    T *wp = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
+    int64_t nn;
+    if (!wp) return FC_ERR_NOMEM;
+    FN(fc_dil_pack_weights_)(s, gp, w, wp);
+    for (nn = 0; nn < s->n; nn++) {
+        const T *gyimg = gy + nn * c_out * hw;
+        T *gximg = gx + nn * c_in * w_in;
+        const int t = fc_threads_for(ctx, nck);
+        int64_t ch;
+        (void)t;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(t)
+#endif
+        for (ch = 0; ch < nck; ch++) {
+            fc_fpmode fp = fc_fpmode_enter();
+            const int64_t c0 = ch * pc, c1 = FC_MIN(w_in, c0 + pc);
+            int64_t c, b, a, g;
+            for (c = 0; c < c_in; c++) memset(gximg + c * w_in + c0, 0, (size_t)(c1 - c0) * sizeof(T));
+            for (b = 0; b < s->kw; b++) {
+                fc_dil_col col;
+                int64_t off, j0, j1;
+                fc_dil_col_info(s, gp, b, &col);
+                off = col.lo + b * s->dil_w - s->pad_w;   /* gx column of band position 0 */
+                j0 = FC_MAX((int64_t)0, c0 - off);
+                j1 = FC_MIN(col.cb, c1 - off);
+                if (j1 <= j0) continue;
+                for (a = 0; a < s->kh; a++) {
+                    int64_t i0, i1;
+                    (void)FN(fc_dil_tap_)(s, gp, a, &i0, &i1);
+                    if (i1 <= i0) continue;   /* i1 == i0 + 1: one row reads the input row */
+                    for (g = 0; g < s->groups; g++)
+                        FN(fc_dil_gemm_)(ctx, 'T', 'N', cig, j1 - j0, cog,
+                                         wp + FN(fc_dil_wp_)(s, gp, a, g * cog, b), s->kw * cig,
+                                         gyimg + g * cog * hw + i0 * s->w_out + col.lo + j0, hw,
+                                         (T)1, gximg + g * cig * w_in + off + j0, w_in);
+                }
+            }
+            fc_fpmode_leave(fp);
+        }
+    }
+    fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
+    return FC_OK;
+}
+
 static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shape *s,
                                              const fc_dil_gemm_plan *gp, const T *gy, const T *w,
                                              T *gx) {
@@ -518,7 +571,7 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
     cbs = (cog + ncb - 1) / ncb;
     tasks = s->kh * nunits * s->groups * ncb;
     X = (T *)fc_ws_alloc(ctx, (gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T));
-    TB = (T *)fc_ws_alloc(ctx, gp->t_elems * (int64_t)sizeof(T));
+    TB = (T *)fc_ws_alloc(ctx, (gp->view ? 0 : gp->t_elems) * (int64_t)sizeof(T));
     acc = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
     if (!X || !TB || !acc) {
         fc_ws_free(ctx, acc, gp->w_elems * (int64_t)sizeof(T));
@@ -534,7 +587,7 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
         int64_t task;
         (void)t;
         if (!gp->view) FN(fc_dil_shift_cols_)(ctx, s, gp, ximg, X);
-        FN(fc_dil_band_grad_out_)(ctx, s, gp, gyimg, TB);
+        if (!gp->view) FN(fc_dil_band_grad_out_)(ctx, s, gp, gyimg, TB);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(t)
 #endif
@@ -552,9 +605,11 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
                 be = fc_dil_unit(s, gp, bb, !gp->view, &col);
             }
             if (i1 > i0 && col.cb > 0 && mb > 0) {
-                const T *A = col.full ? gyimg + co0 * hw + i0 * s->w_out
+                /* a full band, or the single row of a viewed input, is read in place */
+                const int in_place = col.full || gp->view;
+                const T *A = in_place ? gyimg + co0 * hw + i0 * s->w_out + col.lo
                                       : TB + col.toff + co0 * h_out * col.cb + i0 * col.cb;
-                const int64_t lda = col.full ? hw : h_out * col.cb;
+                const int64_t lda = in_place ? hw : h_out * col.cb;
                 int64_t ldx;
                 const T *xb = FN(fc_dil_xsrc_)(s, gp, X, ximg, &col, bb, g * cig, &ldx);
                 FN(fc_dil_gemm_)(ctx, 'N', 'T', mb, (be - bb) * cig, (i1 - i0) * col.cb, A, lda,
@@ -622,7 +677,8 @@ fc_status FN(fc_conv2d_grad_input_dilated_)(fc_context *ctx, const fc_conv_shape
     }
     if (!gy || !w) return FC_ERR_ARG;
     if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
-        return FN(fc_dil_gemm_grad_input_)(ctx, s, &gp, gy, w, gx);
+        return gp.view ? FN(fc_dil_gemm_grad_input_view_)(ctx, s, &gp, gy, w, gx)
+                       : FN(fc_dil_gemm_grad_input_)(ctx, s, &gp, gy, w, gx);
     if ((st = fc_dil_make_plan(s, &pl))) return st;
     gys = (T *)fc_ws_alloc(ctx, pl.sub_out * (int64_t)sizeof(T));
     gxs = (T *)fc_ws_alloc(ctx, pl.sub_in * (int64_t)sizeof(T));

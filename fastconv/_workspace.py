@@ -83,7 +83,7 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
     (c_in * stride_h * ceil(h_in / stride_h) * C_b elements) and, when the
     band is not the whole row, a (c_out, h_out, C_b) temporary; plus one
     weight-sized buffer.  A single-row input with unit column stride is used
-    in place (no copies) by the forward and grad-weight passes.
+    in place (no copies), and its backward passes need no temporaries.
     """
     from . import _kernels
 
@@ -108,6 +108,8 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
         copies += c_in * rows * cb
         if cb != w_out:
             temps += c_out * h_out * cb
-    if h_in == 1 and sw == 1 and pass_ != "input":
+    if h_in == 1 and sw == 1:   # x used in place; backward reads grad_out rows in place
         copies = 0
+        if pass_ != "forward":
+            temps = 0
     return copies + temps + c_out * cig * kh * kw

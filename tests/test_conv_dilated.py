@@ -110,6 +110,8 @@ GEMM_CASES = [
     Case(1, 9, 10, 13, 10, 3, padding=(2, 3), dilation=(2, 3)),
     Case(2, 8, 1, 200, 8, (1, 2), dilation=(1, 32)),            # every column full: one K = 2*8 GEMM
     Case(1, 8, 20, 21, 9, 3, dilation=3),                       # 3x3 without padding, stacked columns
+    Case(1, 8, 1, 40, 9, (3, 2), padding=(2, 3), dilation=(1, 4)),      # one input row, 3 output rows
+    Case(2, 16, 1, 37, 16, 3, stride=(2, 1), padding=(3, 5), dilation=(2, 5), groups=2),
 ]
 CASES = CASES + GEMM_CASES
 
