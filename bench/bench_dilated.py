@@ -15,7 +15,9 @@ dilated backward (input + weight) >= 1.5x.
 """
 import argparse
 import math
+import os
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -120,6 +122,8 @@ def main(argv=None):
                     help="cpu: process CPU time (steadier on a shared machine; all threads summed)")
     args = ap.parse_args(argv)
 
+    # run from a source tree: import the fastconv next to this script
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import torch
     from threadpoolctl import threadpool_limits
 

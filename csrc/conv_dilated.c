@@ -283,7 +283,10 @@ static int fc_dil_gemm_plan_make(const fc_context *ctx, const fc_conv_shape *s, 
     gp->umax = s->h_in / s->stride_h + (s->h_in % s->stride_h != 0);
     if (fc_checked_mul(s->stride_h, gp->umax, &t) || fc_checked_mul(t, s->w_out, &cs_max)) return 0;
     gp->hw = s->h_out * s->w_out;  /* proved to fit by fc_conv_check */
-    if (cs_max > INT_MAX || gp->hw > INT_MAX || gp->cig > INT_MAX || gp->cog > INT_MAX) return 0;
+    /* every BLAS dimension and leading dimension is an int */
+    if (cs_max > INT_MAX || gp->hw > INT_MAX || s->w_in > INT_MAX || gp->cog > INT_MAX ||
+        s->kw * gp->cig > INT_MAX)  /* fits int64: a factor of the weight size */
+        return 0;
     gp->x_elems = gp->t_elems = gp->nfull = 0;
     for (b = 0; b < s->kw; b++) {
         fc_dil_range(b * s->dil_w, s->stride_w, s->pad_w, s->w_in, s->w_out, &lo, &hi);

@@ -98,7 +98,7 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
     sh, sw = int(stride[0]), int(stride[1])
     pw, dw = int(padding[1]), int(dilation[1])
     rows = sh * (-(-h_in // sh))
-    if max(rows * w_out, h_out * w_out, cig, cog) > _INT_MAX:
+    if max(rows * w_out, h_out * w_out, w_in, cog, kw * cig) > _INT_MAX:
         return None
     copies = temps = 0
     for b in range(kw):

@@ -326,3 +326,29 @@ def test_can_serve():
     assert not ok and "dilation" in why
     ok, why = _dilated.can_serve((0, 1), (2, 2))
     assert not ok and "stride" in why
+
+
+def test_workspace_model_matches_c_on_many_shapes():
+    """The Python model equals the C plan (no allocation: a query only), on random shapes
+    and on shapes past the BLAS int range, where the C side leaves the GEMM path."""
+    rng = np.random.default_rng(8)
+    cases = [
+        Case(1, 8, 50000, 50000, 8, 3, padding=2, dilation=2),        # h_out*w_out > 2^31
+        Case(1, 8, 1, 3_000_000_000, 8, (1, 2), dilation=(1, 7)),     # w_in > 2^31, one row
+        Case(1, 20000, 4, 4, 8, (1, 120000), padding=(0, 60000)),   # kw * c_in > 2^31
+    ]
+    for _ in range(300):
+        g = int(rng.choice([1, 2, 3]))
+        d = (int(rng.integers(1, 20)), int(rng.integers(1, 20)))
+        k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        case = Case(int(rng.integers(0, 3)), g * int(rng.integers(0, 12)), int(rng.integers(0, 30)),
+                    int(rng.integers(0, 30)), g * int(rng.integers(0, 12)), k,
+                    (int(rng.integers(1, 4)), int(rng.integers(1, 4))),
+                    (int(rng.integers(0, d[0] * k[0])), int(rng.integers(0, d[1] * k[1]))), d, g)
+        if case.ho >= 0 and case.wo >= 0:
+            cases.append(case)
+    for case in cases:
+        for pass_, code in PASSES.items():
+            for itemsize in (4, 8):
+                assert case.workspace(pass_, itemsize) == \
+                    _kernels.conv2d_workspace(case.shape, ALGO, itemsize, code), (case, pass_)
