@@ -5,6 +5,7 @@ Each public function validates and normalises its arguments (through
 ``_args``), computes PyTorch's output shape, picks an algorithm, allocates
 the output and makes one call per result into the C kernels (GIL released).
 """
+import contextlib
 import time
 
 import numpy as np
@@ -91,7 +92,10 @@ def algorithms(op):
 
 
 def _choose_algo(algo, op, dilation):
-    """The concrete algorithm name for ``algo=`` (``"auto"`` resolved)."""
+    """The concrete algorithm name for ``algo=`` (``"auto"`` resolved).
+
+    ``dilation`` is for the ``"auto"`` heuristic; today ``"auto"`` is ``"direct"``.
+    """
     if not isinstance(algo, str):
         raise TypeError(f"algo must be a string, got {algo!r} ({type(algo).__name__})")
     if algo == "auto":
@@ -103,16 +107,27 @@ def _choose_algo(algo, op, dilation):
             "its kernels are not implemented in this build"
         raise ValueError(f"algo={algo!r} is not available for {op}: {why}; "
                          f"available: {algorithms(op)}")
-    if algo == "dilated" and dilation == (1, 1):
-        raise ValueError("algo='dilated' cannot serve dilation=(1, 1): it decomposes a dilated "
-                         "convolution; use 'direct' or 'im2col'")
     return algo
 
 
+try:  # BLAS thread limiter for the GEMM-based kernels (from the im2col work)
+    from ._blas_threads import single_threaded as _blas_single_threaded
+except ImportError:  # pragma: no cover - before that module exists
+    _blas_single_threaded = contextlib.nullcontext
+
+
 def _call(algo, fn, *args):
-    """Call a kernel; re-word the kernel's "cannot serve" to name the algorithm."""
+    """Call a kernel; re-word the kernel's "cannot serve" to name the algorithm.
+
+    The GEMM-based algorithms call the BLAS from fastconv's own OpenMP
+    threads, so the BLAS is held to one thread during the call (no
+    oversubscription; fastconv's thread count governs).
+    """
     try:
-        return fn(*args)
+        if algo == "direct":
+            return fn(*args)
+        with _blas_single_threaded():
+            return fn(*args)
     except ValueError as e:
         if "cannot serve" in str(e):
             raise ValueError(f"algo={algo!r} cannot serve this configuration ({e})") from None
