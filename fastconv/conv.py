@@ -25,6 +25,11 @@ _INT64_MAX = 2 ** 63 - 1
 
 # ---------------------------------------------------------------- algorithms
 
+try:  # BLAS thread limiter for the GEMM-based kernels (from the im2col work)
+    from ._blas_threads import single_threaded as _blas_single_threaded
+except ImportError:  # pragma: no cover - before that module exists
+    _blas_single_threaded = contextlib.nullcontext
+
 _probe_cache = {}
 
 
@@ -49,14 +54,14 @@ def _probe(algo, op):
         w = np.zeros(16)
         y = np.zeros(2 * (6 - dil) ** 2)
         try:
-            if op in ("conv2d", "conv2d_backward"):
+            with _blas_single_threaded():
                 if op == "conv2d":
                     _kernels.conv2d(x, w, None, y, shape, code)
-                else:
+                elif op == "conv2d_backward":
                     _kernels.conv2d_grad_input(y, w, x, shape, code)
                     _kernels.conv2d_grad_weight(y, x, w, shape, code)
-            else:  # conv_transpose2d
-                _kernels.conv2d_grad_input(y, w, x, shape, code)
+                else:  # conv_transpose2d
+                    _kernels.conv2d_grad_input(y, w, x, shape, code)
             ok = True
         except (ValueError, MemoryError):
             ok = False
@@ -108,12 +113,6 @@ def _choose_algo(algo, op, dilation):
         raise ValueError(f"algo={algo!r} is not available for {op}: {why}; "
                          f"available: {algorithms(op)}")
     return algo
-
-
-try:  # BLAS thread limiter for the GEMM-based kernels (from the im2col work)
-    from ._blas_threads import single_threaded as _blas_single_threaded
-except ImportError:  # pragma: no cover - before that module exists
-    _blas_single_threaded = contextlib.nullcontext
 
 
 def _call(algo, fn, *args):
