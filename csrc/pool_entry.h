@@ -32,7 +32,7 @@ fc_status FC_SFX(fc_max_pool2d)(fc_context *ctx, const fc_pool_shape *s, const F
 #endif
     /* No FTZ/DAZ here: max pooling does no arithmetic, and DAZ would make
      * comparisons of subnormal inputs differ from PyTorch's. */
-#pragma omp parallel for schedule(static) num_threads(fc_threads_for(ctx, planes))
+#pragma omp parallel for schedule(static) num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
     for (p = 0; p < planes; p++)
         FC_SFX(fc_pool_max_rect)(s, x + p * hw_in, y + p * hw_out, indices ? indices + p * hw_out : NULL,
                                  0, s->h_out, 0, s->w_out);
@@ -55,7 +55,7 @@ fc_status FC_SFX(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s
         if (st != FC_NOT_HANDLED) return st;
     }
 #endif
-#pragma omp parallel num_threads(fc_threads_for(ctx, planes))
+#pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
     {
         fc_fpmode fm = fc_fpmode_enter();   /* gradient sums */
 #pragma omp for schedule(static)
@@ -85,7 +85,7 @@ fc_status FC_SFX(fc_avg_pool2d)(fc_context *ctx, const fc_pool_shape *s, const F
         if (st != FC_NOT_HANDLED) return st;
     }
 #endif
-#pragma omp parallel num_threads(fc_threads_for(ctx, planes))
+#pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
     {
         fc_fpmode fm = fc_fpmode_enter();
 #pragma omp for schedule(static)
@@ -110,7 +110,7 @@ fc_status FC_SFX(fc_avg_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s
         if (st != FC_NOT_HANDLED) return st;
     }
 #endif
-#pragma omp parallel num_threads(fc_threads_for(ctx, planes))
+#pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
     {
         fc_fpmode fm = fc_fpmode_enter();
 #pragma omp for schedule(static)

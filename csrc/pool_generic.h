@@ -58,6 +58,14 @@ static inline int fc_pool_index_in_window(const fc_pool_shape *s, int64_t oh, in
     if (iw < wlo || iw >= whi || (iw - wlo) % s->dil_w) return 0;
     return 1;
 }
+/* Threads for `planes` planes of `plane_elems` elements (the larger of the
+ * input and output plane).  Small calls run on one thread: an OpenMP team
+ * costs microseconds, and far more when a core is busy with other work. */
+#define FC_POOL_GRAIN 8192
+static inline int fc_pool_threads(const fc_context *ctx, int64_t planes, int64_t plane_elems) {
+    int64_t per = plane_elems >= FC_POOL_GRAIN ? 1 : FC_POOL_GRAIN / (plane_elems > 0 ? plane_elems : 1);
+    return fc_threads_for(ctx, (planes + per - 1) / per);
+}
 #endif /* FC_POOL_GENERIC_COMMON */
 
 /* One max-pool output: the first maximum in window order (row-major), a NaN

@@ -64,6 +64,8 @@ def _flag(v, name):
 
 def _as_input(x, name):
     """(4-D C-contiguous array, was_3d) for an NCHW or CHW input."""
+    if isinstance(x, np.ndarray):
+        _check_size(x.shape, x.itemsize, f"{name}.shape")  # before as_array may copy it
     a = as_array(x, name)
     if a.ndim == 3:
         return a[None], True
@@ -334,6 +336,7 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
     shape = tuple(as_int(v, "input_shape", 0) for v in input_shape)
     was_3d = len(shape) == 3
     shape4 = (1,) + shape if was_3d else shape
+    _check_size(shape4, 8, "input_shape")
     g = as_array(grad_out, "grad_out")
     cip, dov = _avg_options(count_include_pad, divisor_override)
     k, s, p, d, out_shape = _params("avg_pool2d_backward", shape4, kernel_size, stride, padding, 1, ceil_mode)
@@ -341,7 +344,6 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
     if g.shape != tuple(want):
         raise ValueError(f"grad_out has shape {g.shape}, but pooling input_shape={shape} gives {tuple(want)}")
     g = g.reshape(out_shape)
-    _check_size(shape4, 8, "input_shape")
     gx = np.empty(shape4, dtype=g.dtype)
     ws = 0
     if gx.size:
