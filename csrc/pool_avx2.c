@@ -1,18 +1,97 @@
-/* AVX2 pooling fast paths (placeholder: declines every configuration). */
+/* AVX2 pooling fast paths: 2x2 stride 2, 3x3 stride 2 pad 1 and 3x3
+ * stride 1 pad 1 (any ceil_mode / avg options), float32 and float64.
+ * The kernels are written once in pool_avx2_impl.h over the V* macros
+ * below; border columns and tails use the generic code of pool_generic.h
+ * (compiled here with AVX2 too), so results equal the generic path. */
+#include <immintrin.h>
+#include <math.h>
 #include "fc_internal.h"
 #include "pool_kernels.h"
 
-fc_status fc_max_pool2d_f32__avx2(fc_context *ctx, const fc_pool_shape *s, const float *x, float *y,
-                                  int64_t *indices) { (void)ctx; (void)s; (void)x; (void)y; (void)indices; return FC_NOT_HANDLED; }
-fc_status fc_max_pool2d_f64__avx2(fc_context *ctx, const fc_pool_shape *s, const double *x, double *y,
-                                  int64_t *indices) { (void)ctx; (void)s; (void)x; (void)y; (void)indices; return FC_NOT_HANDLED; }
-fc_status fc_max_pool2d_backward_f32__avx2(fc_context *ctx, const fc_pool_shape *s, const float *gy,
-                                           const int64_t *indices, const float *x, float *gx) { (void)ctx; (void)s; (void)gy; (void)indices; (void)x; (void)gx; return FC_NOT_HANDLED; }
-fc_status fc_max_pool2d_backward_f64__avx2(fc_context *ctx, const fc_pool_shape *s, const double *gy,
-                                           const int64_t *indices, const double *x, double *gx) { (void)ctx; (void)s; (void)gy; (void)indices; (void)x; (void)gx; return FC_NOT_HANDLED; }
-fc_status fc_avg_pool2d_f32__avx2(fc_context *ctx, const fc_pool_shape *s, const float *x, float *y) { (void)ctx; (void)s; (void)x; (void)y; return FC_NOT_HANDLED; }
-fc_status fc_avg_pool2d_f64__avx2(fc_context *ctx, const fc_pool_shape *s, const double *x, double *y) { (void)ctx; (void)s; (void)x; (void)y; return FC_NOT_HANDLED; }
-fc_status fc_avg_pool2d_backward_f32__avx2(fc_context *ctx, const fc_pool_shape *s, const float *gy,
-                                           float *gx) { (void)ctx; (void)s; (void)gy; (void)gx; return FC_NOT_HANDLED; }
-fc_status fc_avg_pool2d_backward_f64__avx2(fc_context *ctx, const fc_pool_shape *s, const double *gy,
-                                           double *gx) { (void)ctx; (void)s; (void)gy; (void)gx; return FC_NOT_HANDLED; }
+#define FC_INLINE inline __attribute__((always_inline))
+
+/* ---- float32: 8 lanes ---------------------------------------------------- */
+#define FC_T float
+#define FC_SFX(name) name##_f32
+#define FC_SFXA(name) name##_f32__avx2
+#define VT __m256
+#define VL 8
+#define VLOAD _mm256_loadu_ps
+#define VSTORE _mm256_storeu_ps
+#define VSET1 _mm256_set1_ps
+#define VZERO _mm256_setzero_ps
+#define VMAX _mm256_max_ps
+#define VADD _mm256_add_ps
+#define VDIV _mm256_div_ps
+#define VOR _mm256_or_ps
+#define VBLEND _mm256_blendv_ps
+#define VGT(a, b) _mm256_cmp_ps((a), (b), _CMP_GT_OQ)
+#define VUNORD(a) _mm256_cmp_ps((a), (a), _CMP_UNORD_Q)
+#define VEVEN(a, b) _mm256_shuffle_ps((a), (b), 0x88)
+#define VODD(a, b) _mm256_shuffle_ps((a), (b), 0xDD)
+#define VFIX(v) _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8))
+/* window-relative tap offsets ride in the float lanes as int32 */
+#define VCODE(off) _mm256_castsi256_ps(_mm256_set1_epi32((int)(off)))
+static inline void store_idx_f32(int64_t *dst, __m256 code, int64_t base, int64_t S) {
+    __m256i c = _mm256_castps_si256(code);
+    __m256i b = _mm256_add_epi64(_mm256_set1_epi64x(base), _mm256_set_epi64x(3 * S, 2 * S, S, 0));
+    __m256i lo = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(c)), b);
+    __m256i hi = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(c, 1)),
+                                  _mm256_add_epi64(b, _mm256_set1_epi64x(4 * S)));
+    _mm256_storeu_si256((__m256i *)dst, lo);
+    _mm256_storeu_si256((__m256i *)(dst + 4), hi);
+}
+#define VSTORE_IDX store_idx_f32
+#include "pool_generic.h"
+#include "pool_avx2_impl.h"
+#undef FC_T
+#undef FC_SFX
+#undef FC_SFXA
+#undef VT
+#undef VL
+#undef VLOAD
+#undef VSTORE
+#undef VSET1
+#undef VZERO
+#undef VMAX
+#undef VADD
+#undef VDIV
+#undef VOR
+#undef VBLEND
+#undef VGT
+#undef VUNORD
+#undef VEVEN
+#undef VODD
+#undef VFIX
+#undef VCODE
+#undef VSTORE_IDX
+#undef TAP
+
+/* ---- float64: 4 lanes ---------------------------------------------------- */
+#define FC_T double
+#define FC_SFX(name) name##_f64
+#define FC_SFXA(name) name##_f64__avx2
+#define VT __m256d
+#define VL 4
+#define VLOAD _mm256_loadu_pd
+#define VSTORE _mm256_storeu_pd
+#define VSET1 _mm256_set1_pd
+#define VZERO _mm256_setzero_pd
+#define VMAX _mm256_max_pd
+#define VADD _mm256_add_pd
+#define VDIV _mm256_div_pd
+#define VOR _mm256_or_pd
+#define VBLEND _mm256_blendv_pd
+#define VGT(a, b) _mm256_cmp_pd((a), (b), _CMP_GT_OQ)
+#define VUNORD(a) _mm256_cmp_pd((a), (a), _CMP_UNORD_Q)
+#define VEVEN(a, b) _mm256_unpacklo_pd((a), (b))
+#define VODD(a, b) _mm256_unpackhi_pd((a), (b))
+#define VFIX(v) _mm256_permute4x64_pd((v), 0xD8)
+#define VCODE(off) _mm256_castsi256_pd(_mm256_set1_epi64x((int64_t)(off)))
+static inline void store_idx_f64(int64_t *dst, __m256d code, int64_t base, int64_t S) {
+    __m256i b = _mm256_add_epi64(_mm256_set1_epi64x(base), _mm256_set_epi64x(3 * S, 2 * S, S, 0));
+    _mm256_storeu_si256((__m256i *)dst, _mm256_add_epi64(_mm256_castpd_si256(code), b));
+}
+#define VSTORE_IDX store_idx_f64
+#include "pool_generic.h"
+#include "pool_avx2_impl.h"

@@ -1,0 +1,192 @@
+/* AVX2 pooling kernels for one dtype, instantiated twice by pool_avx2.c with
+ * FC_T, FC_SFX and the V* vector macros defined (8 floats or 4 doubles).
+ *
+ * Forward kernels are specialised on kernel K, stride S (1 or 2) and
+ * padding P (compile-time constants, dilation 1).  For one output row they
+ * vectorise over VL consecutive outputs whose columns all lie inside the
+ * input ("lane-valid"); rows in the padding are skipped, exactly as the
+ * generic code skips padding taps, so window order, NaN handling,
+ * tie-breaking and divisors equal the generic kernels (pool_generic.h),
+ * which handle the border columns and tails.
+ *
+ * Stride 2: the taps of VL outputs are every other element of 2*VL
+ * consecutive inputs; VEVEN/VODD pick them from two loads in a lane order
+ * that VFIX undoes once per result. */
+
+/* First output whose window columns all lie inside the input, and one past
+ * the last such output (ow_hi <= ow_lo means none). */
+static inline void FC_SFX(lane_valid)(const fc_pool_shape *s, int K, int S, int P, int64_t *lo, int64_t *hi) {
+    int64_t a = (P + S - 1) / S, b;
+    b = (s->w_in - K + P) >= 0 ? (s->w_in - K + P) / S + 1 : 0;
+    if (b > s->w_out) b = s->w_out;
+    *lo = a;
+    *hi = b > a ? b : a;
+}
+
+/* Tap (r, c) of the VL outputs starting at `row` = &x[ih][ow*S - P]. */
+#define TAP(row, c, S, odd)                                                         \
+    ((S) == 1 ? VLOAD((row) + (c))                                                  \
+     : (odd) ? VODD(VLOAD((row) + (c) - 1), VLOAD((row) + (c) - 1 + VL))            \
+             : VEVEN(VLOAD((row) + (c)), VLOAD((row) + (c) + VL)))
+
+/* Stride 2 reads one element before (odd loads) or after (even loads) the
+ * taps; choose the variant that stays inside the row.  0 = no safe load. */
+static FC_INLINE int FC_SFX(load_variant)(int64_t ow, int64_t W, int K, int S, int P) {
+    int64_t first = ow * S - P, last = (ow + VL - 1) * S - P + K - 1;
+    if (S == 1) return 1;
+    if (first >= 1) return 2;             /* odd variant reads first-1 .. last */
+    if (last + 1 <= W - 1) return 3;      /* even variant reads first .. last+1 */
+    return 0;
+}
+
+/* Max over output row `oh`, outputs [ow, ow_hi) (lane-valid).  Returns the
+ * first output it did not compute. */
+static FC_INLINE int64_t FC_SFX(max_row)(const fc_pool_shape *s, const FC_T *x, FC_T *yrow, int64_t *irow,
+                                         int64_t oh, int64_t ow, int64_t ow_hi,
+                                         const int K, const int S, const int P, const int with_idx) {
+    const int64_t W = s->w_in, ih0 = oh * S - P;
+    const int r_lo = ih0 < 0 ? (int)-ih0 : 0;
+    const int r_hi = (int)FC_MIN((int64_t)K, s->h_in - ih0);
+    if (r_lo >= r_hi) return ow;
+    for (; ow + VL <= ow_hi; ow += VL) {
+        const int var = FC_SFX(load_variant)(ow, W, K, S, P);
+        VT m = VSET1(-INFINITY), code = VCODE((int64_t)r_lo * W - P);
+        int r, c;
+        if (!var) break;
+        for (r = r_lo; r < r_hi; r++) {
+            const FC_T *row = x + (ih0 + r) * W + ow * S - P;
+            for (c = 0; c < K; c++) {
+                VT v = TAP(row, c, S, var == 2);
+                if (with_idx) {
+                    VT take = VOR(VGT(v, m), VUNORD(v));
+                    m = VBLEND(m, v, take);
+                    code = VBLEND(code, VCODE((int64_t)r * W + c - P), take);
+                } else {
+                    /* max(v, m) keeps m on ties and when m is NaN; a NaN v
+                     * replaces it (the blend), as PyTorch's `v > m || isnan(v)` */
+                    m = VMAX(v, m);
+                    m = VBLEND(m, v, VUNORD(v));
+                }
+            }
+        }
+        if (S == 2) { m = VFIX(m); code = VFIX(code); }
+        VSTORE(yrow + ow, m);
+        if (with_idx) VSTORE_IDX(irow + ow, code, ih0 * W + ow * S, S);
+    }
+    return ow;
+}
+
+static FC_INLINE int64_t FC_SFX(avg_row)(const fc_pool_shape *s, const FC_T *x, FC_T *yrow,
+                                         int64_t oh, int64_t ow, int64_t ow_hi,
+                                         const int K, const int S, const int P) {
+    const int64_t W = s->w_in, ih0 = oh * S - P;
+    const int r_lo = ih0 < 0 ? (int)-ih0 : 0;
+    const int r_hi = (int)FC_MIN((int64_t)K, s->h_in - ih0);
+    int64_t h0, h1, w0, w1, div;
+    VT vdiv;
+    if (r_lo >= r_hi || ow + VL > ow_hi) return ow;
+    /* every lane-valid output of this row has the same divisor */
+    div = fc_pool_avg_window(s, oh, ow, &h0, &h1, &w0, &w1);
+    vdiv = VSET1((FC_T)div);
+    for (; ow + VL <= ow_hi; ow += VL) {
+        const int var = FC_SFX(load_variant)(ow, W, K, S, P);
+        VT sum = VZERO();
+        int r, c;
+        if (!var) break;
+        for (r = r_lo; r < r_hi; r++) {
+            const FC_T *row = x + (ih0 + r) * W + ow * S - P;
+            for (c = 0; c < K; c++) sum = VADD(sum, TAP(row, c, S, var == 2));
+        }
+        if (S == 2) sum = VFIX(sum);
+        VSTORE(yrow + ow, VDIV(sum, vdiv));
+    }
+    return ow;
+}
+
+/* One plane of max pooling with a fixed (K, S, P). */
+static FC_INLINE void FC_SFX(max_plane)(const fc_pool_shape *s, const FC_T *x, FC_T *y, int64_t *ind,
+                                        const int K, const int S, const int P) {
+    int64_t lo, hi, oh, wo = s->w_out;
+    FC_SFX(lane_valid)(s, K, S, P, &lo, &hi);
+    for (oh = 0; oh < s->h_out; oh++) {
+        int64_t ow;
+        FC_SFX(fc_pool_max_rect)(s, x, y, ind, oh, oh + 1, 0, lo);
+        ow = ind ? FC_SFX(max_row)(s, x, y + oh * wo, ind + oh * wo, oh, lo, hi, K, S, P, 1)
+                 : FC_SFX(max_row)(s, x, y + oh * wo, NULL, oh, lo, hi, K, S, P, 0);
+        FC_SFX(fc_pool_max_rect)(s, x, y, ind, oh, oh + 1, ow, wo);
+    }
+}
+
+static FC_INLINE void FC_SFX(avg_plane)(const fc_pool_shape *s, const FC_T *x, FC_T *y,
+                                        const int K, const int S, const int P) {
+    int64_t lo, hi, oh, wo = s->w_out;
+    FC_SFX(lane_valid)(s, K, S, P, &lo, &hi);
+    for (oh = 0; oh < s->h_out; oh++) {
+        int64_t ow;
+        FC_SFX(fc_pool_avg_rect)(s, x, y, oh, oh + 1, 0, lo);
+        ow = FC_SFX(avg_row)(s, x, y + oh * wo, oh, lo, hi, K, S, P);
+        FC_SFX(fc_pool_avg_rect)(s, x, y, oh, oh + 1, ow, wo);
+    }
+}
+
+/* The specialised configurations: 0 = none. */
+static int FC_SFX(fast_kind)(const fc_pool_shape *s) {
+    if (s->kh != s->kw || s->stride_h != s->stride_w || s->pad_h != s->pad_w) return 0;
+    if (s->dil_h != 1 || s->dil_w != 1) return 0;
+    /* int32 tap offsets in the float32 index path */
+    if (s->w_in > (int64_t)1 << 28) return 0;
+    if (s->kh == 2 && s->stride_h == 2 && s->pad_h == 0) return 1;
+    if (s->kh == 3 && s->stride_h == 2 && s->pad_h == 1) return 2;
+    if (s->kh == 3 && s->stride_h == 1 && s->pad_h == 1) return 3;
+    return 0;
+}
+
+fc_status FC_SFXA(fc_max_pool2d)(fc_context *ctx, const fc_pool_shape *s, const FC_T *x, FC_T *y,
+                                 int64_t *indices) {
+    const int kind = FC_SFX(fast_kind)(s);
+    const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
+    int64_t p;
+    if (!kind) return FC_NOT_HANDLED;
+#pragma omp parallel for schedule(static) num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
+    for (p = 0; p < planes; p++) {
+        const FC_T *xp = x + p * hw_in;
+        FC_T *yp = y + p * hw_out;
+        int64_t *ip = indices ? indices + p * hw_out : NULL;
+        if (kind == 1) FC_SFX(max_plane)(s, xp, yp, ip, 2, 2, 0);
+        else if (kind == 2) FC_SFX(max_plane)(s, xp, yp, ip, 3, 2, 1);
+        else FC_SFX(max_plane)(s, xp, yp, ip, 3, 1, 1);
+    }
+    return FC_OK;
+}
+
+fc_status FC_SFXA(fc_avg_pool2d)(fc_context *ctx, const fc_pool_shape *s, const FC_T *x, FC_T *y) {
+    const int kind = FC_SFX(fast_kind)(s);
+    const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
+    int64_t p;
+    if (!kind) return FC_NOT_HANDLED;
+#pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
+    {
+        fc_fpmode fm = fc_fpmode_enter();
+#pragma omp for schedule(static)
+        for (p = 0; p < planes; p++) {
+            const FC_T *xp = x + p * hw_in;
+            FC_T *yp = y + p * hw_out;
+            if (kind == 1) FC_SFX(avg_plane)(s, xp, yp, 2, 2, 0);
+            else if (kind == 2) FC_SFX(avg_plane)(s, xp, yp, 3, 2, 1);
+            else FC_SFX(avg_plane)(s, xp, yp, 3, 1, 1);
+        }
+        fc_fpmode_leave(fm);
+    }
+    return FC_OK;
+}
+
+fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s, const FC_T *gy,
+                                          const int64_t *indices, const FC_T *x, FC_T *gx) {
+    (void)ctx; (void)s; (void)gy; (void)indices; (void)x; (void)gx;
+    return FC_NOT_HANDLED;
+}
+
+fc_status FC_SFXA(fc_avg_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s, const FC_T *gy, FC_T *gx) {
+    (void)ctx; (void)s; (void)gy; (void)gx;
+    return FC_NOT_HANDLED;
+}
