@@ -42,6 +42,13 @@ static inline void store_idx_f32(int64_t *dst, __m256 code, int64_t base, int64_
     _mm256_storeu_si256((__m256i *)(dst + 4), hi);
 }
 #define VSTORE_IDX store_idx_f32
+/* Branch-free `v > m || isnan(v) ? v : m` (random data mispredicts a branch). */
+static inline float scalar_max_f32(float m, float v, int *take) {
+    __m128 vm = _mm_set_ss(m), vv = _mm_set_ss(v);
+    __m128 t = _mm_or_ps(_mm_cmp_ss(vv, vm, _CMP_GT_OQ), _mm_cmp_ss(vv, vv, _CMP_UNORD_Q));
+    *take = _mm_movemask_ps(t) & 1;
+    return _mm_cvtss_f32(_mm_blendv_ps(vm, vv, t));
+}
 #include "pool_generic.h"
 #include "pool_avx2_impl.h"
 #undef FC_T
@@ -93,5 +100,11 @@ static inline void store_idx_f64(int64_t *dst, __m256d code, int64_t base, int64
     _mm256_storeu_si256((__m256i *)dst, _mm256_add_epi64(_mm256_castpd_si256(code), b));
 }
 #define VSTORE_IDX store_idx_f64
+static inline double scalar_max_f64(double m, double v, int *take) {
+    __m128d vm = _mm_set_sd(m), vv = _mm_set_sd(v);
+    __m128d t = _mm_or_pd(_mm_cmp_sd(vv, vm, _CMP_GT_OQ), _mm_cmp_sd(vv, vv, _CMP_UNORD_Q));
+    *take = _mm_movemask_pd(t) & 1;
+    return _mm_cvtsd_f64(_mm_blendv_pd(vm, vv, t));
+}
 #include "pool_generic.h"
 #include "pool_avx2_impl.h"

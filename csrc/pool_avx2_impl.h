@@ -48,10 +48,16 @@ static FC_INLINE int64_t FC_SFX(max_row)(const fc_pool_shape *s, const FC_T *x, 
     const int r_lo = ih0 < 0 ? (int)-ih0 : 0;
     const int r_hi = (int)FC_MIN((int64_t)K, s->h_in - ih0);
     if (r_lo >= r_hi) return ow;
-    for (; ow + VL <= ow_hi; ow += VL) {
-        const int var = FC_SFX(load_variant)(ow, W, K, S, P);
+    const int64_t ow_start = ow;
+    for (;; ow += VL) {
+        int var, r, c;
         VT m = VSET1(-INFINITY), code = VCODE((int64_t)r_lo * W - P);
-        int r, c;
+        if (ow + VL > ow_hi) {
+            /* last block: recompute a few outputs rather than a scalar tail */
+            if (ow < ow_hi && ow_hi - VL >= ow_start) ow = ow_hi - VL;
+            else break;
+        }
+        var = FC_SFX(load_variant)(ow, W, K, S, P);
         if (!var) break;
         for (r = r_lo; r < r_hi; r++) {
             const FC_T *row = x + (ih0 + r) * W + ow * S - P;
@@ -73,6 +79,23 @@ static FC_INLINE int64_t FC_SFX(max_row)(const fc_pool_shape *s, const FC_T *x, 
         VSTORE(yrow + ow, m);
         if (with_idx) VSTORE_IDX(irow + ow, code, ih0 * W + ow * S, S);
     }
+    /* scalar tail over the remaining lane-valid outputs (same semantics) */
+    for (; ow < ow_hi; ow++) {
+        FC_T m = (FC_T)-INFINITY;
+        int64_t best = (ih0 + r_lo) * W + ow * S - P;
+        int r, c;
+        for (r = r_lo; r < r_hi; r++) {
+            const FC_T *row = x + (ih0 + r) * W + ow * S - P;
+            for (c = 0; c < K; c++) {
+                int take;
+                int64_t cand = (ih0 + r) * W + ow * S - P + c;
+                m = FC_SFX(scalar_max)(m, row[c], &take);
+                best = take ? cand : best;
+            }
+        }
+        yrow[ow] = m;
+        if (with_idx) irow[ow] = best;
+    }
     return ow;
 }
 
@@ -84,14 +107,20 @@ static FC_INLINE int64_t FC_SFX(avg_row)(const fc_pool_shape *s, const FC_T *x, 
     const int r_hi = (int)FC_MIN((int64_t)K, s->h_in - ih0);
     int64_t h0, h1, w0, w1, div;
     VT vdiv;
-    if (r_lo >= r_hi || ow + VL > ow_hi) return ow;
+    if (r_lo >= r_hi || ow >= ow_hi) return ow;
+    {
     /* every lane-valid output of this row has the same divisor */
     div = fc_pool_avg_window(s, oh, ow, &h0, &h1, &w0, &w1);
     vdiv = VSET1((FC_T)div);
-    for (; ow + VL <= ow_hi; ow += VL) {
-        const int var = FC_SFX(load_variant)(ow, W, K, S, P);
+    const int64_t ow_start = ow;
+    for (;; ow += VL) {
+        int var, r, c;
         VT sum = VZERO();
-        int r, c;
+        if (ow + VL > ow_hi) {
+            if (ow < ow_hi && ow_hi - VL >= ow_start) ow = ow_hi - VL;
+            else break;
+        }
+        var = FC_SFX(load_variant)(ow, W, K, S, P);
         if (!var) break;
         for (r = r_lo; r < r_hi; r++) {
             const FC_T *row = x + (ih0 + r) * W + ow * S - P;
@@ -99,6 +128,16 @@ static FC_INLINE int64_t FC_SFX(avg_row)(const fc_pool_shape *s, const FC_T *x, 
         }
         if (S == 2) sum = VFIX(sum);
         VSTORE(yrow + ow, VDIV(sum, vdiv));
+    }
+    for (; ow < ow_hi; ow++) {
+        FC_T sum = 0;
+        int r, c;
+        for (r = r_lo; r < r_hi; r++) {
+            const FC_T *row = x + (ih0 + r) * W + ow * S - P;
+            for (c = 0; c < K; c++) sum += row[c];
+        }
+        yrow[ow] = sum / (FC_T)div;
+    }
     }
     return ow;
 }
