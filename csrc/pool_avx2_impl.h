@@ -39,10 +39,11 @@ static FC_INLINE int FC_SFX(load_variant)(int64_t ow, int64_t W, int K, int S, i
     return 0;
 }
 
-/* Max over output row `oh`, outputs [ow, ow_hi) (lane-valid).  Returns the
- * first output it did not compute. */
+/* Max over output row `oh`, outputs [ow, ow_hi) (lane-valid); output o is
+ * stored at yrow[o - o_base] (and irow[o - o_base]).  Returns the first
+ * output it did not compute. */
 static FC_INLINE int64_t FC_SFX(max_row)(const fc_pool_shape *s, const FC_T *x, FC_T *yrow, int64_t *irow,
-                                         int64_t oh, int64_t ow, int64_t ow_hi,
+                                         int64_t o_base, int64_t oh, int64_t ow, int64_t ow_hi,
                                          const int K, const int S, const int P, const int with_idx) {
     const int64_t W = s->w_in, ih0 = oh * S - P;
     const int r_lo = ih0 < 0 ? (int)-ih0 : 0;
@@ -76,8 +77,8 @@ static FC_INLINE int64_t FC_SFX(max_row)(const fc_pool_shape *s, const FC_T *x, 
             }
         }
         if (S == 2) { m = VFIX(m); code = VFIX(code); }
-        VSTORE(yrow + ow, m);
-        if (with_idx) VSTORE_IDX(irow + ow, code, ih0 * W + ow * S, S);
+        VSTORE(yrow + (ow - o_base), m);
+        if (with_idx) VSTORE_IDX(irow + (ow - o_base), code, ih0 * W + ow * S, S);
     }
     /* scalar tail over the remaining lane-valid outputs (same semantics) */
     for (; ow < ow_hi; ow++) {
@@ -93,8 +94,8 @@ static FC_INLINE int64_t FC_SFX(max_row)(const fc_pool_shape *s, const FC_T *x, 
                 best = take ? cand : best;
             }
         }
-        yrow[ow] = m;
-        if (with_idx) irow[ow] = best;
+        yrow[ow - o_base] = m;
+        if (with_idx) irow[ow - o_base] = best;
     }
     return ow;
 }
@@ -150,8 +151,8 @@ static FC_INLINE void FC_SFX(max_plane)(const fc_pool_shape *s, const FC_T *x, F
     for (oh = 0; oh < s->h_out; oh++) {
         int64_t ow;
         FC_SFX(fc_pool_max_rect)(s, x, y, ind, oh, oh + 1, 0, lo);
-        ow = ind ? FC_SFX(max_row)(s, x, y + oh * wo, ind + oh * wo, oh, lo, hi, K, S, P, 1)
-                 : FC_SFX(max_row)(s, x, y + oh * wo, NULL, oh, lo, hi, K, S, P, 0);
+        ow = ind ? FC_SFX(max_row)(s, x, y + oh * wo, ind + oh * wo, 0, oh, lo, hi, K, S, P, 1)
+                 : FC_SFX(max_row)(s, x, y + oh * wo, NULL, 0, oh, lo, hi, K, S, P, 0);
         FC_SFX(fc_pool_max_rect)(s, x, y, ind, oh, oh + 1, ow, wo);
     }
 }
@@ -219,10 +220,111 @@ fc_status FC_SFXA(fc_avg_pool2d)(fc_context *ctx, const fc_pool_shape *s, const 
     return FC_OK;
 }
 
+/* ---- max backward ------------------------------------------------------- */
+
+#define FC_POOL_BLK 64
+
+/* gx[ind[o]] += gy[o] for the outputs [o0, o1) of row oh, each index first
+ * checked against its own window without a division: its offset from the
+ * window origin must be r*W + c for a valid tap (r, c).  Returns 1 on a bad
+ * index.  Output order, so sums equal the generic kernel's. */
+static FC_INLINE int FC_SFX(scatter_checked)(const fc_pool_shape *s, const FC_T *gyrow, const int64_t *irow,
+                                             FC_T *gx, int64_t oh, int64_t o0, int64_t o1,
+                                             const int K, const int S, const int P) {
+    const int64_t W = s->w_in, ih0 = oh * S - P;
+    const int r_lo = ih0 < 0 ? (int)-ih0 : 0;
+    const int r_hi = (int)FC_MIN((int64_t)K, s->h_in - ih0);
+    int64_t o;
+    for (o = o0; o < o1; o++) {
+        const int64_t iw0 = o * S - P, idx = irow[o];
+        const int64_t c_lo = iw0 < 0 ? -iw0 : 0, c_hi = FC_MIN((int64_t)K, W - iw0);
+        const int64_t code = idx - (ih0 * W + iw0);
+        int ok = 0, r;
+        if (r_lo >= r_hi || c_lo >= c_hi) {       /* window with no tap: rare */
+            int res = fc_pool_index_in_window(s, oh, o, idx);
+            if (res == 0) return 1;
+            continue;
+        }
+        for (r = r_lo; r < r_hi; r++) {
+            const int64_t t = code - (int64_t)r * W;
+            ok |= (t >= c_lo) & (t < c_hi);
+        }
+        if (!ok) return 1;
+        gx[idx] += gyrow[o];
+    }
+    return 0;
+}
+
+/* The argmax of outputs [o0, o1) of row oh into ibuf[o - o0] (-1 for a
+ * window with no tap), computed with the forward kernels. */
+static FC_INLINE void FC_SFX(argmax_block)(const fc_pool_shape *s, const FC_T *x, int64_t oh, int64_t o0,
+                                           int64_t o1, int64_t lo, int64_t hi, int64_t *ibuf,
+                                           const int K, const int S, const int P) {
+    FC_T ybuf[FC_POOL_BLK];
+    int64_t o = o0, a = FC_MAX(o0, lo), b = FC_MIN(o1, hi);
+    if (a < b) {
+        for (; o < a; o++) (void)FC_SFX(fc_pool_max_one)(s, x, oh, o, &ibuf[o - o0]);
+        o = FC_SFX(max_row)(s, x, ybuf, ibuf, o0, oh, a, b, K, S, P, 1);
+    }
+    for (; o < o1; o++) (void)FC_SFX(fc_pool_max_one)(s, x, oh, o, &ibuf[o - o0]);
+    for (o = o0; o < o1; o++) {       /* mark windows with no tap */
+        int64_t hlo, hhi, wlo, whi;
+        fc_pool_taps(oh * S - P, K, 1, s->h_in, &hlo, &hhi);
+        fc_pool_taps(o * S - P, K, 1, s->w_in, &wlo, &whi);
+        if (hlo >= hhi || wlo >= whi) ibuf[o - o0] = -1;
+    }
+}
+
+static FC_INLINE int FC_SFX(max_backward_plane)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind,
+                                                const FC_T *x, FC_T *gx, const int K, const int S, const int P) {
+    const int64_t wo = s->w_out;
+    int64_t oh, lo, hi;
+    FC_SFX(lane_valid)(s, K, S, P, &lo, &hi);
+    memset(gx, 0, (size_t)(s->h_in * s->w_in) * sizeof(FC_T));
+    for (oh = 0; oh < s->h_out; oh++) {
+        const FC_T *gyrow = gy + oh * wo;
+        if (ind) {
+            if (FC_SFX(scatter_checked)(s, gyrow, ind + oh * wo, gx, oh, 0, wo, K, S, P)) return 1;
+        } else {
+            int64_t ibuf[FC_POOL_BLK], o0, o;
+            for (o0 = 0; o0 < wo; o0 += FC_POOL_BLK) {
+                const int64_t o1 = FC_MIN(o0 + FC_POOL_BLK, wo);
+                FC_SFX(argmax_block)(s, x, oh, o0, o1, lo, hi, ibuf, K, S, P);
+                for (o = o0; o < o1; o++)
+                    if (ibuf[o - o0] >= 0) gx[ibuf[o - o0]] += gyrow[o];
+            }
+        }
+    }
+    return 0;
+}
+
 fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s, const FC_T *gy,
                                           const int64_t *indices, const FC_T *x, FC_T *gx) {
-    (void)ctx; (void)s; (void)gy; (void)indices; (void)x; (void)gx;
-    return FC_NOT_HANDLED;
+    const int kind = FC_SFX(fast_kind)(s);
+    const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
+    int64_t p;
+    int bad = 0;
+    if (!kind || hw_out == 0) return FC_NOT_HANDLED;
+#pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
+    {
+        fc_fpmode fm = fc_fpmode_enter();   /* gradient sums */
+#pragma omp for schedule(static)
+        for (p = 0; p < planes; p++) {
+            const FC_T *gp = gy + p * hw_out, *xp = indices ? NULL : x + p * hw_in;
+            const int64_t *ip = indices ? indices + p * hw_out : NULL;
+            FC_T *gxp = gx + p * hw_in;
+            int r;
+            if (kind == 1) r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 2, 2, 0);
+            else if (kind == 2) r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 3, 2, 1);
+            else r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 3, 1, 1);
+            if (r) {
+#pragma omp atomic write
+                bad = 1;
+            }
+        }
+        fc_fpmode_leave(fm);
+    }
+    return bad ? FC_ERR_INDEX : FC_OK;
 }
 
 fc_status FC_SFXA(fc_avg_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s, const FC_T *gy, FC_T *gx) {
