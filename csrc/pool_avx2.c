@@ -10,6 +10,41 @@
 
 #define FC_INLINE inline __attribute__((always_inline))
 
+/* 1 when every index irow[o], o in [o, o1), lies in its own window, for
+ * outputs whose window columns are all inside the input and whose valid
+ * rows are r_lo..r_hi-1: offset from the window origin = r*W + c with
+ * 0 <= c < K.  Four int64 indices per step, no division. */
+static int idx_row_ok(const int64_t *irow, int64_t o, int64_t o1, int64_t ih0, int64_t W,
+                      int K, int S, int P, int r_lo, int r_hi) {
+    const __m256i minus1 = _mm256_set1_epi64x(-1), kv = _mm256_set1_epi64x(K);
+    const __m256i step = _mm256_set1_epi64x(4 * (int64_t)S);
+    __m256i base = _mm256_add_epi64(_mm256_set1_epi64x(ih0 * W + o * S - P),
+                                    _mm256_set_epi64x(3 * (int64_t)S, 2 * (int64_t)S, S, 0));
+    __m256i bad = _mm256_setzero_si256();
+    int r;
+    for (; o + 4 <= o1; o += 4) {
+        __m256i code = _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)(irow + o)), base);
+        __m256i ok = _mm256_setzero_si256();
+        for (r = r_lo; r < r_hi; r++) {
+            __m256i t = _mm256_sub_epi64(code, _mm256_set1_epi64x((int64_t)r * W));
+            ok = _mm256_or_si256(ok, _mm256_and_si256(_mm256_cmpgt_epi64(t, minus1), _mm256_cmpgt_epi64(kv, t)));
+        }
+        bad = _mm256_or_si256(bad, _mm256_andnot_si256(ok, minus1));
+        base = _mm256_add_epi64(base, step);
+    }
+    if (!_mm256_testz_si256(bad, bad)) return 0;
+    for (; o < o1; o++) {
+        int64_t code = irow[o] - (ih0 * W + o * S - P);
+        int ok = 0;
+        for (r = r_lo; r < r_hi; r++) {
+            int64_t t = code - (int64_t)r * W;
+            ok |= (t >= 0) & (t < K);
+        }
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
 /* ---- float32: 8 lanes ---------------------------------------------------- */
 #define FC_T float
 #define FC_SFX(name) name##_f32
@@ -42,6 +77,12 @@ static inline void store_idx_f32(int64_t *dst, __m256 code, int64_t base, int64_
     _mm256_storeu_si256((__m256i *)(dst + 4), hi);
 }
 #define VSTORE_IDX store_idx_f32
+/* lo/hi = a0 b0 a1 b1 ... (natural order) */
+#define VINTERLEAVE(a, b, lo, hi) do {                                  \
+        __m256 ul_ = _mm256_unpacklo_ps((a), (b)), uh_ = _mm256_unpackhi_ps((a), (b)); \
+        (lo) = _mm256_permute2f128_ps(ul_, uh_, 0x20);                  \
+        (hi) = _mm256_permute2f128_ps(ul_, uh_, 0x31);                  \
+    } while (0)
 /* Branch-free `v > m || isnan(v) ? v : m` (random data mispredicts a branch). */
 static inline float scalar_max_f32(float m, float v, int *take) {
     __m128 vm = _mm_set_ss(m), vv = _mm_set_ss(v);
@@ -72,6 +113,7 @@ static inline float scalar_max_f32(float m, float v, int *take) {
 #undef VFIX
 #undef VCODE
 #undef VSTORE_IDX
+#undef VINTERLEAVE
 #undef TAP
 
 /* ---- float64: 4 lanes ---------------------------------------------------- */
@@ -100,6 +142,11 @@ static inline void store_idx_f64(int64_t *dst, __m256d code, int64_t base, int64
     _mm256_storeu_si256((__m256i *)dst, _mm256_add_epi64(_mm256_castpd_si256(code), b));
 }
 #define VSTORE_IDX store_idx_f64
+#define VINTERLEAVE(a, b, lo, hi) do {                                  \
+        __m256d ul_ = _mm256_unpacklo_pd((a), (b)), uh_ = _mm256_unpackhi_pd((a), (b)); \
+        (lo) = _mm256_permute2f128_pd(ul_, uh_, 0x20);                  \
+        (hi) = _mm256_permute2f128_pd(ul_, uh_, 0x31);                  \
+    } while (0)
 static inline double scalar_max_f64(double m, double v, int *take) {
     __m128d vm = _mm_set_sd(m), vv = _mm_set_sd(v);
     __m128d t = _mm_or_pd(_mm_cmp_sd(vv, vm, _CMP_GT_OQ), _mm_cmp_sd(vv, vv, _CMP_UNORD_Q));

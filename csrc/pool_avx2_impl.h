@@ -284,7 +284,20 @@ static FC_INLINE int FC_SFX(max_backward_plane)(const fc_pool_shape *s, const FC
     for (oh = 0; oh < s->h_out; oh++) {
         const FC_T *gyrow = gy + oh * wo;
         if (ind) {
-            if (FC_SFX(scatter_checked)(s, gyrow, ind + oh * wo, gx, oh, 0, wo, K, S, P)) return 1;
+            const int64_t *irow = ind + oh * wo, ih0 = oh * S - P;
+            const int r_lo = ih0 < 0 ? (int)-ih0 : 0;
+            const int r_hi = (int)FC_MIN((int64_t)K, s->h_in - ih0);
+            int64_t o;
+            if (r_lo >= r_hi || lo >= hi) {
+                if (FC_SFX(scatter_checked)(s, gyrow, irow, gx, oh, 0, wo, K, S, P)) return 1;
+                continue;
+            }
+            /* borders checked one by one, the lane-valid run checked as a
+             * vector first; scattered in output order either way */
+            if (FC_SFX(scatter_checked)(s, gyrow, irow, gx, oh, 0, lo, K, S, P)) return 1;
+            if (!idx_row_ok(irow, lo, hi, ih0, s->w_in, K, S, P, r_lo, r_hi)) return 1;
+            for (o = lo; o < hi; o++) gx[irow[o]] += gyrow[o];
+            if (FC_SFX(scatter_checked)(s, gyrow, irow, gx, oh, hi, wo, K, S, P)) return 1;
         } else {
             int64_t ibuf[FC_POOL_BLK], o0, o;
             for (o0 = 0; o0 < wo; o0 += FC_POOL_BLK) {
@@ -327,7 +340,101 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
     return bad ? FC_ERR_INDEX : FC_OK;
 }
 
+/* ---- avg backward -------------------------------------------------------
+ * Gather form: for a run of input columns [A, B) of each touched row, the
+ * vector code adds, per position, the contributions of every output whose
+ * window covers it (all lane-valid, so sharing one divisor), in output
+ * order; every other (output, position) pair is scattered by scalar code.
+ * Each position's sum is therefore formed in the same order as the
+ * generic kernel's scatter. */
+static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const FC_T *gy, FC_T *gx,
+                                                 const int K, const int S, const int P) {
+    const int64_t W = s->w_in, wo = s->w_out;
+    int64_t oh, lo, hi;
+    FC_SFX(lane_valid)(s, K, S, P, &lo, &hi);
+    memset(gx, 0, (size_t)(s->h_in * W) * sizeof(FC_T));
+    for (oh = 0; oh < s->h_out; oh++) {
+        const FC_T *gyrow = gy + oh * wo;
+        const int64_t ih0 = oh * S - P;
+        const int r_lo = ih0 < 0 ? (int)-ih0 : 0;
+        const int r_hi = (int)FC_MIN((int64_t)K, s->h_in - ih0);
+        int64_t A = 0, B = 0, o, h0, h1, w0, w1;
+        int r;
+        if (r_lo >= r_hi) continue;
+        if (hi > lo) {
+            const VT vdiv = VSET1((FC_T)fc_pool_avg_window(s, oh, lo, &h0, &h1, &w0, &w1));
+            if (K == 2 && S == 2 && P == 0) {
+                /* positions 2o, 2o+1 come from output o alone */
+                for (o = lo; o + VL <= hi; o += VL) {
+                    VT g = VDIV(VLOAD(gyrow + o), vdiv), e0, e1;
+                    VINTERLEAVE(g, g, e0, e1);
+                    for (r = r_lo; r < r_hi; r++) {
+                        FC_T *row = gx + (ih0 + r) * W + 2 * o;
+                        VSTORE(row, VADD(VLOAD(row), e0));
+                        VSTORE(row + VL, VADD(VLOAD(row + VL), e1));
+                    }
+                }
+                A = 2 * lo; B = 2 * o;
+            } else if (K == 3 && S == 2 && P == 1) {
+                /* position 2o from output o; 2o+1 from o, then o+1 */
+                for (o = lo; o + VL + 1 <= hi; o += VL) {
+                    VT g = VDIV(VLOAD(gyrow + o), vdiv), g1 = VDIV(VLOAD(gyrow + o + 1), vdiv), e0, e1;
+                    VINTERLEAVE(g, VADD(g, g1), e0, e1);
+                    for (r = r_lo; r < r_hi; r++) {
+                        FC_T *row = gx + (ih0 + r) * W + 2 * o;
+                        VSTORE(row, VADD(VLOAD(row), e0));
+                        VSTORE(row + VL, VADD(VLOAD(row + VL), e1));
+                    }
+                }
+                A = 2 * lo; B = 2 * o;
+            } else {
+                /* K == 3, S == 1, P == 1: position q from outputs q-1, q, q+1 */
+                int64_t q;
+                for (q = lo + 1; q + VL + 1 <= hi; q += VL) {
+                    VT t = VDIV(VLOAD(gyrow + q - 1), vdiv);
+                    t = VADD(t, VDIV(VLOAD(gyrow + q), vdiv));
+                    t = VADD(t, VDIV(VLOAD(gyrow + q + 1), vdiv));
+                    for (r = r_lo; r < r_hi; r++) {
+                        FC_T *row = gx + (ih0 + r) * W + q;
+                        VSTORE(row, VADD(VLOAD(row), t));
+                    }
+                }
+                A = lo + 1; B = q;
+                if (B < A) B = A;
+            }
+        }
+        /* the rest, scattered in output order, skipping positions in [A, B) */
+        for (o = 0; o < wo; o++) {
+            int64_t ih, iw, div;
+            FC_T g;
+            if (o * S - P >= A && o * S - P + K <= B) continue;
+            div = fc_pool_avg_window(s, oh, o, &h0, &h1, &w0, &w1);
+            if (h0 >= h1 || w0 >= w1) continue;
+            g = gyrow[o] / (FC_T)div;
+            for (ih = h0; ih < h1; ih++)
+                for (iw = w0; iw < w1; iw++)
+                    if (iw < A || iw >= B) gx[ih * W + iw] += g;
+        }
+    }
+}
+
 fc_status FC_SFXA(fc_avg_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s, const FC_T *gy, FC_T *gx) {
-    (void)ctx; (void)s; (void)gy; (void)gx;
-    return FC_NOT_HANDLED;
+    const int kind = FC_SFX(fast_kind)(s);
+    const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
+    int64_t p;
+    if (!kind || hw_out == 0) return FC_NOT_HANDLED;
+#pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
+    {
+        fc_fpmode fm = fc_fpmode_enter();
+#pragma omp for schedule(static)
+        for (p = 0; p < planes; p++) {
+            const FC_T *gp = gy + p * hw_out;
+            FC_T *gxp = gx + p * hw_in;
+            if (kind == 1) FC_SFX(avg_backward_plane)(s, gp, gxp, 2, 2, 0);
+            else if (kind == 2) FC_SFX(avg_backward_plane)(s, gp, gxp, 3, 2, 1);
+            else FC_SFX(avg_backward_plane)(s, gp, gxp, 3, 1, 1);
+        }
+        fc_fpmode_leave(fm);
+    }
+    return FC_OK;
 }
