@@ -77,6 +77,11 @@ static inline void store_idx_f32(int64_t *dst, __m256 code, int64_t base, int64_
     _mm256_storeu_si256((__m256i *)(dst + 4), hi);
 }
 #define VSTORE_IDX store_idx_f32
+#define VAND _mm256_and_ps
+/* all-ones in lanes j with start + j >= done (lanes not yet accumulated) */
+#define VLANES_GE(start, done) _mm256_castsi256_ps(_mm256_cmpgt_epi32(                   \
+        _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),                    \
+                         _mm256_set1_epi32((int)((start) - (done)))), _mm256_set1_epi32(-1)))
 /* lo/hi = a0 b0 a1 b1 ... (natural order) */
 #define VINTERLEAVE(a, b, lo, hi) do {                                  \
         __m256 ul_ = _mm256_unpacklo_ps((a), (b)), uh_ = _mm256_unpackhi_ps((a), (b)); \
@@ -114,6 +119,8 @@ static inline float scalar_max_f32(float m, float v, int *take) {
 #undef VCODE
 #undef VSTORE_IDX
 #undef VINTERLEAVE
+#undef VAND
+#undef VLANES_GE
 #undef TAP
 
 /* ---- float64: 4 lanes ---------------------------------------------------- */
@@ -142,6 +149,10 @@ static inline void store_idx_f64(int64_t *dst, __m256d code, int64_t base, int64
     _mm256_storeu_si256((__m256i *)dst, _mm256_add_epi64(_mm256_castpd_si256(code), b));
 }
 #define VSTORE_IDX store_idx_f64
+#define VAND _mm256_and_pd
+#define VLANES_GE(start, done) _mm256_castsi256_pd(_mm256_cmpgt_epi64(                   \
+        _mm256_add_epi64(_mm256_setr_epi64x(0, 1, 2, 3), _mm256_set1_epi64x((start) - (done))), \
+        _mm256_set1_epi64x(-1)))
 #define VINTERLEAVE(a, b, lo, hi) do {                                  \
         __m256d ul_ = _mm256_unpacklo_pd((a), (b)), uh_ = _mm256_unpackhi_pd((a), (b)); \
         (lo) = _mm256_permute2f128_pd(ul_, uh_, 0x20);                  \

@@ -261,14 +261,19 @@ static FC_INLINE void FC_SFX(argmax_block)(const fc_pool_shape *s, const FC_T *x
                                            int64_t o1, int64_t lo, int64_t hi, int64_t *ibuf,
                                            const int K, const int S, const int P) {
     FC_T ybuf[FC_POOL_BLK];
+    const int64_t ih0 = oh * S - P;
     int64_t o = o0, a = FC_MAX(o0, lo), b = FC_MIN(o1, hi);
+    if (ih0 >= s->h_in || ih0 + K <= 0) b = a;    /* no valid row: all generic */
     if (a < b) {
         for (; o < a; o++) (void)FC_SFX(fc_pool_max_one)(s, x, oh, o, &ibuf[o - o0]);
         o = FC_SFX(max_row)(s, x, ybuf, ibuf, o0, oh, a, b, K, S, P, 1);
     }
     for (; o < o1; o++) (void)FC_SFX(fc_pool_max_one)(s, x, oh, o, &ibuf[o - o0]);
-    for (o = o0; o < o1; o++) {       /* mark windows with no tap */
+    /* mark windows with no tap (only possible outside the lane-valid run,
+     * or when the row has no valid tap row) */
+    for (o = o0; o < o1; o++) {
         int64_t hlo, hhi, wlo, whi;
+        if (o >= a && o < b) continue;
         fc_pool_taps(oh * S - P, K, 1, s->h_in, &hlo, &hhi);
         fc_pool_taps(o * S - P, K, 1, s->w_in, &wlo, &whi);
         if (hlo >= hhi || wlo >= whi) ibuf[o - o0] = -1;
@@ -365,42 +370,65 @@ static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const F
             const VT vdiv = VSET1((FC_T)fc_pool_avg_window(s, oh, lo, &h0, &h1, &w0, &w1));
             if (K == 2 && S == 2 && P == 0) {
                 /* positions 2o, 2o+1 come from output o alone */
-                for (o = lo; o + VL <= hi; o += VL) {
-                    VT g = VDIV(VLOAD(gyrow + o), vdiv), e0, e1;
+                int64_t done = lo;
+                for (o = lo; hi - lo >= VL; o += VL) {
+                    VT g, e0, e1;
+                    if (o + VL > hi) {
+                        if (o >= hi) break;
+                        o = hi - VL;              /* last block overlaps: mask done lanes */
+                    }
+                    g = VDIV(VLOAD(gyrow + o), vdiv);
+                    g = VAND(g, VLANES_GE(o, done));
                     VINTERLEAVE(g, g, e0, e1);
                     for (r = r_lo; r < r_hi; r++) {
                         FC_T *row = gx + (ih0 + r) * W + 2 * o;
                         VSTORE(row, VADD(VLOAD(row), e0));
                         VSTORE(row + VL, VADD(VLOAD(row + VL), e1));
                     }
+                    done = o + VL;
                 }
-                A = 2 * lo; B = 2 * o;
+                A = 2 * lo; B = 2 * done;
             } else if (K == 3 && S == 2 && P == 1) {
                 /* position 2o from output o; 2o+1 from o, then o+1 */
-                for (o = lo; o + VL + 1 <= hi; o += VL) {
-                    VT g = VDIV(VLOAD(gyrow + o), vdiv), g1 = VDIV(VLOAD(gyrow + o + 1), vdiv), e0, e1;
-                    VINTERLEAVE(g, VADD(g, g1), e0, e1);
+                int64_t done = lo;
+                for (o = lo; hi - 1 - lo >= VL; o += VL) {
+                    VT g, g1, keep, e0, e1;
+                    if (o + VL + 1 > hi) {
+                        if (o + 1 >= hi) break;
+                        o = hi - 1 - VL;
+                    }
+                    keep = VLANES_GE(o, done);
+                    g = VDIV(VLOAD(gyrow + o), vdiv);
+                    g1 = VDIV(VLOAD(gyrow + o + 1), vdiv);
+                    VINTERLEAVE(VAND(g, keep), VAND(VADD(g, g1), keep), e0, e1);
                     for (r = r_lo; r < r_hi; r++) {
                         FC_T *row = gx + (ih0 + r) * W + 2 * o;
                         VSTORE(row, VADD(VLOAD(row), e0));
                         VSTORE(row + VL, VADD(VLOAD(row + VL), e1));
                     }
+                    done = o + VL;
                 }
-                A = 2 * lo; B = 2 * o;
+                A = 2 * lo; B = 2 * done;
             } else {
                 /* K == 3, S == 1, P == 1: position q from outputs q-1, q, q+1 */
-                int64_t q;
-                for (q = lo + 1; q + VL + 1 <= hi; q += VL) {
-                    VT t = VDIV(VLOAD(gyrow + q - 1), vdiv);
+                int64_t q, done = lo + 1;
+                for (q = lo + 1; hi - 2 - lo >= VL; q += VL) {
+                    VT t;
+                    if (q + VL + 1 > hi) {
+                        if (q + 1 >= hi) break;
+                        q = hi - 1 - VL;
+                    }
+                    t = VDIV(VLOAD(gyrow + q - 1), vdiv);
                     t = VADD(t, VDIV(VLOAD(gyrow + q), vdiv));
                     t = VADD(t, VDIV(VLOAD(gyrow + q + 1), vdiv));
+                    t = VAND(t, VLANES_GE(q, done));
                     for (r = r_lo; r < r_hi; r++) {
                         FC_T *row = gx + (ih0 + r) * W + q;
                         VSTORE(row, VADD(VLOAD(row), t));
                     }
+                    done = q + VL;
                 }
-                A = lo + 1; B = q;
-                if (B < A) B = A;
+                A = lo + 1; B = done;
             }
         }
         /* the rest, scattered in output order, skipping positions in [A, B) */
