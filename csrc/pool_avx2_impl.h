@@ -431,17 +431,23 @@ static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const F
                 A = lo + 1; B = done;
             }
         }
-        /* the rest, scattered in output order, skipping positions in [A, B) */
-        for (o = 0; o < wo; o++) {
+        /* the rest, scattered in output order, skipping positions in [A, B):
+         * only outputs [0, oL) and [oR, wo) have taps outside it */
+        {
+            const int64_t oL = FC_MIN(wo, (A + P + S - 1) / S);
+            const int64_t oR = FC_MAX(oL, B - K + P >= 0 ? (B - K + P) / S + 1 : 0);
+            for (o = 0; o < wo; o++) {
             int64_t ih, iw, div;
             FC_T g;
-            if (o * S - P >= A && o * S - P + K <= B) continue;
+            if (o == oL && oR > o) o = oR;
+            if (o >= wo) break;
             div = fc_pool_avg_window(s, oh, o, &h0, &h1, &w0, &w1);
             if (h0 >= h1 || w0 >= w1) continue;
             g = gyrow[o] / (FC_T)div;
             for (ih = h0; ih < h1; ih++)
                 for (iw = w0; iw < w1; iw++)
                     if (iw < A || iw >= B) gx[ih * W + iw] += g;
+            }
         }
     }
 }
