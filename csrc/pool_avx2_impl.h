@@ -280,6 +280,93 @@ static FC_INLINE void FC_SFX(argmax_block)(const fc_pool_shape *s, const FC_T *x
     }
 }
 
+/* 2x2 stride 2: windows tile the plane, so grad_x is written once by
+ * gather (each element: its window's gradient if it is the argmax, else 0)
+ * and the index check comes free with the selects.  Partial windows
+ * (ceil_mode) and uncovered edges fall back to memset + checked scatter. */
+static FC_INLINE int FC_SFX(max_backward_k2_plane)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind,
+                                                   const FC_T *x, FC_T *gx) {
+    const int64_t W = s->w_in, H = s->h_in, ho = s->h_out, wo = s->w_out;
+    const int64_t hi = FC_MIN(wo, W / 2), oh_full = FC_MIN(ho, H / 2);
+    const int exact = hi == wo && 2 * wo == W && oh_full == ho && 2 * ho == H;
+    int64_t oh, o0, o;
+    if (!exact) memset(gx, 0, (size_t)(H * W) * sizeof(FC_T));
+    for (oh = 0; oh < ho; oh++) {
+        const FC_T *gyrow = gy + oh * wo;
+        FC_T *r0 = gx + 2 * oh * W, *r1 = r0 + W;
+        int64_t ibuf[FC_POOL_BLK];
+        if (oh >= oh_full) {                  /* a window row cut by the bottom edge */
+            if (ind) {
+                if (FC_SFX(scatter_checked)(s, gyrow, ind + oh * wo, gx, oh, 0, wo, 2, 2, 0)) return 1;
+            } else {
+                for (o0 = 0; o0 < wo; o0 += FC_POOL_BLK) {
+                    const int64_t o1 = FC_MIN(o0 + FC_POOL_BLK, wo);
+                    FC_SFX(argmax_block)(s, x, oh, o0, o1, 0, hi, ibuf, 2, 2, 0);
+                    for (o = o0; o < o1; o++)
+                        if (ibuf[o - o0] >= 0) gx[ibuf[o - o0]] += gyrow[o];
+                }
+            }
+            continue;
+        }
+        for (o0 = 0; o0 < hi; o0 += FC_POOL_BLK) {
+            const int64_t o1 = FC_MIN(o0 + FC_POOL_BLK, hi);
+            const int64_t *ib;
+            int bad = 0;
+            if (ind) ib = ind + oh * wo + o0;
+            else {
+                FC_SFX(argmax_block)(s, x, oh, o0, o1, 0, hi, ibuf, 2, 2, 0);
+                ib = ibuf;
+            }
+            {
+                const __m256i wv = _mm256_set1_epi64x(W), w1v = _mm256_set1_epi64x(W + 1);
+                const __m256i one = _mm256_set1_epi64x(1), zero = _mm256_setzero_si256();
+                __m256i base = _mm256_add_epi64(_mm256_set1_epi64x(2 * oh * W + 2 * o0),
+                                                _mm256_setr_epi64x(0, 2, 4, 6));
+                __m256i badv = zero;
+                for (o = o0;; o += 4) {
+                    __m256i code, m00, m01, m10, m11;
+                    if (o + 4 > o1) {
+                        /* last block overlaps the previous one: the stores are idempotent */
+                        if (o >= o1 || o1 - o0 < 4) break;
+                        base = _mm256_add_epi64(base, _mm256_set1_epi64x(2 * (o1 - 4 - o)));
+                        o = o1 - 4;
+                    }
+                    code = _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)(ib + (o - o0))), base);
+                    m00 = _mm256_cmpeq_epi64(code, zero);
+                    m01 = _mm256_cmpeq_epi64(code, one);
+                    m10 = _mm256_cmpeq_epi64(code, wv);
+                    m11 = _mm256_cmpeq_epi64(code, w1v);
+                    badv = _mm256_or_si256(badv, _mm256_cmpeq_epi64(
+                        _mm256_or_si256(_mm256_or_si256(m00, m01), _mm256_or_si256(m10, m11)), zero));
+                    FC_SFX(k2_store4)(gyrow + o, m00, m01, m10, m11, r0 + 2 * o, r1 + 2 * o);
+                    base = _mm256_add_epi64(base, _mm256_set1_epi64x(8));
+                }
+                bad = !_mm256_testz_si256(badv, badv);
+            }
+            for (; o < o1; o++) {
+                const int64_t code = ib[o - o0] - (2 * oh * W + 2 * o);
+                const FC_T g = gyrow[o];
+                bad |= !((code == 0) | (code == 1) | (code == W) | (code == W + 1));
+                r0[2 * o] = code == 0 ? g : (FC_T)0;
+                r0[2 * o + 1] = code == 1 ? g : (FC_T)0;
+                r1[2 * o] = code == W ? g : (FC_T)0;
+                r1[2 * o + 1] = code == W + 1 ? g : (FC_T)0;
+            }
+            if (bad) return 1;
+        }
+        if (hi < wo) {                        /* windows cut by the right edge */
+            if (ind) {
+                if (FC_SFX(scatter_checked)(s, gyrow, ind + oh * wo, gx, oh, hi, wo, 2, 2, 0)) return 1;
+            } else {
+                FC_SFX(argmax_block)(s, x, oh, hi, wo, 0, hi, ibuf, 2, 2, 0);
+                for (o = hi; o < wo; o++)
+                    if (ibuf[o - hi] >= 0) gx[ibuf[o - hi]] += gyrow[o];
+            }
+        }
+    }
+    return 0;
+}
+
 static FC_INLINE int FC_SFX(max_backward_plane)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind,
                                                 const FC_T *x, FC_T *gx, const int K, const int S, const int P) {
     const int64_t wo = s->w_out;
@@ -332,7 +419,7 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
             const int64_t *ip = indices ? indices + p * hw_out : NULL;
             FC_T *gxp = gx + p * hw_in;
             int r;
-            if (kind == 1) r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 2, 2, 0);
+            if (kind == 1) r = FC_SFX(max_backward_k2_plane)(s, gp, ip, xp, gxp);
             else if (kind == 2) r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 3, 2, 1);
             else r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 3, 1, 1);
             if (r) {
