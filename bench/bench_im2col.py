@@ -4,6 +4,7 @@ Standalone:  python bench/bench_im2col.py [--threads N] [--repeat R] [--quick] [
 
 (a) im2col forward time / bare BLAS GEMM of the same sizes      target <= 1.15
 (b) NumPy sliding_window_view + tensordot time / im2col forward  target >= 2
+    (also einsum(optimize=True) on the same windows, for reference)
 (c) PyTorch backward (grad_input + grad_weight) / fastconv's    target geo-mean >= 1.5 (1 thread)
 (d) PyTorch conv_transpose2d / fastconv's                        target >= 1.0
 
@@ -89,8 +90,8 @@ def bench_forward(layers, n, repeat, rng):
     from scipy.linalg import blas
     print("\n(a)(b) forward: im2col vs bare GEMM (same sizes) and vs NumPy sliding_window_view+tensordot")
     print(f"{'layer':<16} {'GFLOP':>6} {'im2col ms':>9} {'GFLOP/s':>8} {'gemm ms':>8} "
-          f"{'overhead':>8} {'numpy ms':>9} {'speedup':>7}")
-    over, speed = [], []
+          f"{'overhead':>8} {'tdot ms':>9} {'speedup':>7} {'einsum ms':>9} {'speedup':>7}")
+    over, speed, speed_e = [], [], []
     for name, c_in, h, c_out, k, s, p in layers:
         st = shape_tuple(n, c_in, h, c_out, k, s, p)
         ho = st[7]
@@ -110,22 +111,30 @@ def bench_forward(layers, n, repeat, rng):
         def gemm():
             blas.sgemm(1.0, a, b, 0.0, c, overwrite_c=1)
 
-        def numpy_fwd():
+        def windows():
             xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-            win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
-            return np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
+            return np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+
+        def numpy_fwd():
+            return np.tensordot(windows(), w, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
+
+        def einsum_fwd():
+            return np.einsum("nchwij,ocij->nohw", windows(), w, optimize=True)
 
         ref = numpy_fwd()
         fc_fwd()
         assert np.allclose(y, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max()), name
-        t_fc, t_gemm, t_np = alternate([fc_fwd, gemm, numpy_fwd], repeat)
+        t_fc, t_gemm, t_np, t_ein = alternate([fc_fwd, gemm, numpy_fwd, einsum_fwd], repeat)
         gflop = 2.0 * M * K * c_out / 1e9
         over.append(t_fc / t_gemm)
         speed.append(t_np / t_fc)
+        speed_e.append(t_ein / t_fc)
         print(f"{name:<16} {gflop:6.2f} {t_fc*1e3:9.2f} {gflop/t_fc:8.1f} {t_gemm*1e3:8.2f} "
-              f"{over[-1]:8.3f} {t_np*1e3:9.2f} {speed[-1]:7.2f}")
+              f"{over[-1]:8.3f} {t_np*1e3:9.2f} {speed[-1]:7.2f} {t_ein*1e3:9.2f} {speed_e[-1]:7.2f}")
     print(f"geo-mean overhead vs bare GEMM: {geomean(over):.3f} (max {max(over):.3f}; target <= 1.15)")
-    print(f"geo-mean speed-up vs NumPy:      {geomean(speed):.2f} (min {min(speed):.2f}; target >= 2)")
+    print(f"geo-mean speed-up vs NumPy tensordot:       {geomean(speed):.2f} (min {min(speed):.2f}; "
+          "target >= 2)")
+    print(f"geo-mean speed-up vs NumPy einsum(optimize): {geomean(speed_e):.2f} (min {min(speed_e):.2f})")
     return over, speed
 
 

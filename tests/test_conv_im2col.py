@@ -304,3 +304,80 @@ def test_workspace_model_rejects_unknown_pass():
     with pytest.raises(ValueError, match="pass_"):
         _workspace.conv2d("im2col", "sideways", (1, 1, 3, 3), (1, 1, 1, 1), (1, 1, 3, 3),
                           (1, 1), (0, 0), (1, 1), 1, 4)
+
+
+# ---- through the public API (needs fastconv.conv, the conv branch) ---------------
+
+def _public():
+    import fastconv
+    if not hasattr(fastconv, "conv2d") or "im2col" not in fastconv.algorithms("conv2d"):
+        pytest.skip("fastconv.conv2d with algo='im2col' is not available in this tree")
+    return fastconv
+
+
+API_CASES = [
+    dict(x=(2, 4, 9, 10), w=(6, 2, 3, 3), stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2),
+    dict(x=(3, 5, 7, 7), w=(4, 5, 1, 1), stride=1, padding=0, dilation=1, groups=1),
+    dict(x=(1, 3, 6, 8), w=(3, 1, 3, 3), stride=1, padding="same", dilation=2, groups=3),
+    dict(x=(0, 3, 6, 6), w=(4, 3, 3, 3), stride=1, padding=1, dilation=1, groups=1),
+]
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed")
+@pytest.mark.parametrize("spec", API_CASES, ids=lambda s: str(s["x"]) + str(s["w"]))
+def test_public_api_im2col(spec, dtype, threads):
+    fc = _public()
+    rng = np.random.default_rng(11)
+    # non-contiguous input: every other column of a wider array
+    x_wide = rand(rng, spec["x"][:3] + (2 * spec["x"][3],), dtype)
+    x = x_wide[..., ::2]
+    w = rand(rng, spec["w"], dtype)
+    b = rand(rng, (spec["w"][0],), dtype)
+    kw = {k: spec[k] for k in ("stride", "padding", "dilation", "groups")}
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    yt = torch.nn.functional.conv2d(xt, wt, torch.tensor(b, dtype=torch.float64), **kw)
+    y = fc.conv2d(x, w, b, algo="im2col", **kw)
+    _close(y, yt.detach().numpy(), dtype, "conv2d(algo='im2col')")
+    gy = rand(rng, tuple(yt.shape), dtype)
+    yt.backward(torch.tensor(gy, dtype=torch.float64))
+    gx, gw, gb = fc.conv2d_backward(gy, x, w, algo="im2col", **kw)
+    _close(gx, xt.grad.numpy(), dtype, "grad_input(algo='im2col')")
+    _close(gw, wt.grad.numpy(), dtype, "grad_weight(algo='im2col')")
+    _close(gb, gy.astype(np.float64).sum(axis=(0, 2, 3)), dtype, "grad_bias")
+    np.testing.assert_array_equal(x_wide[..., ::2], x)  # input untouched
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed")
+def test_public_conv_transpose_im2col(dtype, threads):
+    fc = _public()
+    rng = np.random.default_rng(12)
+    x = rand(rng, (2, 4, 5, 6), dtype)
+    w = rand(rng, (4, 3, 3, 2), dtype)
+    b = rand(rng, (6,), dtype)
+    kw = dict(stride=(2, 3), padding=(1, 0), output_padding=(1, 2), groups=2, dilation=(1, 2))
+    y = fc.conv_transpose2d(x, w, b, algo="im2col", **kw)
+    ref = torch.nn.functional.conv_transpose2d(torch.tensor(x, dtype=torch.float64),
+                                               torch.tensor(w, dtype=torch.float64),
+                                               torch.tensor(b, dtype=torch.float64), **kw).numpy()
+    _close(y, ref, dtype, "conv_transpose2d(algo='im2col')")
+
+
+def test_public_profile_workspace_matches_cost_model(limit):
+    """The bytes the kernels report equal fastconv.cost's workspace for im2col."""
+    fc = _public()
+    if not hasattr(fc, "cost") or not hasattr(fc, "profile"):
+        pytest.skip("cost model / profile not in this tree")
+    limit(50_000)
+    rng = np.random.default_rng(13)
+    x = rand(rng, (2, 6, 11, 9), np.float32)
+    w = rand(rng, (8, 3, 3, 3), np.float32)
+    with fc.profile() as prof:
+        fc.conv2d(x, w, padding=1, groups=2, algo="im2col")
+    rec = prof.records[-1]
+    want = fc.cost.conv2d(x.shape, w.shape, padding=1, groups=2, dtype="float32",
+                          algo="im2col").bytes["workspace"]
+    got = rec["workspace_bytes"] if isinstance(rec, dict) else getattr(rec, "workspace_bytes", None)
+    if got is None:
+        pytest.skip("profile records do not expose workspace bytes")
+    assert got == want > 0
