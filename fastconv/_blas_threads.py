@@ -49,23 +49,40 @@ def blas_libraries():
     return _libs
 
 
+_depth = 0          # calls currently inside single_threaded(), across Python threads
+_saved = []         # (controller, thread count) to restore when the last one leaves
+
+
 @contextlib.contextmanager
 def single_threaded():
-    """Run the body with SciPy's BLAS limited to one thread, then restore it."""
-    changed = []
-    for lib in blas_libraries():
-        try:
-            n = lib.num_threads
-            if n != 1:
-                lib.set_num_threads(1)
-                changed.append((lib, n))
-        except Exception:
-            pass
+    """Run the body with SciPy's BLAS limited to one thread, then restore it.
+
+    Re-entrant and safe when several Python threads call fastconv at once:
+    the first caller in saves and lowers the count, the last one out restores it.
+    """
+    global _depth, _saved
+    libs = blas_libraries()
+    with _lock:
+        if _depth == 0:
+            _saved = []
+            for lib in libs:
+                try:
+                    n = lib.num_threads
+                    if n != 1:
+                        lib.set_num_threads(1)
+                        _saved.append((lib, n))
+                except Exception:
+                    pass
+        _depth += 1
     try:
         yield
     finally:
-        for lib, n in changed:
-            try:
-                lib.set_num_threads(n)
-            except Exception:
-                pass
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                for lib, n in _saved:
+                    try:
+                        lib.set_num_threads(n)
+                    except Exception:
+                        pass
+                _saved = []

@@ -396,3 +396,25 @@ def test_public_workspace_matches_cost_model(limit, monkeypatch):
     assert [s[:2] for s in seen] == [("conv2d", "im2col"), ("conv2d_backward", "im2col")]
     assert seen[0][2] == fwd.bytes["workspace"] > 0
     assert seen[1][2] == bwd.bytes["workspace"] > 0
+
+
+def test_single_threaded_restores_blas_threads():
+    """The BLAS thread count is 1 inside (nested too) and restored after the outermost exit."""
+    from fastconv import _blas_threads
+    libs = _blas_threads.blas_libraries()
+    if not libs:
+        pytest.skip("threadpoolctl cannot see SciPy's BLAS")
+    original = [lib.num_threads for lib in libs]
+    for lib in libs:
+        lib.set_num_threads(2)
+    before = [lib.num_threads for lib in libs]
+    assert before == [2] * len(libs)
+    with single_threaded():
+        assert all(lib.num_threads == 1 for lib in libs)
+        with single_threaded():
+            assert all(lib.num_threads == 1 for lib in libs)
+        assert all(lib.num_threads == 1 for lib in libs)
+    after = [lib.num_threads for lib in libs]
+    for lib, n in zip(libs, original):
+        lib.set_num_threads(n)
+    assert after == before
