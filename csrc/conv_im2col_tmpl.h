@@ -137,27 +137,14 @@ static void FC_I2C_NAME(free_bufs)(fc_context *ctx, const im2col_plan *p, FT **b
 
 /* ---- forward ---------------------------------------------------------- */
 
-fc_status FC_I2C_NAME(fc_conv2d_im2col)(fc_context *ctx, const fc_conv_shape *s, const FT *x,
-                                        const FT *w, const FT *bias, FT *y) {
-    im2col_plan p;
+/* The forward pass for plan p of shape s (non-trivial, BLAS present). */
+static fc_status FC_I2C_NAME(forward_run)(fc_context *ctx, const fc_conv_shape *s,
+                                          const im2col_plan *pp, const FT *x, const FT *w,
+                                          const FT *bias, FT *y) {
+    const im2col_plan p = *pp;
     FT *bufs[FC_I2C_MAX_THREADS];
     fc_status st;
     int64_t task;
-    if (!ctx || !s) return FC_ERR_ARG;
-    if ((st = im2col_plan_make(ctx, s, (int)sizeof(FT), 0, &p))) return st;
-    if (p.trivial) {
-        /* no products: y is the bias (or zero) wherever y has elements */
-        int64_t nc = s->n * s->c_out, q;
-        if (p.HW == 0 || nc == 0) return FC_OK;
-        for (q = 0; q < nc; q++) {
-            FT v = bias ? bias[q % s->c_out] : (FT)0;
-            FT *yp = y + q * p.HW;
-            int64_t e;
-            for (e = 0; e < p.HW; e++) yp[e] = v;
-        }
-        return FC_OK;
-    }
-    if (!ctx->FC_I2C_GEMM) return FC_ERR_UNSUPPORTED;
     if ((st = FC_I2C_NAME(alloc_bufs)(ctx, &p, bufs))) {
         FC_I2C_NAME(free_bufs)(ctx, &p, bufs);
         return st;
@@ -227,6 +214,56 @@ fc_status FC_I2C_NAME(fc_conv2d_im2col)(fc_context *ctx, const fc_conv_shape *s,
     return FC_OK;
 }
 
+fc_status FC_I2C_NAME(fc_conv2d_im2col)(fc_context *ctx, const fc_conv_shape *s, const FT *x,
+                                        const FT *w, const FT *bias, FT *y) {
+    im2col_plan p;
+    fc_status st;
+    if (!ctx || !s) return FC_ERR_ARG;
+    if ((st = im2col_plan_make(ctx, s, (int)sizeof(FT), 0, &p))) return st;
+    if (p.trivial) {
+        /* no products: y is the bias (or zero) wherever y has elements */
+        int64_t nc = s->n * s->c_out, q;
+        if (p.HW == 0 || nc == 0) return FC_OK;
+        for (q = 0; q < nc; q++) {
+            FT v = bias ? bias[q % s->c_out] : (FT)0;
+            FT *yp = y + q * p.HW;
+            int64_t e;
+            for (e = 0; e < p.HW; e++) yp[e] = v;
+        }
+        return FC_OK;
+    }
+    if (!ctx->FC_I2C_GEMM) return FC_ERR_UNSUPPORTED;
+    return FC_I2C_NAME(forward_run)(ctx, s, &p, x, w, bias, y);
+}
+
+/* grad input in forward form: wrot[g][c][o][i'][j'] = w[g][o][c][kh-1-i'][kw-1-j'],
+ * then the forward convolution of gy with it (see im2col_plan_make). */
+static fc_status FC_I2C_NAME(grad_input_fwd_form)(fc_context *ctx, const fc_conv_shape *s,
+                                                  const im2col_plan *p, const FT *gy,
+                                                  const FT *w, FT *gx) {
+    const int64_t cig = s->c_in / s->groups, cog = s->c_out / s->groups;
+    const int64_t kh = s->kh, kw = s->kw, khkw = kh * kw;
+    FT *wrot = (FT *)fc_ws_alloc(ctx, p->wrot_bytes);
+    fc_status st;
+    int64_t gc;
+    if (!wrot) return FC_ERR_NOMEM;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(p->threads) if (p->threads > 1) schedule(static)
+#endif
+    for (gc = 0; gc < s->c_in; gc++) {       /* gc = g*cig + c */
+        const int64_t g = gc / cig, c = gc % cig;
+        int64_t o, t;
+        for (o = 0; o < cog; o++) {
+            const FT *src = w + ((g * cog + o) * cig + c) * khkw;
+            FT *dst = wrot + (gc * cog + o) * khkw;
+            for (t = 0; t < khkw; t++) dst[t] = src[khkw - 1 - t];   /* (i,j) -> (kh-1-i, kw-1-j) */
+        }
+    }
+    st = FC_I2C_NAME(forward_run)(ctx, &p->fwd, p, gy, wrot, NULL, gx);
+    fc_ws_free(ctx, wrot, p->wrot_bytes);
+    return st;
+}
+
 /* ---- grad input (and transposed convolution forward) ------------------ */
 
 fc_status FC_I2C_NAME(fc_conv2d_grad_input_im2col)(fc_context *ctx, const fc_conv_shape *s,
@@ -243,6 +280,7 @@ fc_status FC_I2C_NAME(fc_conv2d_grad_input_im2col)(fc_context *ctx, const fc_con
         return FC_OK;
     }
     if (!ctx->FC_I2C_GEMM) return FC_ERR_UNSUPPORTED;
+    if (p.fwd_form) return FC_I2C_NAME(grad_input_fwd_form)(ctx, s, &p, gy, w, gx);
     if ((st = FC_I2C_NAME(alloc_bufs)(ctx, &p, bufs))) {
         FC_I2C_NAME(free_bufs)(ctx, &p, bufs);
         return st;
