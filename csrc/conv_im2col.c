@@ -10,6 +10,10 @@
  *   grad input   C (P x Kb)   = G (P x cog) * Wblk^T             gemm N,T  -> col2im
  *   grad weight  GWblk (Kb x cog) += C^T (Kb x P) * G (P x cog)  gemm T,N
  * where W is the PyTorch weight (cog x K row-major = K x cog column-major).
+ * Grad input with stride 1 and few output channels per group instead runs as
+ * the forward convolution of grad_out with the flipped, transposed weight
+ * ("forward form", see im2col_plan_make).  The 1x1 stride-1 unpadded case
+ * uses x (or writes grad_x) in place of the column matrix: no workspace.
  *
  * Chunking (see im2col_plan).  A chunk is either a run of output rows of one
  * image or, when a whole image is smaller than the target, several whole
@@ -41,7 +45,7 @@
 #define FC_I2C_P_MIN 256                /* enough columns to amortise packing W */
 #define FC_I2C_MIN_TASKS 4              /* backward: split channels into >= this many tasks */
 #define FC_I2C_KB_MIN 64                /* ... but keep each task's K at least this */
-#define FC_I2C_FWD_FORM_MAX_COG 128    /* grad input in forward form below this cog */
+#define FC_I2C_FWD_FORM_MAX_COG 128     /* grad input in forward form below this cog */
 #define FC_I2C_MAX_THREADS 256          /* per-thread buffer table size */
 
 typedef struct {
