@@ -418,3 +418,33 @@ def test_single_threaded_restores_blas_threads():
     for lib, n in zip(libs, original):
         lib.set_num_threads(n)
     assert after == before
+
+
+# (case, passes that must run in parallel).  One small image is one forward
+# task: splitting it (rows or output channels) cost 25-35% at 1 thread, and the
+# task geometry may not depend on the thread count, so it stays serial.
+MEDIUM = [
+    (Case(2, 64, 20, 20, 64, 3, pad=1), ("forward", "input", "weight")),   # forward-form grad input
+    (Case(1, 32, 12, 12, 160, 3, pad=1), ("input", "weight")),             # col2im grad input
+    (Case(3, 48, 9, 9, 32, 3, stride=2, pad=1, groups=2), ("forward", "input", "weight")),
+]
+
+
+@pytest.mark.parametrize("case,parallel", MEDIUM, ids=[repr(c) for c, _ in MEDIUM])
+def test_medium_layers_parallel_and_bit_identical(case, parallel):
+    """Realistic sizes really run on 2 threads (two buffers) and match 1 thread bit for bit."""
+    x, w, b, gy = _data(case, np.float32, seed=5)
+    with config._forced_runtime(threads=1):
+        one, ws1 = _run(case, x, w, b, gy)
+    with config._forced_runtime(threads=2):
+        two, ws2 = _run(case, x, w, b, gy)
+    for pass_, a, c in zip(("forward", "input", "weight"), ws1, ws2):
+        if pass_ in parallel:
+            assert c > a, f"{pass_}: 2 threads should allocate a second buffer ({a} vs {c})"
+    for a, c, what in zip(one, two, ("forward", "grad_input", "grad_weight")):
+        np.testing.assert_array_equal(a, c, err_msg=f"{what} differs between 1 and 2 threads")
+    if HAVE_TORCH:
+        ry, rgx, rgw = _torch_ref(case, x, w, b, gy)
+        for got, ref, what in zip(one, (ry, rgx, rgw), ("forward", "grad_input", "grad_weight")):
+            _close(got, ref, np.float32, what)
+
