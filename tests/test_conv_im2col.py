@@ -448,3 +448,24 @@ def test_medium_layers_parallel_and_bit_identical(case, parallel):
         for got, ref, what in zip(one, (ry, rgx, rgw), ("forward", "grad_input", "grad_weight")):
             _close(got, ref, np.float32, what)
 
+
+
+def test_public_call_keeps_blas_single_threaded(monkeypatch):
+    """fastconv.conv runs im2col kernels inside _blas_threads.single_threaded()."""
+    conv = _public()
+    from fastconv import _blas_threads
+    entered = []
+    real = _blas_threads.single_threaded
+
+    def spy():
+        entered.append(1)
+        return real()
+
+    monkeypatch.setattr(_blas_threads, "single_threaded", spy)
+    x = np.ones((1, 2, 5, 5))
+    w = np.ones((3, 2, 3, 3))
+    conv.conv2d(x, w, algo="im2col")
+    assert entered, "im2col call not wrapped"
+    entered.clear()
+    conv.conv2d(x, w, algo="direct")
+    assert not entered
