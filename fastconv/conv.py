@@ -5,12 +5,11 @@ Each public function validates and normalises its arguments (through
 ``_args``), computes PyTorch's output shape, picks an algorithm, allocates
 the output and makes one call per result into the C kernels (GIL released).
 """
-import contextlib
 import time
 
 import numpy as np
 
-from . import _args, _kernels
+from . import _args, _blas_threads, _kernels
 from . import profile as _profile
 
 __all__ = ["conv2d", "conv2d_backward", "conv_transpose2d", "compose", "algorithms"]
@@ -24,11 +23,6 @@ _INT64_MAX = 2 ** 63 - 1
 
 
 # ---------------------------------------------------------------- algorithms
-
-try:  # BLAS thread limiter for the GEMM-based kernels (from the im2col work)
-    from ._blas_threads import single_threaded as _blas_single_threaded
-except ImportError:  # pragma: no cover - before that module exists
-    _blas_single_threaded = contextlib.nullcontext
 
 _probe_cache = {}
 
@@ -54,7 +48,7 @@ def _probe(algo, op):
         w = np.zeros(16)
         y = np.zeros(2 * (6 - dil) ** 2)
         try:
-            with _blas_single_threaded():
+            with _blas_threads.single_threaded():
                 if op == "conv2d":
                     _kernels.conv2d(x, w, None, y, shape, code)
                 elif op == "conv2d_backward":
@@ -125,7 +119,7 @@ def _call(algo, fn, *args):
     try:
         if algo == "direct":
             return fn(*args)
-        with _blas_single_threaded():
+        with _blas_threads.single_threaded():
             return fn(*args)
     except ValueError as e:
         if "cannot serve" in str(e):
