@@ -9,23 +9,18 @@ package:  python -P -m pytest bench [--benchmark-autosave]
 import numpy as np
 import pytest
 
-try:
-    import torch
-except ImportError:       # PyTorch is an optional comparison group
-    torch = None
-
 
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
 
 
-def uniform(rng, shape, dtype):
+def _uniform(rng, shape, dtype):
     """Inputs in [-1, 1]: no denormals (benchmark protocol)."""
     return rng.uniform(-1.0, 1.0, size=shape).astype(dtype)
 
 
-def record(benchmark, cost, impl, algo):
+def _record(benchmark, cost, impl, algo):
     """Put the cost model's numbers and the implementation into extra_info."""
     mem = sum(v for k, v in cost.bytes.items() if k != "workspace")
     benchmark.extra_info.update({
@@ -33,6 +28,18 @@ def record(benchmark, cost, impl, algo):
         "workspace": int(cost.bytes.get("workspace", 0)),
         "algo": algo, "impl": impl,
     })
+
+
+@pytest.fixture
+def uniform():
+    """uniform(rng, shape, dtype): inputs in [-1, 1]."""
+    return _uniform
+
+
+@pytest.fixture
+def record():
+    """record(benchmark, cost, impl, algo): fill benchmark.extra_info."""
+    return _record
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

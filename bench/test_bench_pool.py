@@ -4,7 +4,10 @@ import pytest
 import fastconv as fc
 from fastconv import _suites
 
-from conftest import record, torch, uniform
+try:
+    import torch
+except ImportError:
+    torch = None
 
 pytest.importorskip("pytest_benchmark")
 
@@ -24,7 +27,7 @@ def _cost(L, pas, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("pas", ["fwd", "bwd"])
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda L: L.name)
-def test_pool_fastconv(benchmark, rng, layer, pas, dtype):
+def test_pool_fastconv(benchmark, rng, uniform, record, layer, pas, dtype):
     x = uniform(rng, layer.input, dtype)
     c = _cost(layer, pas, dtype)
     benchmark.group = f"{layer.op} {pas} {layer.name} {dtype}"
@@ -45,7 +48,7 @@ def test_pool_fastconv(benchmark, rng, layer, pas, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("pas", ["fwd", "bwd"])
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda L: L.name)
-def test_pool_torch(benchmark, rng, layer, pas, dtype):
+def test_pool_torch(benchmark, rng, uniform, record, layer, pas, dtype):
     torch.set_num_threads(fc.get_num_threads())
     x = uniform(rng, layer.input, dtype)
     k, s, p = _args(layer)

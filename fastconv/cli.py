@@ -81,6 +81,10 @@ def _suite_list(text):
 
 
 def _fmt_shape(s):
+    if s is None:
+        return "-"
+    if any(isinstance(d, (tuple, list)) or d is None for d in s):   # several outputs
+        return ", ".join(_fmt_shape(x) for x in s)
     return "x".join(str(int(d)) for d in s)
 
 
@@ -147,9 +151,10 @@ def _cost_lines(c):
         rows.append(("comparisons", f"{int(c.comparisons):,}"))
     rows.append(("flops", f"{int(c.flops):,}"))
     for name, label in (("effective_mults", "mults (no padding taps)"),
-                        ("effective_adds", "adds (no padding taps)")):
+                        ("effective_adds", "adds (no padding taps)"),
+                        ("effective_comparisons", "comparisons (no padding)")):
         v = getattr(c, name, None)
-        if v is not None:
+        if v is not None and (v or name != "effective_comparisons" or getattr(c, "comparisons", 0)):
             rows.append((label, f"{int(v):,}"))
     for k in ("input", "weight", "bias", "output"):
         if k in c.bytes:
