@@ -6,8 +6,15 @@ Every benchmark stores ``flops`` (cost-model flops of one call), ``bytes``
 into GFLOP/s and GB/s.  Run from the repository root against the installed
 package:  python -P -m pytest bench [--benchmark-autosave]
 """
-import numpy as np
-import pytest
+import os
+
+# fastconv and PyTorch each bring an OpenMP runtime whose idle threads spin;
+# on a machine without spare cores they steal each other's cores.  Passive
+# waiting (set before either runtime loads) keeps the comparison fair.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 @pytest.fixture

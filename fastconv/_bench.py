@@ -265,6 +265,8 @@ class _SimpleBar:
 
 
 def _progress(total, enabled=True):
+    if enabled and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        enabled = False     # no bar in logs and pipes: the tables are the progress
     if not enabled:
         class _Null(_SimpleBar):
             def _draw(self):
@@ -447,10 +449,10 @@ def format_summary(rows):
     if not groups:
         return "(no PyTorch comparison: install torch to get speed-ups)\n"
     body = []
-    for (pas, impl), v in sorted(groups.items()):
+    for (pas, impl), v in sorted(groups.items(), key=lambda kv: (kv[0][0] != "fwd", kv[0])):
         g = math.exp(sum(math.log(x) for x in v) / len(v))
         body.append((pas, impl, str(len(v)), f"{g:.2f}x", f"{min(v):.2f}x", f"{max(v):.2f}x"))
-    for pas, v in sorted(auto.items()):
+    for pas, v in sorted(auto.items(), key=lambda kv: kv[0] != "fwd"):
         g = math.exp(sum(math.log(x) for x in v) / len(v))
         body.append((pas, "fastconv:auto (*)", str(len(v)), f"{g:.2f}x", f"{min(v):.2f}x", f"{max(v):.2f}x"))
     lines = ["Speed-up vs PyTorch (torch time / time; > 1 means faster than PyTorch)"]

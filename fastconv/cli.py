@@ -344,6 +344,7 @@ def _cmd_bench(a):
 # ---------------------------------------------------------------- parser
 
 
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog="fastconv",
@@ -414,10 +415,37 @@ def build_parser():
     return p
 
 
+def _reexec_with_passive_omp(argv):
+    """Re-run this command with ``OMP_WAIT_POLICY=PASSIVE`` (bench only).
+
+    fastconv and PyTorch each bring an OpenMP runtime whose idle threads spin
+    after every parallel region.  Timed alternately on a machine with no
+    spare cores, each library's spinning threads steal the cores the other
+    needs, and both look 10-100x slower than they are.  Passive waiting
+    removes that interference for both sides alike.  The runtimes read the
+    variable when they load, so it has to be set before fastconv is
+    imported: hence a fresh process, importing the same fastconv.
+    """
+    import fastconv
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+            "from fastconv.cli import main; sys.exit(main(sys.argv[1:]))")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-c", code, pkg_parent] + list(argv), env)
+
+
 def main(argv=None):
     """Entry point of the ``fastconv`` console script; returns the exit code."""
     parser = build_parser()
+    # Only a program run (argv None: the console script) may replace the
+    # process; main([...]) called from Python (tests) never does.
+    program = argv is None
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    if program and args.command == "bench" and not args.list and "OMP_WAIT_POLICY" not in os.environ:
+        _reexec_with_passive_omp(argv)
     try:
         return args.func(args) or 0
     except (ValueError, TypeError) as e:
