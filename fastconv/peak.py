@@ -91,7 +91,7 @@ def _default_copy_bytes():
     return int(min(max(4 * _llc_bytes(), 64 << 20), 1 << 30))
 
 
-def _measure(duration, copy_bytes):
+def _measure(duration, copy_bytes, repeats=3):
     if not duration > 0:
         raise ValueError(f"duration must be > 0 seconds, got {duration!r}")
     copy_bytes = _default_copy_bytes() if copy_bytes is None else int(copy_bytes)
@@ -108,10 +108,12 @@ def _measure(duration, copy_bytes):
         "fma_gflops": {},
         "copy_gbps": {},
     })
-    # Best of three short runs: a peak is the best rate the machine sustains,
-    # and on a shared machine a single run is easily disturbed.
+    # Best of `repeats` short runs: a peak is the best rate the machine
+    # sustains, and on a shared machine a single run is easily disturbed.
+    repeats = max(1, int(repeats))
+
     def best(fn, *args):
-        return max(fn(*args, duration / 3.0) for _ in range(3))
+        return max(fn(*args, duration / repeats) for _ in range(repeats))
 
     def fma(size, t):
         return best(lambda d, s=size, t=t: _kernels.measure_fma_peak(s, d, t))
@@ -157,7 +159,7 @@ def _write_cache(d):
         return None   # an unwritable cache must not break measurement
 
 
-def peak(refresh=False, *, duration=DEFAULT_DURATION, copy_bytes=None):
+def peak(refresh=False, *, duration=DEFAULT_DURATION, copy_bytes=None, repeats=3):
     """Measured FMA peak and copy bandwidth of this machine (cached).
 
     Parameters
@@ -169,6 +171,8 @@ def peak(refresh=False, *, duration=DEFAULT_DURATION, copy_bytes=None):
     copy_bytes : int, optional
         Size of each of the copy's source and destination buffers; default
         four times the last-level cache, at least 64 MiB.
+    repeats : int
+        Each figure is the best of this many runs of ``duration / repeats``.
 
     Returns
     -------
@@ -185,7 +189,7 @@ def peak(refresh=False, *, duration=DEFAULT_DURATION, copy_bytes=None):
             d["cached"] = True
             d["cache_file"] = _cache_path(_machine_key())
             return d
-    d = _measure(duration, copy_bytes)
+    d = _measure(duration, copy_bytes, repeats)
     d["cache_file"] = _write_cache(d)
     d["cached"] = False
     return d
