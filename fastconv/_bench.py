@@ -130,10 +130,10 @@ class _Case:
             fwd = getattr(fc, op)
             if pas == "fwd":
                 self.op = op
-                self.candidates.append(("fastconv", None, lambda: fwd(self.x, k, s, p)))
+                self.candidates.append(("fastconv:direct", "direct", lambda: fwd(self.x, k, s, p)))
                 if torch is not None:
                     tx = torch.from_numpy(self.x)
-                    tf = getattr(torch.nn.functional, op.replace("_pool2d", "_pool2d"))
+                    tf = getattr(torch.nn.functional, op)
 
                     def tfwd():
                         with torch.inference_mode():
@@ -143,10 +143,10 @@ class _Case:
             else:
                 self.op = op + "_backward"
                 if op == "max_pool2d":
-                    self.candidates.append(("fastconv", None, lambda: fc.max_pool2d_backward(
+                    self.candidates.append(("fastconv:direct", "direct", lambda: fc.max_pool2d_backward(
                         self.gy, self.x, k, s, p, indices=ind)))
                 else:
-                    self.candidates.append(("fastconv", None, lambda: fc.avg_pool2d_backward(
+                    self.candidates.append(("fastconv:direct", "direct", lambda: fc.avg_pool2d_backward(
                         self.gy, L.input, k, s, p)))
                 if torch is not None:
                     tx, tg = torch.from_numpy(self.x), torch.from_numpy(self.gy)

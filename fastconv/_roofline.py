@@ -22,8 +22,16 @@ def plot(rows, path, peak_gflops=None, bandwidth_gbps=None, title=None):
 
     pts = [r for r in rows if r.get("gflops") and r.get("intensity")]
     impls = sorted({r["impl"] for r in pts}, key=lambda s: (not s.startswith("fastconv"), s))
-    cmap = plt.get_cmap("tab10")
-    colors = {impl: cmap(i % 10) for i, impl in enumerate(impls)}
+    # fastconv algorithms in blues/purples, the peers in fixed contrasting colours
+    own = ["#1f77b4", "#9467bd", "#17becf", "#2ca02c", "#8c564b", "#e377c2"]
+    fixed = {"torch": "#ff7f0e", "numpy": "#7f7f7f"}
+    colors, k = {}, 0
+    for impl in impls:
+        if impl in fixed:
+            colors[impl] = fixed[impl]
+        else:
+            colors[impl] = own[k % len(own)]
+            k += 1
     markers = {"fwd": "o", "bwd": "^"}
 
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
@@ -72,9 +80,20 @@ def plot(rows, path, peak_gflops=None, bandwidth_gbps=None, title=None):
         if k not in best or r["gflops"] > best[k]["gflops"]:
             best[k] = r
     if len(best) <= 40:
-        for (suite, layer, pas), r in best.items():
-            ax.annotate(f"{layer} {pas}", (r["intensity"], r["gflops"]), xytext=(4, 3),
-                        textcoords="offset points", fontsize=7, color="0.25")
+        import math
+        placed = []     # label anchors in log10 data space, to avoid stacking labels
+        lx = math.log10(xmax / xmin)
+        ly = math.log10(ymax / max(ymin, 1e-3))
+        for (suite, layer, pas), r in sorted(best.items(), key=lambda kv: -kv[1]["gflops"]):
+            x0, y0 = math.log10(r["intensity"]), math.log10(r["gflops"])
+            dy = 0
+            while any(abs(x0 - px) < 0.12 * lx and abs(y0 + dy - py) < 0.03 * ly for px, py in placed):
+                dy -= 0.03 * ly
+            placed.append((x0, y0 + dy))
+            ax.annotate(f"{layer} {pas}", (r["intensity"], r["gflops"]),
+                        xytext=(4, 3 + dy / ly * fig.get_figheight() * 72 * 0.8),
+                        textcoords="offset points", fontsize=7, color="0.25",
+                        arrowprops=dict(arrowstyle="-", color="0.7", lw=0.5) if dy else None)
 
     ax.set_xscale("log")
     ax.set_yscale("log")
