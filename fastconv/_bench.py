@@ -441,20 +441,17 @@ def format_summary(rows):
     groups = {}
     for r in rows:
         if r["speedup_vs_torch"]:
-            groups.setdefault((r["pass"], r["impl"]), []).append(r["speedup_vs_torch"])
-    auto = {}
-    for r in rows:
-        if r["auto"] and r["speedup_vs_torch"]:
-            auto.setdefault(r["pass"], []).append(r["speedup_vs_torch"])
+            kind = "conv" if r["op"].startswith("conv") else "pool"
+            groups.setdefault((kind, r["pass"], r["impl"]), []).append(r["speedup_vs_torch"])
+            if r["auto"]:
+                groups.setdefault((kind, r["pass"], "fastconv:auto (*)"), []).append(r["speedup_vs_torch"])
     if not groups:
         return "(no PyTorch comparison: install torch to get speed-ups)\n"
     body = []
-    for (pas, impl), v in sorted(groups.items(), key=lambda kv: (kv[0][0] != "fwd", kv[0])):
+    for (kind, pas, impl), v in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "fwd", kv[0][2])):
         g = math.exp(sum(math.log(x) for x in v) / len(v))
-        body.append((pas, impl, str(len(v)), f"{g:.2f}x", f"{min(v):.2f}x", f"{max(v):.2f}x"))
-    for pas, v in sorted(auto.items(), key=lambda kv: kv[0] != "fwd"):
-        g = math.exp(sum(math.log(x) for x in v) / len(v))
-        body.append((pas, "fastconv:auto (*)", str(len(v)), f"{g:.2f}x", f"{min(v):.2f}x", f"{max(v):.2f}x"))
+        body.append((kind, pas, impl, str(len(v)), f"{g:.2f}x", f"{min(v):.2f}x", f"{max(v):.2f}x"))
     lines = ["Speed-up vs PyTorch (torch time / time; > 1 means faster than PyTorch)"]
-    lines += ["  " + l for l in _table(("pass", "impl", "layers", "geomean", "min", "max"), body, left=(0, 1))]
+    lines += ["  " + l for l in _table(("ops", "pass", "impl", "layers", "geomean", "min", "max"), body,
+                                       left=(0, 1, 2))]
     return "\n".join(lines) + "\n"

@@ -52,8 +52,9 @@ def plot(rows, path, peak_gflops=None, bandwidth_gbps=None, title=None):
         if peak_gflops:
             roof = np.minimum(roof, peak_gflops)
             ax.axhline(peak_gflops, color="0.55", ls="--", lw=1)
-            ax.text(xmax / 1.1, peak_gflops * 1.08, f"FMA peak {peak_gflops:.0f} GFLOP/s",
-                    ha="right", va="bottom", fontsize=9, color="0.3")
+            xr = peak_gflops / bandwidth_gbps * 1.15 if bandwidth_gbps else xmin * 1.5
+            ax.text(xr, peak_gflops * 1.08, f"FMA peak {peak_gflops:.0f} GFLOP/s",
+                    ha="left", va="bottom", fontsize=9, color="0.3")
         if bandwidth_gbps:
             roof = np.minimum(roof, bandwidth_gbps * x)
             bw = bandwidth_gbps * x
