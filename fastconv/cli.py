@@ -444,7 +444,8 @@ def main(argv=None):
     program = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    if program and args.command == "bench" and not args.list and "OMP_WAIT_POLICY" not in os.environ:
+    if (program and os.name == "posix" and args.command == "bench" and not args.list
+            and "OMP_WAIT_POLICY" not in os.environ):
         _reexec_with_passive_omp(argv)
     try:
         return args.func(args) or 0

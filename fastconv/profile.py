@@ -90,7 +90,10 @@ class Record:
     @property
     def dtype(self):
         d = self.cost_kwargs.get("dtype")
-        return None if d is None else _jsonable(d) if not isinstance(d, str) else d
+        if d is None or isinstance(d, str):
+            return d
+        import numpy as np
+        return np.dtype(d).name
 
     @property
     def cost(self):
