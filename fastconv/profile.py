@@ -32,11 +32,8 @@ def _record(op, algo, cost_kwargs, seconds, workspace_bytes):
     workspace_bytes : int
         Bytes of workspace the kernel reported allocating.
     """
-    from . import config
-    rec = Record(op, algo, dict(cost_kwargs), float(seconds), int(workspace_bytes),
-                 config.get_num_threads(), config.isa())
     for prof in list(_active):
-        prof._add(rec)
+        prof._add(op, algo, cost_kwargs, seconds, workspace_bytes)
 
 
 def _jsonable(v):
@@ -160,20 +157,25 @@ class Profile:
         self.records = []
         self._rlock = threading.Lock()
 
-    def _add(self, rec):
+    def _add(self, op, algo, cost_kwargs, seconds, workspace_bytes):
+        """Append one call (the interface ``_record`` uses on every active profile)."""
+        from . import config
+        rec = Record(op, algo, dict(cost_kwargs), float(seconds), int(workspace_bytes),
+                     config.get_num_threads(), config.isa())
         with self._rlock:
             self.records.append(rec)
 
     def __enter__(self):
         with _lock:
-            _active.append(self)
+            globals()["_active"].append(self)
         return self
 
     def __exit__(self, *exc):
         with _lock:
-            for i, p in enumerate(_active):
+            act = globals()["_active"]
+            for i, p in enumerate(act):
                 if p is self:
-                    del _active[i]
+                    del act[i]
                     break
         return False
 
@@ -232,8 +234,10 @@ class Profile:
         return f"<fastconv.Profile: {len(self.records)} calls, {self.seconds * 1e3:.3f} ms>"
 
 
-def profile():
-    """Record every fastconv call made inside a ``with`` block.
+class _ProfileEntry:
+    """``fastconv.profile``: call it for a :class:`Profile` context manager.
+
+    Record every fastconv call made inside a ``with`` block.
 
     Returns
     -------
@@ -249,16 +253,46 @@ def profile():
     >>> with fastconv.profile() as prof:            # doctest: +SKIP
     ...     y = fastconv.conv2d(x, w, padding=1)
     >>> print(prof)                                 # doctest: +SKIP
+
+    Notes
+    -----
+    ``fastconv/__init__.py`` re-exports this object as ``fastconv.profile``,
+    which shadows this module as a package attribute, so code doing
+    ``from fastconv import profile as _profile`` may get either.  This
+    object therefore also carries the module's hooks: ``_active`` (a
+    property reading and *writing* the module's list, so monkeypatching
+    either is seen by every op) and ``_record``.
     """
-    return Profile()
+
+    __slots__ = ()
+    __name__ = "profile"
+    __qualname__ = "profile"
+
+    def __call__(self):
+        return Profile()
+
+    @property
+    def _active(self):
+        return globals()["_active"]
+
+    @_active.setter
+    def _active(self, value):
+        globals()["_active"] = value
+
+    @property
+    def _record(self):
+        return globals()["_record"]
+
+    @property
+    def Profile(self):
+        return Profile
+
+    @property
+    def Record(self):
+        return Record
+
+    def __repr__(self):
+        return "<fastconv.profile(): returns a Profile context manager>"
 
 
-# fastconv/__init__.py re-exports this function as ``fastconv.profile``, which
-# shadows the module of the same name as a package attribute; ops that do
-# ``from . import profile as _profile`` may then get the function.  Giving
-# the function the module's hook attributes keeps ``_profile._active`` and
-# ``_profile._record`` valid whichever they get.
-profile._active = _active
-profile._record = _record
-profile.Profile = Profile
-profile.Record = Record
+profile = _ProfileEntry()
