@@ -424,8 +424,9 @@ def format_block(rows, case=None):
     for r in rows:
         impl = r["impl"] + (" *" if r["auto"] else "")
         if r["seconds"] is None:
+            why = (r["error"] or "").split(": ", 1)[-1]
             body.append((impl, f"{r['flops'] / 1e9:.4f}", "", "", "", "n/a", "", "",
-                         (r["error"] or "")[:60]))
+                         why if len(why) <= 48 else why[:45] + "..."))
             continue
         pct = r["pct_peak"] if conv else r["pct_bandwidth"]
         body.append((
