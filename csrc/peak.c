@@ -2,7 +2,8 @@
  *
  * fc_measure_fma_peak runs independent multiply-add chains held in
  * registers (no memory traffic) on each of ctx->num_threads threads for
- * about `seconds` and reports the sum of the per-thread rates.  The ISA
+ * about `seconds` of wall time and reports the sum of the per-thread rates,
+ * each over that thread's CPU time (the rate while it runs).  The ISA
  * follows ctx->isa: AVX2+FMA vectors, or the baseline's SSE2 vectors (a
  * multiply and an add, no FMA: that is the baseline machine's real peak).
  *
@@ -21,6 +22,27 @@ static double fc_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU time consumed by the calling thread.  Rates are work / this thread's
+ * CPU time, i.e. the rate while the thread actually runs: a measurement made
+ * while other processes share the cores would otherwise cache a peak far
+ * below the machine's (the interval itself is still wall-clock).  Falls back
+ * to wall time where the clock is unavailable. */
+static double fc_thread_cpu(void) {
+#ifdef CLOCK_THREAD_CPUTIME_ID
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
+    return -1.0;
+}
+
+/* Seconds to divide the work by: thread CPU time when meaningful, else wall. */
+static double fc_busy_seconds(double cpu0, double cpu1, double wall) {
+    double busy = cpu1 - cpu0;
+    if (cpu0 < 0 || cpu1 < 0 || !(busy > 0) || busy > wall) return wall;
+    return busy;
 }
 
 /* ---- baseline loops (SSE2 on x86-64 via GNU vector extensions) ---------- */
@@ -131,12 +153,14 @@ fc_status fc_measure_fma_peak(fc_context *ctx, int dtype_size, double seconds, d
             batch *= 2;
         }
         int64_t done = 0;
+        double c0 = fc_thread_cpu();
         t0 = fc_now();
         do {
             sink += kern(batch);
             done += batch;
             el = fc_now() - t0;
         } while (el < seconds);
+        el = fc_busy_seconds(c0, fc_thread_cpu(), el);
         rates[id] = (double)done * (double)flops_per_iter / el * 1e-9;
         fc_fpmode_leave(fp);
 #ifdef _OPENMP
@@ -189,12 +213,14 @@ fc_status fc_measure_copy_bandwidth(fc_context *ctx, int64_t bytes, double secon
 #endif
         if (len > 0) {
             int64_t reps = 0;
+            double c0 = fc_thread_cpu();
             double t0 = fc_now(), el;
             do {
                 memcpy(dst + off, src + off, (size_t)len);
                 reps++;
                 el = fc_now() - t0;
             } while (el < seconds);
+            el = fc_busy_seconds(c0, fc_thread_cpu(), el);
             rates[id] = 2.0 * (double)len * (double)reps / el * 1e-9;
         }
     }
