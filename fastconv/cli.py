@@ -259,15 +259,20 @@ def format_peak(p):
 
 def _cmd_peak(a):
     from .peak import peak, DEFAULT_DURATION
-    if not a.json:
-        print("measuring FMA peak and copy bandwidth..." if (a.refresh or not _has_cache()) else "", end="",
-              file=sys.stderr, flush=True)
+    if a.duration is not None and not a.duration > 0:
+        raise ValueError(f"--duration must be > 0 seconds, got {a.duration}")
+    tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+    measuring = a.refresh or not _has_cache()
+    if measuring and not a.json:
+        msg = "measuring FMA peak and copy bandwidth..."
+        print(msg, end="" if tty else "\n", file=sys.stderr, flush=True)
     p = peak(refresh=a.refresh, duration=a.duration or DEFAULT_DURATION)
-    if not a.json:
+    if measuring and not a.json and tty:
         print("\r" + " " * 45 + "\r", end="", file=sys.stderr, flush=True)
-        print(format_peak(p))
-    else:
+    if a.json:
         print(json.dumps(p, indent=2, sort_keys=True))
+    else:
+        print(format_peak(p))
     return 0
 
 
