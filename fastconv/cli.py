@@ -144,7 +144,8 @@ def _cost_kwargs(a):
 
 
 def _cost_lines(c):
-    rows = [("output shape", _fmt_shape(c.output_shape)), ("params", f"{int(c.params):,}")]
+    label = "grad shapes (in, w, b)" if getattr(c, "op", "") == "conv2d_backward" else "output shape"
+    rows = [(label, _fmt_shape(c.output_shape)), ("params", f"{int(c.params):,}")]
     rows.append(("mults", f"{int(c.mults):,}"))
     rows.append(("adds", f"{int(c.adds):,}"))
     if getattr(c, "comparisons", 0):
