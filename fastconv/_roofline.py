@@ -37,7 +37,7 @@ def plot(rows, path, peak_gflops=None, bandwidth_gbps=None, title=None):
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
     xs = [r["intensity"] for r in pts] or [1.0]
     ys = [r["gflops"] for r in pts] or [1.0]
-    xmin, xmax = min(xs) / 2, max(xs) * 2
+    xmin, xmax = min(xs) / 2, max(xs) * 3     # room on the right for labels
     if bandwidth_gbps:
         xmin = min(xmin, 0.05)
     if peak_gflops and bandwidth_gbps:
@@ -85,13 +85,17 @@ def plot(rows, path, peak_gflops=None, bandwidth_gbps=None, title=None):
         placed = []     # label anchors in log10 data space, to avoid stacking labels
         lx = math.log10(xmax / xmin)
         ly = math.log10(ymax / max(ymin, 1e-3))
+        suites_of = {}
+        for (suite, layer, _) in best:
+            suites_of.setdefault(layer, set()).add(suite)
         for (suite, layer, pas), r in sorted(best.items(), key=lambda kv: -kv[1]["gflops"]):
+            name = f"{suite}/{layer}" if len(suites_of[layer]) > 1 else layer
             x0, y0 = math.log10(r["intensity"]), math.log10(r["gflops"])
             dy = 0
             while any(abs(x0 - px) < 0.12 * lx and abs(y0 + dy - py) < 0.03 * ly for px, py in placed):
                 dy -= 0.03 * ly
             placed.append((x0, y0 + dy))
-            ax.annotate(f"{layer} {pas}", (r["intensity"], r["gflops"]),
+            ax.annotate(f"{name} {pas}", (r["intensity"], r["gflops"]),
                         xytext=(4, 3 + dy / ly * fig.get_figheight() * 72 * 0.8),
                         textcoords="offset points", fontsize=7, color="0.25",
                         arrowprops=dict(arrowstyle="-", color="0.7", lw=0.5) if dy else None)
