@@ -34,7 +34,19 @@ def plot(rows, path, peak_gflops=None, bandwidth_gbps=None, title=None):
             k += 1
     markers = {"fwd": "o", "bwd": "^"}
 
-    fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
+    layers = []                       # (suite, layer) in bench order
+    for r in pts:
+        if (r["suite"], r["layer"]) not in layers:
+            layers.append((r["suite"], r["layer"]))
+    numbered = len(layers) > 12       # many layers: number the markers, list names at the side
+    if numbered:
+        fig = plt.figure(figsize=(13, 7), dpi=120)
+        gs = fig.add_gridspec(1, 2, width_ratios=[4, 1.25], wspace=0.02)
+        ax = fig.add_subplot(gs[0])
+        side = fig.add_subplot(gs[1])
+        side.axis("off")
+    else:
+        fig, ax = plt.subplots(figsize=(10, 6.5), dpi=120)
     xs = [r["intensity"] for r in pts] or [1.0]
     ys = [r["gflops"] for r in pts] or [1.0]
     xmin, xmax = min(xs) / 2, max(xs) * 3     # room on the right for labels
@@ -77,28 +89,39 @@ def plot(rows, path, peak_gflops=None, bandwidth_gbps=None, title=None):
     # Label each layer once, next to its fastest marker, so the plot stays readable.
     best = {}
     for r in pts:
-        k = (r["suite"], r["layer"], r["pass"])
+        k = (r["suite"], r["layer"])
         if k not in best or r["gflops"] > best[k]["gflops"]:
             best[k] = r
-    if len(best) <= 40:
+    suites_of = {}
+    for suite, layer in layers:
+        suites_of.setdefault(layer, set()).add(suite)
+
+    def name(suite, layer):
+        return f"{suite}/{layer}" if len(suites_of[layer]) > 1 or numbered else layer
+    if len(layers) <= 60:
         import math
         placed = []     # label anchors in log10 data space, to avoid stacking labels
         lx = math.log10(xmax / xmin)
         ly = math.log10(ymax / max(ymin, 1e-3))
-        suites_of = {}
-        for (suite, layer, _) in best:
-            suites_of.setdefault(layer, set()).add(suite)
-        for (suite, layer, pas), r in sorted(best.items(), key=lambda kv: -kv[1]["gflops"]):
-            name = f"{suite}/{layer}" if len(suites_of[layer]) > 1 else layer
+        order = sorted(best.items(), key=lambda kv: -kv[1]["gflops"])
+        for (suite, layer), r in order:
             x0, y0 = math.log10(r["intensity"]), math.log10(r["gflops"])
+            text = str(layers.index((suite, layer)) + 1) if numbered else name(suite, layer)
+            wx = (0.02 + 0.008 * len(text)) * lx
             dy = 0
-            while any(abs(x0 - px) < 0.12 * lx and abs(y0 + dy - py) < 0.03 * ly for px, py in placed):
+            while any(abs(x0 - px) < wx and abs(y0 + dy - py) < 0.03 * ly for px, py in placed):
                 dy -= 0.03 * ly
             placed.append((x0, y0 + dy))
-            ax.annotate(f"{name} {pas}", (r["intensity"], r["gflops"]),
+            ax.annotate(text, (r["intensity"], r["gflops"]),
                         xytext=(4, 3 + dy / ly * fig.get_figheight() * 72 * 0.8),
-                        textcoords="offset points", fontsize=7, color="0.25",
+                        textcoords="offset points", fontsize=7 if not numbered else 7.5,
+                        color="0.2", fontweight="bold" if numbered else "normal",
                         arrowprops=dict(arrowstyle="-", color="0.7", lw=0.5) if dy else None)
+        if numbered:
+            lines = [f"{i + 1:>2}  {name(s_, l_)}" for i, (s_, l_) in enumerate(layers)]
+            side.text(0.02, 1.0, "layers (label = fastest marker)\n\n" + "\n".join(lines),
+                      va="top", ha="left", family="monospace", fontsize=7 if len(lines) <= 40 else 6,
+                      transform=side.transAxes)
 
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -110,7 +133,10 @@ def plot(rows, path, peak_gflops=None, bandwidth_gbps=None, title=None):
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
     ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
-    fig.tight_layout()
+    if not numbered:
+        fig.tight_layout()
+    else:
+        fig.subplots_adjust(left=0.06, right=0.99, top=0.94, bottom=0.08)
     fig.savefig(path)
     plt.close(fig)
     return path
