@@ -50,8 +50,8 @@ def plot(rows, path, peak_gflops=None, bandwidth_gbps=None, title=None):
     xs = [r["intensity"] for r in pts] or [1.0]
     ys = [r["gflops"] for r in pts] or [1.0]
     xmin, xmax = min(xs) / 2, max(xs) * 3     # room on the right for labels
-    if bandwidth_gbps:
-        xmin = min(xmin, 0.05)
+    if bandwidth_gbps:     # show the slanted roof well left of the ridge point
+        xmin = min(xmin, (peak_gflops / bandwidth_gbps / 30) if peak_gflops else 0.05)
     if peak_gflops and bandwidth_gbps:
         xmax = max(xmax, 4 * peak_gflops / bandwidth_gbps)
     ymin = min(ys) / 2
