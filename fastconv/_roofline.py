@@ -86,10 +86,10 @@ def plot(rows, path, peak_gflops=None, bandwidth_gbps=None, title=None):
         ax.scatter(r["intensity"], r["gflops"], color=colors[r["impl"]],
                    marker=markers.get(r["pass"], "s"), s=42, alpha=0.85,
                    edgecolors="black", linewidths=0.4, label=label, zorder=3)
-    # Label each layer once, next to its fastest marker, so the plot stays readable.
+    # Label each layer once per pass, next to its fastest marker, so the plot stays readable.
     best = {}
     for r in pts:
-        k = (r["suite"], r["layer"])
+        k = (r["suite"], r["layer"], r["pass"])
         if k not in best or r["gflops"] > best[k]["gflops"]:
             best[k] = r
     suites_of = {}
@@ -104,7 +104,7 @@ def plot(rows, path, peak_gflops=None, bandwidth_gbps=None, title=None):
         lx = math.log10(xmax / xmin)
         ly = math.log10(ymax / max(ymin, 1e-3))
         order = sorted(best.items(), key=lambda kv: -kv[1]["gflops"])
-        for (suite, layer), r in order:
+        for (suite, layer, _), r in order:
             x0, y0 = math.log10(r["intensity"]), math.log10(r["gflops"])
             text = str(layers.index((suite, layer)) + 1) if numbered else name(suite, layer)
             wx = (0.02 + 0.008 * len(text)) * lx
@@ -119,7 +119,7 @@ def plot(rows, path, peak_gflops=None, bandwidth_gbps=None, title=None):
                         arrowprops=dict(arrowstyle="-", color="0.7", lw=0.5) if dy else None)
         if numbered:
             lines = [f"{i + 1:>2}  {name(s_, l_)}" for i, (s_, l_) in enumerate(layers)]
-            side.text(0.02, 1.0, "layers (label = fastest marker)\n\n" + "\n".join(lines),
+            side.text(0.02, 1.0, "layers (label at the fastest\nmarker of each pass)\n\n" + "\n".join(lines),
                       va="top", ha="left", family="monospace", fontsize=7 if len(lines) <= 40 else 6,
                       transform=side.transAxes)
 
