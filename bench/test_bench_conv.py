@@ -1,9 +1,8 @@
 """Convolution forward and backward per algorithm, PyTorch as a comparison group."""
-import numpy as np
 import pytest
 
 import fastconv as fc
-from fastconv import _suites
+from fastconv import _suites, cost
 
 try:
     import torch
@@ -40,7 +39,7 @@ def test_conv2d_forward(benchmark, rng, uniform, record, layer, algo, dtype):
         fc.conv2d(x, w, **_kw(layer), algo=algo)
     except ValueError as e:
         pytest.skip(f"{algo} does not serve this layer: {e}")
-    c = fc.cost.conv2d(layer.input, layer.weight, **_kw(layer), dtype=dtype,
+    c = cost.conv2d(layer.input, layer.weight, **_kw(layer), dtype=dtype,
                        algo="direct" if algo == "auto" else algo)
     benchmark.group = f"conv2d fwd {layer.name} {dtype}"
     record(benchmark, c, f"fastconv:{algo}", algo)
@@ -52,9 +51,9 @@ def test_conv2d_forward(benchmark, rng, uniform, record, layer, algo, dtype):
 @pytest.mark.parametrize("layer", LAYERS, ids=_ids)
 def test_conv2d_backward(benchmark, rng, uniform, record, layer, algo, dtype):
     x, w = uniform(rng, layer.input, dtype), uniform(rng, layer.weight, dtype)
-    c = fc.cost.conv2d_backward(layer.input, layer.weight, **_kw(layer), dtype=dtype,
+    c = cost.conv2d_backward(layer.input, layer.weight, **_kw(layer), dtype=dtype,
                                 needs=("input", "weight"), algo="direct" if algo == "auto" else algo)
-    gy = uniform(rng, fc.cost.conv2d(layer.input, layer.weight, **_kw(layer)).output_shape, dtype)
+    gy = uniform(rng, cost.conv2d(layer.input, layer.weight, **_kw(layer)).output_shape, dtype)
     try:
         fc.conv2d_backward(gy, x, w, **_kw(layer), needs=("input", "weight"), algo=algo)
     except ValueError as e:
@@ -74,14 +73,14 @@ def test_conv2d_torch(benchmark, rng, uniform, record, layer, pas, dtype):
     tx, tw = torch.from_numpy(x), torch.from_numpy(w)
     L = layer
     if pas == "fwd":
-        c = fc.cost.conv2d(L.input, L.weight, **_kw(L), dtype=dtype)
+        c = cost.conv2d(L.input, L.weight, **_kw(L), dtype=dtype)
 
         def run():
             with torch.inference_mode():
                 return torch.nn.functional.conv2d(tx, tw, None, L.stride, L.padding, L.dilation, L.groups)
     else:
-        c = fc.cost.conv2d_backward(L.input, L.weight, **_kw(L), dtype=dtype, needs=("input", "weight"))
-        tg = torch.from_numpy(uniform(rng, fc.cost.conv2d(L.input, L.weight, **_kw(L)).output_shape, dtype))
+        c = cost.conv2d_backward(L.input, L.weight, **_kw(L), dtype=dtype, needs=("input", "weight"))
+        tg = torch.from_numpy(uniform(rng, cost.conv2d(L.input, L.weight, **_kw(L)).output_shape, dtype))
 
         def run():
             with torch.inference_mode():

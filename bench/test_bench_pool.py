@@ -2,7 +2,7 @@
 import pytest
 
 import fastconv as fc
-from fastconv import _suites
+from fastconv import _suites, cost
 
 try:
     import torch
@@ -21,7 +21,7 @@ def _args(L):
 
 def _cost(L, pas, dtype):
     op = L.op if pas == "fwd" else L.op + "_backward"
-    return getattr(fc.cost, op)(L.input, L.kernel, stride=L.stride, padding=L.padding, dtype=dtype)
+    return getattr(cost, op)(L.input, L.kernel, stride=L.stride, padding=L.padding, dtype=dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

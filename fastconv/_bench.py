@@ -84,7 +84,7 @@ class _Case:
             kw = dict(stride=L.stride, padding=L.padding, dilation=L.dilation, groups=L.groups)
             self.cost_kwargs = dict(input_shape=L.input, weight_shape=L.weight, bias=False,
                                     dtype=self.dtype.name, **kw)
-            y0 = fc.cost.conv2d(**self.cost_kwargs, algo="direct").output_shape
+            y0 = _cost.conv2d(**self.cost_kwargs, algo="direct").output_shape
             self.gy = rng.uniform(-1, 1, y0).astype(self.dtype)
             if pas == "fwd":
                 self.op = "conv2d"

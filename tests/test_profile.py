@@ -10,7 +10,7 @@ from fastconv import config, cost
 import importlib
 
 P = importlib.import_module("fastconv.peak")   # the module (fastconv.peak may be the function)
-from fastconv.profile import Profile, Record, _active
+from fastconv.profile import Profile, _active
 
 
 @pytest.fixture(autouse=True)
