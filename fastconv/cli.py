@@ -313,7 +313,9 @@ def _cmd_bench(a):
     pk = peak(duration=0.15 if a.quick else 0.3)
     print(format_peak(pk), flush=True)
     cfg = config._config_dict()
-    print(f"fastconv {cfg['version']} | isa {cfg['isa']} | BLAS {cfg['blas']}", flush=True)
+    wait = os.environ.get("OMP_WAIT_POLICY", "default")
+    print(f"fastconv {cfg['version']} | isa {cfg['isa']} | BLAS {cfg['blas']} | OMP_WAIT_POLICY={wait}",
+          flush=True)
     torch = None if a.no_torch else _bench._torch()
     print("PyTorch: " + (f"{torch.__version__} (same thread count, alternating, median)"
                          if torch is not None else "not available (install torch for the comparison)"))
@@ -332,6 +334,7 @@ def _cmd_bench(a):
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"machine": pk, "config": cfg, "dtype": a.dtype, "quick": a.quick,
+                       "omp_wait_policy": wait,
                        "torch": getattr(torch, "__version__", None), "rows": all_rows}, f, indent=1)
         print(f"wrote {a.json}")
     if a.plot:
