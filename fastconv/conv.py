@@ -5,12 +5,16 @@ Each public function validates and normalises its arguments (through
 ``_args``), computes PyTorch's output shape, picks an algorithm, allocates
 the output and makes one call per result into the C kernels (GIL released).
 """
+import importlib
 import time
 
 import numpy as np
 
 from . import _args, _blas_threads, _kernels
-from . import profile as _profile
+
+# The module, not the function ``fastconv.profile`` re-exported under the same
+# name (``from . import profile`` would pick the function once __init__ ran).
+_profile = importlib.import_module(__package__ + ".profile")
 
 __all__ = ["conv2d", "conv2d_backward", "conv_transpose2d", "compose", "algorithms"]
 
