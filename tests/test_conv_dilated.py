@@ -20,15 +20,13 @@ ALGO = _kernels.ALGO_DILATED
 
 @pytest.fixture(autouse=True, scope="module")
 def _single_threaded_blas():
-    """The GEMM path calls the BLAS from OpenMP threads: keep the BLAS single-threaded
-    (what fastconv's public API does around every such call)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
+    """The GEMM path calls the BLAS from OpenMP threads: hold it to one thread, as
+    fastconv's public API does around every such call."""
+    from fastconv import _blas_threads
+    with _blas_threads.single_threaded():
         yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+
+
 PASSES = {"forward": 0, "input": 1, "weight": 2}
 
 
