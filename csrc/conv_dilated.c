@@ -232,31 +232,16 @@ static inline void fc_dil_range(int64_t off, int64_t step, int64_t pad, int64_t 
  * whose tap reads a real input column), the channel stride of its
  * column-shifted copy X_b (cs = sh*umax*cb), and the offsets of X_b in the
  * copies buffer and of its partial-band output in the temporaries buffer. */
-typedef struct { int64_t lo, cb, cs, xoff, toff, tlo, tcb; int full; } fc_dil_col;
-
-/* Band of kernel column b as stored: a band covering at least 3/4 of the
- * row (and not a viewed input, which must stay inside x) is widened to the
- * whole row, zero-filled outside [tlo, tlo + tcb): a few zero products buy
- * one GEMM into y (stacked with its neighbours) instead of a temporary. */
-static void fc_dil_band(const fc_conv_shape *s, int view, int64_t b, int64_t *lo, int64_t *cb,
-                        int64_t *tlo, int64_t *tcb) {
-    int64_t hi;
-    fc_dil_range(b * s->dil_w, s->stride_w, s->pad_w, s->w_in, s->w_out, tlo, &hi);
-    *tcb = hi - *tlo;
-    *lo = *tlo;
-    *cb = *tcb;
-    if (!view && *tcb > 0 && *tcb < s->w_out && 4 * *tcb >= 3 * s->w_out) {
-        *lo = 0;
-        *cb = s->w_out;
-    }
-}
+typedef struct { int64_t lo, cb, cs, xoff, toff; int full; } fc_dil_col;
 
 static void fc_dil_col_info(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t b,
                             fc_dil_col *c) {
-    int64_t k;
+    int64_t k, lo, hi;
     c->xoff = c->toff = 0;
     for (k = 0; k <= b; k++) {
-        fc_dil_band(s, gp->view, k, &c->lo, &c->cb, &c->tlo, &c->tcb);
+        fc_dil_range(k * s->dil_w, s->stride_w, s->pad_w, s->w_in, s->w_out, &lo, &hi);
+        c->lo = lo;
+        c->cb = hi - lo;
         c->cs = s->stride_h * gp->umax * c->cb;
         c->full = c->cb == s->w_out;
         if (k < b) {
@@ -303,11 +288,8 @@ static int fc_dil_gemm_plan_make(const fc_context *ctx, const fc_conv_shape *s, 
         s->kw * gp->cig > INT_MAX)  /* fits int64: a factor of the weight size */
         return 0;
     gp->x_elems = gp->t_elems = gp->nfull = 0;
-    gp->view = s->h_in == 1 && s->stride_w == 1;
     for (b = 0; b < s->kw; b++) {
-        int64_t tlo, tcb;
-        fc_dil_band(s, gp->view, b, &lo, &hi, &tlo, &tcb);
-        hi += lo;   /* [lo, hi): the stored band */
+        fc_dil_range(b * s->dil_w, s->stride_w, s->pad_w, s->w_in, s->w_out, &lo, &hi);
         /* c_in * cs_b <= c_in * cs_max and c_out * hw fit: both are bounded
          * by byte sizes checked below / in fc_conv_check. */
         if (fc_checked_mul(s->c_in, s->stride_h * gp->umax * (hi - lo), &t) ||
@@ -321,6 +303,7 @@ static int fc_dil_gemm_plan_make(const fc_context *ctx, const fc_conv_shape *s, 
         }
     }
     gp->w_elems = s->c_out * gp->cig * gp->khkw;
+    gp->view = s->h_in == 1 && s->stride_w == 1;
     if (fc_checked_add(gp->x_elems, gp->t_elems, &t) || fc_checked_add(t, gp->w_elems, &t) ||
         fc_checked_mul(t, 8, &t))
         return 0;

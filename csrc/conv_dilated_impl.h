@@ -218,15 +218,12 @@ static void FN(fc_dil_shift_cols_)(const fc_context *ctx, const fc_conv_shape *s
         fc_dil_col col;
         fc_dil_col_info(s, gp, b, &col);
         if (col.cb > 0) {
-            /* stored band [lo, lo + cb); x is read on [tlo, tlo + tcb), zeros elsewhere */
             T *restrict dst = X + col.xoff + c * col.cs + FN(fc_dil_xrow_)(s, gp, h) * col.cb;
-            const int64_t sw = s->stride_w, z0 = col.tlo - col.lo, z1 = z0 + col.tcb;
-            const T *restrict src = ximg + (c * h_in + h) * w_in + col.tlo * sw + b * s->dil_w - s->pad_w;
+            const int64_t sw = s->stride_w;
+            const T *restrict src = ximg + (c * h_in + h) * w_in + col.lo * sw + b * s->dil_w - s->pad_w;
             int64_t j;
-            for (j = 0; j < z0; j++) dst[j] = 0;
-            if (sw == 1) memcpy(dst + z0, src, (size_t)col.tcb * sizeof(T));
-            else for (j = 0; j < col.tcb; j++) dst[z0 + j] = src[j * sw];
-            for (j = z1; j < col.cb; j++) dst[j] = 0;
+            if (sw == 1) memcpy(dst, src, (size_t)col.cb * sizeof(T));
+            else for (j = 0; j < col.cb; j++) dst[j] = src[j * sw];
         }
     }
 }
@@ -541,11 +538,11 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
                 const int64_t sw = s->stride_w;
                 fc_dil_col_info(s, gp, bb, &col);
                 if (col.cb == 0) continue;
-                {   /* only the true band maps to x */
-                    const T *restrict src = G + col.xoff + c * col.cs + xr * col.cb + (col.tlo - col.lo);
-                    T *restrict dp = dst + col.tlo * sw + bb * s->dil_w - s->pad_w;
-                    if (sw == 1) for (j = 0; j < col.tcb; j++) dp[j] += src[j];
-                    else for (j = 0; j < col.tcb; j++) dp[j * sw] += src[j];
+                {
+                    const T *restrict src = G + col.xoff + c * col.cs + xr * col.cb;
+                    T *restrict dp = dst + col.lo * sw + bb * s->dil_w - s->pad_w;
+                    if (sw == 1) for (j = 0; j < col.cb; j++) dp[j] += src[j];
+                    else for (j = 0; j < col.cb; j++) dp[j * sw] += src[j];
                 }
             }
         }
