@@ -81,8 +81,11 @@ static inline FC_T FC_SFX(fc_pool_max_one)(const fc_pool_shape *s, const FC_T *x
     for (ih = hlo; ih < hhi; ih += s->dil_h) {
         const FC_T *row = x + ih * s->w_in;
         for (iw = wlo; iw < whi; iw += s->dil_w) {
+            /* branch-free select: on random data a branch mispredicts */
             FC_T v = row[iw];
-            if (v > m || v != v) { m = v; best = ih * s->w_in + iw; }
+            int take = (v > m) | (v != v);
+            m = take ? v : m;
+            best = take ? ih * s->w_in + iw : best;
         }
     }
     *index = best;
