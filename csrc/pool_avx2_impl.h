@@ -412,7 +412,8 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
     if (!kind || hw_out == 0) return FC_NOT_HANDLED;
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
     {
-        fc_fpmode fm = fc_fpmode_enter();   /* gradient sums */
+        /* No FTZ/DAZ: the argmax recomputed from x must compare subnormals
+         * exactly as the forward pass (and PyTorch) did. */
 #pragma omp for schedule(static)
         for (p = 0; p < planes; p++) {
             const FC_T *gp = gy + p * hw_out, *xp = indices ? NULL : x + p * hw_in;
@@ -427,7 +428,6 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
                 bad = 1;
             }
         }
-        fc_fpmode_leave(fm);
     }
     return bad ? FC_ERR_INDEX : FC_OK;
 }
