@@ -112,7 +112,7 @@ static FC_INLINE int64_t FC_SFX(avg_row)(const fc_pool_shape *s, const FC_T *x, 
     {
     /* every lane-valid output of this row has the same divisor */
     div = fc_pool_avg_window(s, oh, ow, &h0, &h1, &w0, &w1);
-    vdiv = VSET1((FC_T)div);
+    vdiv = VSET1((FC_T)1 / (FC_T)div);   /* reciprocal: multiply, not divide */
     const int64_t ow_start = ow;
     for (;; ow += VL) {
         int var, r, c;
@@ -128,7 +128,7 @@ static FC_INLINE int64_t FC_SFX(avg_row)(const fc_pool_shape *s, const FC_T *x, 
             for (c = 0; c < K; c++) sum = VADD(sum, TAP(row, c, S, var == 2));
         }
         if (S == 2) sum = VFIX(sum);
-        VSTORE(yrow + ow, VDIV(sum, vdiv));
+        VSTORE(yrow + ow, VMUL(sum, vdiv));
     }
     for (; ow < ow_hi; ow++) {
         FC_T sum = 0;
@@ -137,7 +137,7 @@ static FC_INLINE int64_t FC_SFX(avg_row)(const fc_pool_shape *s, const FC_T *x, 
             const FC_T *row = x + (ih0 + r) * W + ow * S - P;
             for (c = 0; c < K; c++) sum += row[c];
         }
-        yrow[ow] = sum / (FC_T)div;
+        yrow[ow] = sum * ((FC_T)1 / (FC_T)div);
     }
     }
     return ow;
@@ -454,7 +454,7 @@ static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const F
         int r;
         if (r_lo >= r_hi) continue;
         if (hi > lo) {
-            const VT vdiv = VSET1((FC_T)fc_pool_avg_window(s, oh, lo, &h0, &h1, &w0, &w1));
+            const VT vdiv = VSET1((FC_T)1 / (FC_T)fc_pool_avg_window(s, oh, lo, &h0, &h1, &w0, &w1));
             if (K == 2 && S == 2 && P == 0) {
                 /* positions 2o, 2o+1 come from output o alone */
                 int64_t done = lo;
@@ -464,7 +464,7 @@ static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const F
                         if (o >= hi) break;
                         o = hi - VL;              /* last block overlaps: mask done lanes */
                     }
-                    g = VDIV(VLOAD(gyrow + o), vdiv);
+                    g = VMUL(VLOAD(gyrow + o), vdiv);
                     g = VAND(g, VLANES_GE(o, done));
                     VINTERLEAVE(g, g, e0, e1);
                     for (r = r_lo; r < r_hi; r++) {
@@ -485,8 +485,8 @@ static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const F
                         o = hi - 1 - VL;
                     }
                     keep = VLANES_GE(o, done);
-                    g = VDIV(VLOAD(gyrow + o), vdiv);
-                    g1 = VDIV(VLOAD(gyrow + o + 1), vdiv);
+                    g = VMUL(VLOAD(gyrow + o), vdiv);
+                    g1 = VMUL(VLOAD(gyrow + o + 1), vdiv);
                     VINTERLEAVE(VAND(g, keep), VAND(VADD(g, g1), keep), e0, e1);
                     for (r = r_lo; r < r_hi; r++) {
                         FC_T *row = gx + (ih0 + r) * W + 2 * o;
@@ -505,9 +505,9 @@ static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const F
                         if (q + 1 >= hi) break;
                         q = hi - 1 - VL;
                     }
-                    t = VDIV(VLOAD(gyrow + q - 1), vdiv);
-                    t = VADD(t, VDIV(VLOAD(gyrow + q), vdiv));
-                    t = VADD(t, VDIV(VLOAD(gyrow + q + 1), vdiv));
+                    t = VMUL(VLOAD(gyrow + q - 1), vdiv);
+                    t = VADD(t, VMUL(VLOAD(gyrow + q), vdiv));
+                    t = VADD(t, VMUL(VLOAD(gyrow + q + 1), vdiv));
                     t = VAND(t, VLANES_GE(q, done));
                     for (r = r_lo; r < r_hi; r++) {
                         FC_T *row = gx + (ih0 + r) * W + q;
@@ -530,7 +530,7 @@ static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const F
             if (o >= wo) break;
             div = fc_pool_avg_window(s, oh, o, &h0, &h1, &w0, &w1);
             if (h0 >= h1 || w0 >= w1) continue;
-            g = gyrow[o] / (FC_T)div;
+            g = gyrow[o] * ((FC_T)1 / (FC_T)div);
             for (ih = h0; ih < h1; ih++)
                 for (iw = w0; iw < w1; iw++)
                     if (iw < A || iw >= B) gx[ih * W + iw] += g;
