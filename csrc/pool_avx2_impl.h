@@ -157,15 +157,43 @@ static FC_INLINE void FC_SFX(max_plane)(const fc_pool_shape *s, const FC_T *x, F
     }
 }
 
+/* Border outputs [o0, o1) of row oh with a fixed K: taps outside the input
+ * are read clamped and replaced by 0 (x + 0 == x exactly, and the sum
+ * starts at +0), so the sum equals the generic kernel's without its
+ * data-dependent loop bounds, which mispredict. */
+static FC_INLINE void FC_SFX(avg_border)(const fc_pool_shape *s, const FC_T *x, FC_T *yrow, int64_t oh,
+                                         int64_t o0, int64_t o1, const int K, const int S, const int P) {
+    const int64_t W = s->w_in, H = s->h_in, ih0 = oh * S - P;
+    int64_t o, h0, h1, w0, w1;
+    for (o = o0; o < o1; o++) {
+        const int64_t iw0 = o * S - P;
+        const int64_t div = fc_pool_avg_window(s, oh, o, &h0, &h1, &w0, &w1);
+        FC_T sum = 0;
+        int r, c;
+        if (h0 >= h1 || w0 >= w1) { yrow[o] = 0; continue; }
+        for (r = 0; r < K; r++) {
+            const int64_t ih = ih0 + r;
+            const int rv = ih >= 0 && ih < H;
+            const FC_T *row = x + FC_MIN(FC_MAX(ih, 0), H - 1) * W;
+            for (c = 0; c < K; c++) {
+                const int64_t iw = iw0 + c;
+                const FC_T v = row[FC_MIN(FC_MAX(iw, 0), W - 1)];
+                sum += (rv & (iw >= 0) & (iw < W)) ? v : (FC_T)0;
+            }
+        }
+        yrow[o] = sum * ((FC_T)1 / (FC_T)div);
+    }
+}
+
 static FC_INLINE void FC_SFX(avg_plane)(const fc_pool_shape *s, const FC_T *x, FC_T *y,
                                         const int K, const int S, const int P) {
     int64_t lo, hi, oh, wo = s->w_out;
     FC_SFX(lane_valid)(s, K, S, P, &lo, &hi);
     for (oh = 0; oh < s->h_out; oh++) {
         int64_t ow;
-        FC_SFX(fc_pool_avg_rect)(s, x, y, oh, oh + 1, 0, lo);
+        FC_SFX(avg_border)(s, x, y + oh * wo, oh, 0, FC_MIN(lo, wo), K, S, P);
         ow = FC_SFX(avg_row)(s, x, y + oh * wo, oh, lo, hi, K, S, P);
-        FC_SFX(fc_pool_avg_rect)(s, x, y, oh, oh + 1, ow, wo);
+        FC_SFX(avg_border)(s, x, y + oh * wo, oh, ow, wo, K, S, P);
     }
 }
 
