@@ -93,4 +93,23 @@ fc_status fc_conv2d_grad_weight_im2col_f64(fc_context *ctx, const fc_conv_shape 
 fc_status fc_conv2d_im2col_workspace(const fc_context *ctx, const fc_conv_shape *s,
                                      int elem_size, int pass, int64_t *bytes);
 
+/* Dilated convolution by space-to-batch decomposition (conv_dilated.c):
+ * the padded input is split into dil_h x dil_w interleaved sub-images, each
+ * convolved densely through the public entry points with `inner_algo`
+ * (FC_ALGO_DIRECT or FC_ALGO_IM2COL), and the results interleaved back. */
+fc_status fc_conv2d_dilated_f32(fc_context *ctx, const fc_conv_shape *s,
+                                const float *x, const float *w, const float *bias, float *y);
+fc_status fc_conv2d_dilated_f64(fc_context *ctx, const fc_conv_shape *s,
+                                const double *x, const double *w, const double *bias, double *y);
+fc_status fc_conv2d_grad_input_dilated_f32(fc_context *ctx, const fc_conv_shape *s,
+                                           const float *gy, const float *w, float *gx);
+fc_status fc_conv2d_grad_input_dilated_f64(fc_context *ctx, const fc_conv_shape *s,
+                                           const double *gy, const double *w, double *gx);
+fc_status fc_conv2d_grad_weight_dilated_f32(fc_context *ctx, const fc_conv_shape *s,
+                                            const float *gy, const float *x, float *gw);
+fc_status fc_conv2d_grad_weight_dilated_f64(fc_context *ctx, const fc_conv_shape *s,
+                                            const double *gy, const double *x, double *gw);
+fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape *s,
+                                      int elem_size, int pass, int64_t *bytes);
+
 #endif /* FC_INTERNAL_H */

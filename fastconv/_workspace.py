@@ -26,4 +26,184 @@ def conv2d(algo, pass_, input_shape, weight_shape, output_shape, stride, padding
     """
     if algo == "direct":
         return 0
+    if algo == "im2col":
+        return _im2col(pass_, input_shape, weight_shape, output_shape, stride, padding,
+                       groups, itemsize, threads, limit)
+    if algo == "dilated":
+        return _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, dilation,
+                        groups, itemsize, threads, limit)
     raise ValueError(f"algo={algo!r}: no workspace model for this algorithm")
+
+
+# Mirrors csrc/conv_im2col.c (im2col_plan_make); keep the two in step.
+_I2C_TARGET_BYTES = 1 << 20
+_I2C_P_MIN = 256
+_I2C_MIN_TASKS = 4
+_I2C_KB_MIN = 64
+_I2C_MAX_THREADS = 256
+_I2C_FWD_FORM_MAX_COG = 128
+_PASSES = {"forward": 0, "input": 1, "weight": 2}
+
+
+def _im2col(pass_, input_shape, weight_shape, output_shape, stride, padding, groups, itemsize,
+            threads, limit):
+    """Per-thread column (+ staging) buffers times the threads used (plus, for
+    grad input in forward form, the rearranged weight); see conv_im2col.c."""
+    if pass_ not in _PASSES:
+        raise ValueError(f"pass_={pass_!r}: expected 'forward', 'input' or 'weight'")
+    pas = _PASSES[pass_]
+    if threads is None or limit is None:
+        from . import config
+        threads = config.get_num_threads() if threads is None else threads
+        limit = config.get_workspace_limit() if limit is None else limit
+    n, c_in, h_in, w_in = (int(v) for v in input_shape)
+    c_out, _, kh, kw = (int(v) for v in weight_shape)
+    h_out, w_out = int(output_shape[2]), int(output_shape[3])
+    stride, padding = tuple(int(v) for v in stride), tuple(int(v) for v in padding)
+    elem, groups, limit, threads = int(itemsize), int(groups), max(0, int(limit)), int(threads)
+    plan = _plan(pas, n, c_in, h_in, w_in, c_out, kh, kw, h_out, w_out, stride, padding,
+                 groups, elem, limit, threads)
+    if plan is None:
+        return 0
+    identity, t, per_thread = plan
+    if pas == 1 and not identity and stride == (1, 1) and c_out // groups < _I2C_FWD_FORM_MAX_COG:
+        # grad input in forward form: conv of grad_out with the flipped weight
+        wbytes = c_out * (c_in // groups) * kh * kw * elem
+        if wbytes <= limit // 2 and wbytes + (c_out // groups) * kh * kw * w_in * elem <= limit:
+            fwd = _plan(0, n, c_out, h_out, w_out, c_in, kh, kw, h_in, w_in, (1, 1),
+                        (None, None), groups, elem, limit - wbytes, threads)
+            if fwd is not None:
+                return wbytes + fwd[1] * fwd[2]
+    return t * per_thread
+
+
+def _plan(pas, n, c_in, h_in, w_in, c_out, kh, kw, h_out, w_out, stride, padding, groups, elem,
+          limit, threads):
+    """(identity, threads used, bytes per thread) as im2col_plan_core, or None if trivial.
+
+    padding (None, None) marks the derived forward-form conv, never the identity."""
+    cig, cog = c_in // groups, c_out // groups
+    khkw = kh * kw
+    K, HW = cig * khkw, h_out * w_out
+    if n == 0 or cig == 0 or cog == 0 or HW == 0:
+        return None
+    identity = (kh == 1 and kw == 1 and stride == (1, 1) and padding == (0, 0)
+                and h_in == h_out and w_in == w_out)
+    B = min(_I2C_TARGET_BYTES, limit)
+    if pas == 0:
+        cb = cig
+    else:
+        nsplit = (_I2C_MIN_TASKS + groups - 1) // groups
+        nsplit = min(nsplit, max(1, K // _I2C_KB_MIN), cig)
+        nsplit = max(nsplit, 1)
+        cb = (cig + nsplit - 1) // nsplit
+        if cb * khkw * _I2C_P_MIN * elem > B:
+            cb = max(1, min(cb, B // (khkw * _I2C_P_MIN * elem)))
+    nkb = (cig + cb - 1) // cb
+    Kb = cb * khkw
+    pcap = B // (Kb * elem)
+    pcap = max(pcap, min(_I2C_P_MIN, limit // (Kb * elem)), 1)
+    nb = 1
+    if pcap >= 2 * HW and n > 1:
+        t = max(B, min(_I2C_P_MIN * (Kb + cog) * elem, limit))
+        t = t // ((Kb + cog) * elem) // HW
+        nb = min(t, n)
+        if nb < 2:
+            nb = 1
+    R = h_out if nb > 1 else min(max(pcap // w_out, 1), h_out)
+    Pc = nb * R * w_out
+    rchunks = (h_out + R - 1) // R
+    nchunks = (n + nb - 1) // nb if nb > 1 else n * rchunks
+    ntasks = groups * (nchunks if pas == 0 else nkb)
+    col = 0 if (identity and nb == 1) else Kb * Pc
+    stage = cog * Pc if nb > 1 else 0
+    per_thread = (col + stage) * elem
+    t = max(1, threads)
+    t = min(t, ntasks)
+    if per_thread > 0:
+        t = min(t, max(1, limit // per_thread))
+    t = max(1, min(t, _I2C_MAX_THREADS))
+    return identity, t, per_thread
+
+
+def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, dilation, groups,
+             itemsize, threads, limit):
+    """Workspace of the space-to-batch dilated convolution (csrc/conv_dilated.c).
+
+    Per axis, P = dilation / gcd(stride, dilation) classes of q = ceil(out / P)
+    outputs, each reading a sub-image of (q - 1) * (stride / gcd) + k positions.
+    The stacked sub-inputs (n*Ph*Pw, c_in, hs, ws) and sub-outputs
+    (n*Ph*Pw, c_out, qh, qw) are allocated for every pass, plus whatever the
+    dense convolution over them allocates.  Nothing is allocated when the
+    result is empty or when n, c_in, c_out or the output size is zero.
+    """
+    from math import gcd
+
+    n, c_in, h_in, w_in = (int(v) for v in input_shape)
+    c_out, _, kh, kw = (int(v) for v in weight_shape)
+    h_out, w_out = int(output_shape[2]), int(output_shape[3])
+    result = {"forward": n * c_out * h_out * w_out,
+              "input": n * c_in * h_in * w_in,
+              "weight": c_out * (c_in // groups) * kh * kw}[pass_]
+    if result == 0 or min(n, c_in, c_out, h_out, w_out) == 0:
+        return 0
+    gemm = _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation, groups,
+                         pass_)
+    if gemm is not None:
+        return gemm * itemsize
+    axes = []
+    for out, k, s, d in ((h_out, kh, stride[0], dilation[0]), (w_out, kw, stride[1], dilation[1])):
+        g = gcd(int(s), int(d))
+        p, ds = int(d) // g, int(s) // g
+        q = -(-out // p)
+        axes.append((p, q, (q - 1) * ds + k, ds))
+    (ph, qh, hs, sh2), (pw, qw, ws, sw2) = axes
+    b = n * ph * pw
+    nested = conv2d("direct", pass_, (b, c_in, hs, ws), weight_shape, (b, c_out, qh, qw),
+                    (sh2, sw2), (0, 0), (1, 1), groups, itemsize, threads, limit)
+    return (b * c_in * hs * ws + b * c_out * qh * qw) * itemsize + nested
+
+
+_INT_MAX = 2**31 - 1
+
+
+def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation, groups,
+                  pass_="input"):
+    """Elements the dilated algorithm's GEMM path allocates, or None when it is not used.
+
+    The GEMM path (a BLAS is loaded, at least 8 channels per group, BLAS
+    int sizes) keeps, per kernel column b, the band of C_b output columns
+    whose tap reads real input: a column-shifted copy of one image
+    (c_in * stride_h * ceil(h_in / stride_h) * C_b elements) and, when the
+    band is not the whole row, a (c_out, h_out, C_b) temporary; plus one
+    weight-sized buffer.  A single-row input with unit column stride is used
+    in place (no copies), and its backward passes need no temporaries.
+    """
+    from . import _kernels
+
+    if not _kernels.get_runtime()["blas"]:
+        return None
+    n, c_in, h_in, w_in = (int(v) for v in input_shape)
+    c_out, cig, kh, kw = (int(v) for v in weight_shape)
+    h_out, w_out = int(output_shape[2]), int(output_shape[3])
+    cog = c_out // groups
+    if cig < 8 or cog < 8:
+        return None
+    sh, sw = int(stride[0]), int(stride[1])
+    pw, dw = int(padding[1]), int(dilation[1])
+    rows = sh * (-(-h_in // sh))
+    if max(rows * w_out, h_out * w_out, w_in, cog, kw * cig) > _INT_MAX:
+        return None
+    copies = temps = 0
+    for b in range(kw):
+        lo = max(0, -((b * dw - pw) // sw))              # first column reading x
+        hi = min(w_out, -((b * dw - pw - w_in) // sw))   # one past the last
+        cb = max(0, hi - lo)
+        copies += c_in * rows * cb
+        if cb != w_out:
+            temps += c_out * h_out * cb
+    if h_in == 1 and sw == 1:   # x used in place; backward reads grad_out rows in place
+        copies = 0
+        if pass_ != "forward":
+            temps = 0
+    return copies + temps + c_out * cig * kh * kw
