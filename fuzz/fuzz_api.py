@@ -34,6 +34,18 @@ SPECIAL = (0, 1, 2, 3, -1, -2, 2 ** 31 - 1, 2 ** 31, 2 ** 32 + 1, 2 ** 40, 2 ** 
            2 ** 63 - 1, 2 ** 63, -2 ** 63)
 JUNK = (None, 1.5, "1", True, (1, 2, 3), (), [2], 1j, np.float32(2), np.int64(2))
 SMALL_ELEMS = 20000           # results this small are checked against the reference
+# Known bugs already recorded as strict xfails in tests/test_bad_input.py are
+# not re-reported (so a run gets past them); FUZZ_STRICT=1 reports them too.
+STRICT = os.environ.get("FUZZ_STRICT", "") not in ("", "0")
+
+
+def _known_bug(op, args):
+    """Pooling over an input with H or W = 0 (test_bad_input: *-x-zero-height)."""
+    if STRICT or not op.startswith(("max_pool2d", "avg_pool2d")):
+        return False
+    shape = args[1] if op == "avg_pool2d_backward" else getattr(args[-1] if op == "max_pool2d_backward"
+                                                               else args[0], "shape", ())
+    return len(shape) >= 2 and 0 in tuple(shape)[-2:]
 
 
 class Decoder:
@@ -128,6 +140,15 @@ class Decoder:
         return shape
 
 
+def _pair(v):
+    """An int-or-pair as a pair of ints, or TypeError."""
+    if isinstance(v, (tuple, list)) and len(v) == 2:
+        return int(v[0]), int(v[1])
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return int(v), int(v)
+    raise TypeError(v)
+
+
 def _conv_args(d, op):
     dtype = d.dtype()
     groups = d.param(1, 3, pair_ok=False) if d.int(0, 3) == 0 else d.int(1, 3)
@@ -161,10 +182,17 @@ def _conv_args(d, op):
         return (x, wt, bias), kw_, dtype
     # backward: grad_out of the right shape when the geometry is valid
     try:
-        gshape = ref.conv2d(np.zeros(x.shape[:2] + x.shape[2:]) if x.size < SMALL_ELEMS else
-                            np.zeros((1, 1, 1, 1)), np.zeros(wt.shape) if wt.size < SMALL_ELEMS else
-                            np.zeros((1, 1, 1, 1)), None, stride, padding, dilation, groups).shape
-        gshape = (x.shape[0],) + gshape[1:]
+        st, dl = _pair(stride), _pair(dilation)
+        kh_, kw_k = wt.shape[2], wt.shape[3]
+        if padding == "same":
+            pads = [ref.same_padding(kh_, dl[0]), ref.same_padding(kw_k, dl[1])]
+        elif padding in ("valid", "full"):
+            pads = [(0, 0), (0, 0)]
+        else:
+            pads = [(p, p) for p in _pair(padding)]
+        gshape = (x.shape[0], wt.shape[0]) + tuple(
+            ref.conv_output_size(x.shape[2 + i], wt.shape[2 + i], st[i], pads[i][0], pads[i][1], dl[i])
+            for i in range(2))
     except Exception:
         gshape = (n, og * g, d.size(0, 9), d.size(0, 9))
     if d.int(0, 9) == 0:
@@ -192,10 +220,11 @@ def _pool_args(d, op):
         return (d.array(shape, dtype),), kw_, dtype
     # backward: grad_out the shape of the forward output (when it is valid)
     try:
-        fwd = ref.max_pool2d if op.startswith("max") else ref.avg_pool2d
-        small = tuple(min(s, 2) if i < 2 else s for i, s in enumerate(shape)) if len(shape) == 4 else None
-        out = fwd(np.zeros(small), **kw_).shape if small and np.prod(small) < SMALL_ELEMS else None
-        gshape = tuple(shape[:2]) + tuple(out[2:])
+        k = _pair(kw_["kernel_size"])
+        st = k if "stride" not in kw_ else _pair(kw_["stride"])
+        p, dl = _pair(kw_["padding"]), _pair(kw_.get("dilation", 1))
+        gshape = tuple(shape[:-2]) + tuple(
+            ref.pool_output_size(shape[-2 + i], k[i], st[i], p[i], dl[i], kw_["ceil_mode"]) for i in range(2))
     except Exception:
         gshape = (n, c, d.size(0, 5), d.size(0, 5))
     if d.int(0, 9) == 0:
@@ -283,7 +312,7 @@ def TestOneInput(data):
             np.testing.assert_array_equal(a, before, err_msg=f"{op} modified an input")
     if op == "max_pool2d" and isinstance(got, tuple):
         got = got[0]
-    if not d.huge and _small(args) and all(isinstance(a, np.ndarray) or a is None or
+    if not d.huge and _small(args) and not _known_bug(op, args) and all(isinstance(a, np.ndarray) or a is None or
                                            isinstance(a, tuple) for a in args):
         with np.errstate(all="ignore"):
             _check(op, args, kw, got, dtype)

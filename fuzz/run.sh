@@ -61,11 +61,20 @@ fi
 SRC="$BUILD/src"
 mkdir -p "$SRC"
 (cd "$ROOT" && cp -p --parents setup.py pyproject.toml csrc/*.c csrc/*.h fastconv/*.py fastconv/*.pyx "$SRC/")
-start=$(date +%s)
-(cd "$SRC" && CC=clang CXX=clang++ FASTCONV_SANITIZE=address,undefined,fuzzer-no-link \
-    "$PY" setup.py -q build_ext --inplace > "$BUILD/build.log" 2>&1) ||
-    { tail -40 "$BUILD/build.log"; echo "fuzz/run.sh: build failed" >&2; exit 1; }
-echo "fuzz/run.sh: extension ready in $(( $(date +%s) - start )) s ($(ls "$SRC"/fastconv/_kernels*.so))"
+so="$(ls "$SRC"/fastconv/_kernels*.so 2>/dev/null | head -1 || true)"
+stale=""
+if [ -n "$so" ]; then
+    stale="$(find "$SRC/csrc" "$SRC/fastconv" "$SRC/setup.py" \( -name '*.c' -o -name '*.h' -o -name '*.pyx' \
+             -o -name setup.py \) -not -name _kernels.c -newer "$so" | head -1)"
+fi
+if [ -z "$so" ] || [ -n "$stale" ]; then
+    start=$(date +%s)
+    (cd "$SRC" && CC=clang CXX=clang++ FASTCONV_SANITIZE=address,undefined,fuzzer-no-link \
+        "$PY" setup.py -q build_ext --inplace > "$BUILD/build.log" 2>&1) ||
+        { tail -40 "$BUILD/build.log"; echo "fuzz/run.sh: build failed" >&2; exit 1; }
+    echo "fuzz/run.sh: extension built in $(( $(date +%s) - start )) s"
+fi
+echo "fuzz/run.sh: using $(ls "$SRC"/fastconv/_kernels*.so)"
 
 # 3. fuzz.  Allocations above 1 GiB return NULL (MemoryError, an allowed outcome)
 #    instead of touching gigabytes; libFuzzer's own malloc limit is lifted so
