@@ -7,6 +7,7 @@ Each call's outputs (and the workspace of im2col/dilated) are a few KiB, so
 leaking either per call would grow RSS by > 6 MiB over the 2000 calls and
 cross the 3 MiB bound, while allocator noise stays far below it.
 """
+import ctypes
 import gc
 import os
 
@@ -28,7 +29,18 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 _rng = np.random.default_rng(5)
 
 
+try:
+    _malloc_trim = ctypes.CDLL(None).malloc_trim      # glibc
+except (OSError, AttributeError):
+    _malloc_trim = None
+
+
 def rss():
+    """Resident bytes, after handing free heap pages back to the OS: otherwise
+    memory freed by earlier tests would absorb a leak without RSS moving."""
+    gc.collect()
+    if _malloc_trim is not None:
+        _malloc_trim(0)
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * _PAGE
 
@@ -106,11 +118,9 @@ def _growth(fn, calls=CALLS, warmup=WARMUP):
     with config._forced_runtime(threads=1):
         for _ in range(warmup):
             fn()
-        gc.collect()
         before = rss()
         for _ in range(calls):
             fn()
-        gc.collect()
         return rss() - before
 
 
