@@ -93,8 +93,14 @@ class Decoder:
             return (np.int32, np.complex64, object, np.bool_, np.float16)[self.int(0, 4)]
         return np.float32 if k < 11 else np.float64
 
-    def array(self, shape, dtype, int_values=None):
-        """An array of `shape` in a drawn layout; huge shapes are zero-stride."""
+    def array(self, shape, dtype, int_values=None, nonfinite=False):
+        """An array of `shape` in a drawn layout; huge shapes are zero-stride.
+
+        With `nonfinite`, one element may be NaN or +-inf.  Only inputs whose
+        every product the kernels really form get them: fastconv skips taps
+        that land on padding, where the reference (like PyTorch) multiplies
+        0 * NaN, so a NaN weight or gradient on a padding-only tap differs.
+        """
         shape = tuple(shape)
         if any(d < 0 for d in shape):
             self.huge = True
@@ -115,7 +121,7 @@ class Decoder:
                 rng.integers(-2, 64, size=shape)
         else:
             a = rng.uniform(-1, 1, size=shape)
-            if self.int(0, 9) == 0 and a.size:
+            if nonfinite and self.int(0, 9) == 0 and a.size:
                 a.flat[self.int(0, a.size - 1)] = (np.nan, np.inf, -np.inf, 0.0)[self.int(0, 3)]
         try:
             a = a.astype(dtype)
@@ -177,14 +183,14 @@ def _conv_args(d, op):
     if op == "conv_transpose2d":
         kw_["padding"] = padding
         kw_["output_padding"] = d.param(0, 2)
-        x = d.array(d.maybe_rank((n, cg * g, h, w)), dtype)
+        x = d.array(d.maybe_rank((n, cg * g, h, w)), dtype, nonfinite=True)
         wt = d.array(d.maybe_rank((cg * g, og, kh, kw)), dtype if d.int(0, 15) else np.float64)
         bias = d.array((og * g,), dtype) if d.int(0, 1) else None
         return (x, wt, bias), kw_, dtype
     if d.int(0, 4) == 0:
         padding = ("same", "valid", "full")[d.int(0, 2)]
     kw_["padding"] = padding
-    x = d.array(d.maybe_rank((n, cg * g, h, w)), dtype)
+    x = d.array(d.maybe_rank((n, cg * g, h, w)), dtype, nonfinite=True)
     wt = d.array(d.maybe_rank((og * g, cg, kh, kw)), dtype if d.int(0, 15) else np.float64)
     if op == "conv2d":
         bias = d.array((og * g + (d.int(0, 15) == 0),), dtype) if d.int(0, 1) else None
@@ -226,7 +232,7 @@ def _pool_args(d, op):
             kw_["divisor_override"] = d.size(1, 5)
     shape = d.maybe_rank((n, c, h, w))
     if op in ("max_pool2d", "avg_pool2d"):
-        return (d.array(shape, dtype),), kw_, dtype
+        return (d.array(shape, dtype, nonfinite=True),), kw_, dtype
     # backward: grad_out the shape of the forward output (when it is valid)
     try:
         k = _pair(kw_["kernel_size"])
@@ -241,7 +247,7 @@ def _pool_args(d, op):
     gy = d.array(gshape, dtype)
     if op == "avg_pool2d_backward":
         return (gy, shape), kw_, dtype
-    x = d.array(shape, dtype)
+    x = d.array(shape, dtype, nonfinite=True)
     if d.int(0, 1):
         try:
             _, idx = pool.max_pool2d(x, return_indices=True, **kw_)
