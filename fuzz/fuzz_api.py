@@ -265,6 +265,17 @@ def _small(args):
     return all(not isinstance(a, np.ndarray) or a.size <= SMALL_ELEMS for a in args)
 
 
+class RefFailed(Exception):
+    """The reference itself cannot compute this (e.g. zero-width inputs): no verdict."""
+
+
+def _ref(fn, *args, **kw):
+    try:
+        return fn(*args, **kw)
+    except Exception as e:
+        raise RefFailed(f"{fn.__name__}: {e!r}") from None
+
+
 def _check(op, args, kw, got, dtype):
     """Compare a successful small call with the reference."""
     rkw = {k: v for k, v in kw.items() if k != "algo"}
@@ -272,7 +283,7 @@ def _check(op, args, kw, got, dtype):
     if op == "max_pool2d" or op == "avg_pool2d":
         x = args[0]
         x4 = x[None] if x.ndim == 3 else x
-        want = getattr(ref, op)(x4, **rkw)
+        want = _ref(getattr(ref, op), x4, **rkw)
         want = want[0] if x.ndim == 3 else want
         np.testing.assert_allclose(got, want, **tol)
         return
@@ -282,21 +293,21 @@ def _check(op, args, kw, got, dtype):
             assert got.shape == x.shape
             return
         x4, g4 = (x[None], gy[None]) if x.ndim == 3 else (x, gy)
-        if not STRICT and np.isneginf(ref.max_pool2d(x4, **rkw)).any() and not np.isneginf(x4).any():
+        if not STRICT and np.isneginf(_ref(ref.max_pool2d, x4, **rkw)).any() and not np.isneginf(x4).any():
             return   # known bug: a window wholly in the padding (test_bad_input)
-        want = ref.max_pool2d_backward(g4, x4, **rkw)
+        want = _ref(ref.max_pool2d_backward, g4, x4, **rkw)
         np.testing.assert_allclose(got, want[0] if x.ndim == 3 else want, **tol)
         return
     if op == "avg_pool2d_backward":
         gy, shape = args
         g4, s4 = (gy[None], (1,) + tuple(shape)) if len(shape) == 3 else (gy, shape)
-        want = ref.avg_pool2d_backward(g4, s4, **rkw)
+        want = _ref(ref.avg_pool2d_backward, g4, s4, **rkw)
         np.testing.assert_allclose(got, want[0] if len(shape) == 3 else want, **tol)
         return
     if op == "compose":
-        np.testing.assert_allclose(got, ref.compose(*args), **tol)
+        np.testing.assert_allclose(got, _ref(ref.compose, *args), **tol)
         return
-    want = getattr(ref, op)(*args, **rkw)
+    want = _ref(getattr(ref, op), *args, **rkw)
     if op == "conv2d_backward":
         for g, w_ in zip(got, want):
             assert (g is None) == (w_ is None)
@@ -334,7 +345,10 @@ def TestOneInput(data):
     if not d.huge and _small(args) and not _known_bug(op, args) and all(isinstance(a, np.ndarray) or a is None or
                                            isinstance(a, tuple) for a in args):
         with np.errstate(all="ignore"):
-            _check(op, args, kw, got, dtype)
+            try:
+                _check(op, args, kw, got, dtype)
+            except RefFailed:
+                pass
 
 
 def _limit_memory():
