@@ -741,3 +741,22 @@ def test_max_pool_backward_window_wholly_in_padding(with_indices):
     gy = np.ones_like(y)
     got = pool.max_pool2d_backward(gy, x, **kw, **({"indices": idx} if with_indices else {}))
     np.testing.assert_array_equal(got, ref.max_pool2d_backward(gy, x, **kw))
+
+
+@pytest.mark.parametrize("algo", conv.algorithms("conv2d_backward"))
+def test_zero_width_padded_input_every_algo(algo):
+    """W = 0 with padding: every tap lands on padding; outputs are bias / zeros / sums.
+    (Empty inputs reach C as NULL pointers: no pointer arithmetic or memcpy on them.)"""
+    if algo == "dilated":
+        pytest.skip("dilated needs dilation > 1; covered by test_properties")
+    x = A(2, 4, 7, 0)
+    w = A(6, 2, 2, 2)
+    b = A(6)
+    kw = dict(padding=(0, 1), groups=2)
+    y = conv.conv2d(x, w, b, algo=algo, **kw)
+    np.testing.assert_allclose(y, ref.conv2d(x, w, b, **kw), rtol=2e-4, atol=2e-5)
+    gy = A(*y.shape)
+    got = conv.conv2d_backward(gy, x, w, algo=algo, **kw)
+    want = ref.conv2d_backward(gy, x, w, **kw)
+    for g, r in zip(got, want):
+        np.testing.assert_allclose(g, r, rtol=2e-4, atol=2e-5)
