@@ -25,6 +25,8 @@
 #   FUZZ_BUILD_DIR build directory (default build/fuzz): the sanitized copy of
 #                  the sources, the merged ASan+libFuzzer runtime, crashes
 #   FUZZ_CORPUS    corpus directory (default $FUZZ_BUILD_DIR/corpus)
+#   FUZZ_UBSAN_HALT=0  print UBSan reports and carry on (each location reported
+#                  once) instead of stopping at the first; ASan reports still stop
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -80,7 +82,7 @@ echo "fuzz/run.sh: using $(ls "$SRC"/fastconv/_kernels*.so)"
 #    instead of touching gigabytes; libFuzzer's own malloc limit is lifted so
 #    those refused requests are not reported as out-of-memory findings.
 export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:max_allocation_size_mb=1024:abort_on_error=1:halt_on_error=1"
-export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
+export UBSAN_OPTIONS="halt_on_error=${FUZZ_UBSAN_HALT:-1}:abort_on_error=1:print_stacktrace=1"
 export PYTHONPATH="$SRC${PYTHONPATH:+:$PYTHONPATH}"
 args=(-rss_limit_mb=4096 -malloc_limit_mb=1000000000 -timeout=60 -print_final_stats=1
       -artifact_prefix="$BUILD/")
