@@ -9,7 +9,10 @@ import time
 import numpy as np
 
 from . import _kernels
-from . import profile as _profile
+import importlib
+
+# The module, not the function fastconv.profile re-exported under the same name.
+_profile = importlib.import_module(__package__ + ".profile")
 from ._args import MAX_DIM, SUPPORTED_DTYPES, as_array, as_int, flat, pair
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]

@@ -219,6 +219,8 @@ def test_max_pool2d_empty_window_matches_torch(isa):
     g = np.ones_like(y)
     np.testing.assert_array_equal(max_pool2d_backward(g, x, 2, 1, 1, 3), np.zeros_like(x))
     np.testing.assert_array_equal(max_pool2d_backward(g, x, 2, 1, 1, 3, indices=ind), np.zeros_like(x))
+    np.testing.assert_array_equal(reference.max_pool2d_backward(g, x, 2, 1, 1, 3), np.zeros_like(x))
+    np.testing.assert_array_equal(reference.max_pool2d_backward(g, x, 2, 1, 1, 3, indices=ind), np.zeros_like(x))
 
 
 # ---------------------------------------------------------------- avg pooling
