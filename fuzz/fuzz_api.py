@@ -293,8 +293,6 @@ def _check(op, args, kw, got, dtype):
             assert got.shape == x.shape
             return
         x4, g4 = (x[None], gy[None]) if x.ndim == 3 else (x, gy)
-        if not STRICT and np.isneginf(_ref(ref.max_pool2d, x4, **rkw)).any() and not np.isneginf(x4).any():
-            return   # known bug: a window wholly in the padding (test_bad_input)
         want = _ref(ref.max_pool2d_backward, g4, x4, **rkw)
         np.testing.assert_allclose(got, want[0] if x.ndim == 3 else want, **tol)
         return

@@ -729,11 +729,9 @@ assert conv.compose(one, w2).shape == (0, 1, 2, 2**31)
 
 
 @pytest.mark.parametrize("with_indices", [False, True], ids=["recompute", "indices"])
-@pytest.mark.xfail(strict=True, reason="BUG: max_pool2d_backward drops the gradient of a window lying "
-                                       "wholly in the padding, although max_pool2d returns an in-plane "
-                                       "index for it (as PyTorch) and PyTorch/reference route the "
-                                       "gradient there (found by fuzz/)")
 def test_max_pool_backward_window_wholly_in_padding(with_indices):
+    """A window lying wholly in the padding: its gradient goes to the in-plane index
+    max_pool2d returned for it, as in PyTorch and the reference (found by fuzz/)."""
     x = A(1, 1, 5, 1, dtype=F64)
     kw = dict(kernel_size=2, padding=1, ceil_mode=True, stride=2, dilation=2)
     y, idx = pool.max_pool2d(x, return_indices=True, **kw)
