@@ -340,6 +340,9 @@ def TestOneInput(data):
             np.testing.assert_array_equal(a, before, err_msg=f"{op} modified an input")
     if op == "max_pool2d" and isinstance(got, tuple):
         got = got[0]
+    if not STRICT and op == "conv2d_backward" and kw.get("algo") == "dilated" and \
+            isinstance(args[1], np.ndarray) and args[1].dtype.kind == "f" and not np.isfinite(args[1]).all():
+        return   # known bug: NaN in rows no tap reads reaches grad_w (test_bad_input)
     if not d.huge and _small(args) and not _known_bug(op, args) and all(isinstance(a, np.ndarray) or a is None or
                                            isinstance(a, tuple) for a in args):
         with np.errstate(all="ignore"):
