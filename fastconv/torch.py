@@ -77,6 +77,7 @@ class FallbackWarning(UserWarning):
 
 _FLOATS = (torch.float32, torch.float64)
 _PLAIN_TENSORS = (torch.Tensor, nn.Parameter)
+_MIXED = "mixed dtypes"
 _warned = set()
 _warned_lock = threading.Lock()
 
@@ -156,7 +157,7 @@ def _why_not(tensors):
         if t.dtype not in _FLOATS:
             return f"dtype {t.dtype}"
         if t.dtype != dtype:
-            return "mixed dtypes"
+            return _MIXED
     x = tensors[0]
     # fastconv is NCHW: a channels_last input would cost two layout copies
     # and the caller expects a channels_last result, so PyTorch keeps it.
@@ -180,6 +181,8 @@ def _dispatch(name, tensors, fast, slow, geometry):
     if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4):
         return slow()  # PyTorch raises its own error for these
     reason = _why_not(tensors)
+    if reason == _MIXED:
+        return slow()  # PyTorch raises its own error for these
     if reason is None:
         unbatched = x.dim() == 3
         if unbatched:
