@@ -10,14 +10,20 @@ their ratio are printed. Only ratios are meaningful on a shared machine.
 """
 import argparse
 import copy
+import os
 import statistics
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import fastconv
+try:
+    import fastconv
+except ImportError:  # run from a source checkout built in place
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import fastconv
 import fastconv.torch as fct
 
 
