@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd import forward_ad as _fwad
 from torch.autograd.function import once_differentiable
 
 try:
@@ -138,6 +139,18 @@ def _conv_geometry(stride, padding, dilation):
     return _pair(stride), pad, _pair(dilation)
 
 
+def _is_functorch(t):
+    check = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return check is not None and check(t)
+
+
+def _is_dual(t):
+    # forward-mode AD tangents exist only inside a dual_level() context
+    if getattr(_fwad, "_current_level", -1) < 0:
+        return False
+    return _fwad.unpack_dual(t).tangent is not None
+
+
 def _why_not(tensors):
     """Why fastconv cannot serve these tensors, or None when it can."""
     if torch.jit.is_tracing():
@@ -158,6 +171,10 @@ def _why_not(tensors):
             return f"dtype {t.dtype}"
         if t.dtype != dtype:
             return _MIXED
+        if _is_functorch(t):
+            return "torch.func transform (vmap, grad, ...)"
+        if _is_dual(t):
+            return "forward-mode AD"
     x = tensors[0]
     # fastconv is NCHW: a channels_last input would cost two layout copies
     # and the caller expects a channels_last result, so PyTorch keeps it.

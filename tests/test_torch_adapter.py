@@ -415,6 +415,21 @@ def test_fallback_rejected_arguments_gives_torch_error():
             fct.conv2d(_rand(1, 4, 8, 8), _rand(4, 4, 3, 3, dtype=torch.float64))  # mixed dtypes
 
 
+def test_fallback_torch_func_and_forward_ad():
+    plain, fast = _pair_modules(nn.Conv2d, 3, 4, 3)
+    x = _rand(5, 2, 3, 6, 6)
+    with pytest.warns(fct.FallbackWarning, match="torch.func"):
+        y1 = torch.func.vmap(fast)(x)
+    _close(y1, torch.func.vmap(plain)(x))
+    import torch.autograd.forward_ad as fwAD
+    tangent = _rand(2, 3, 6, 6, seed=1)
+    with fwAD.dual_level():
+        with pytest.warns(fct.FallbackWarning, match="forward-mode AD"):
+            t1 = fwAD.unpack_dual(fast(fwAD.make_dual(x[0], tangent))).tangent
+        t0 = fwAD.unpack_dual(plain(fwAD.make_dual(x[0], tangent))).tangent
+    _close(t1, t0)
+
+
 # ---------------------------------------------------------------- patch / unpatch
 
 def test_state_dict_and_repr_identical():
