@@ -34,6 +34,8 @@ gets PyTorch's result or PyTorch's error, never a different answer.
 This is the only fastconv module that imports torch.
 """
 # Absolute imports: inside this file ``torch`` is PyTorch, not fastconv.torch.
+import os
+import sys
 import threading
 import warnings
 
@@ -90,7 +92,20 @@ def _warn_once(name, reason):
             return
         _warned.add(key)
     warnings.warn(f"fastconv.torch.{name}: {reason} is not served by fastconv; using PyTorch's "
-                  "implementation (this warning is shown once)", FallbackWarning, stacklevel=4)
+                  "implementation (this warning is shown once)", FallbackWarning,
+                  stacklevel=_user_stacklevel())
+
+
+_INTERNAL_DIRS = (os.path.dirname(os.path.abspath(__file__)) + os.sep,
+                  os.path.dirname(os.path.abspath(torch.__file__)) + os.sep)
+
+
+def _user_stacklevel():
+    """warnings.warn stacklevel of the first caller outside fastconv and torch."""
+    frame, level = sys._getframe(1), 1  # the frame of _warn_once is level 1 for warn()
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _reset_warnings():
