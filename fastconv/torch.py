@@ -79,6 +79,8 @@ class FallbackWarning(UserWarning):
 
 
 _FLOATS = (torch.float32, torch.float64)
+# torch.compiler.is_compiling appeared in torch 2.3; the "torch" extra allows 2.1
+_is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None) or (lambda: False)
 _PLAIN_TENSORS = (torch.Tensor, nn.Parameter)
 _MIXED = "mixed dtypes"
 _warned = set()
@@ -170,7 +172,7 @@ def _why_not(tensors):
     """Why fastconv cannot serve these tensors, or None when it can."""
     if torch.jit.is_tracing():
         return "TorchScript tracing"
-    if torch.compiler.is_compiling():
+    if _is_compiling():
         return "torch.compile"
     dtype = tensors[0].dtype
     for t in tensors:
