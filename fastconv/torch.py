@@ -547,7 +547,9 @@ def patch(model):
     ``torch.nn.utils.parametrize`` uses), so parameters, buffers, hooks,
     ``state_dict`` keys, optimizers created before patching and any other
     reference to the module stay valid, and a module that appears several
-    times in the tree is converted once.
+    times in the tree is converted once. A pickled patched model (``torch.save(model)``)
+    names the fastconv classes; ``unpatch`` it first if the loader lacks fastconv
+    (``state_dict`` files are unaffected).
     """
     return _swap(model, _TO_FAST, "patch")
 
