@@ -1,11 +1,27 @@
-/* Pooling entry points (stub, filled in by the pooling kernels). */
+/* Max and avg pooling entry points (float32 and float64).
+ *
+ * The generic kernels (pool_generic.h) serve every configuration; the AVX2
+ * fast paths (pool_avx2.c, declared in pool_kernels.h) take the common
+ * ones when the runtime ISA is AVX2.  Both are written once and instantiated
+ * per dtype. */
+#include <math.h>
 #include "fc_internal.h"
-#define STUB(name, ...) fc_status name(__VA_ARGS__) { return FC_ERR_UNSUPPORTED; }
-STUB(fc_max_pool2d_f32, fc_context *ctx, const fc_pool_shape *s, const float *x, float *y, int64_t *indices)
-STUB(fc_max_pool2d_f64, fc_context *ctx, const fc_pool_shape *s, const double *x, double *y, int64_t *indices)
-STUB(fc_max_pool2d_backward_f32, fc_context *ctx, const fc_pool_shape *s, const float *gy, const int64_t *indices, const float *x, float *gx)
-STUB(fc_max_pool2d_backward_f64, fc_context *ctx, const fc_pool_shape *s, const double *gy, const int64_t *indices, const double *x, double *gx)
-STUB(fc_avg_pool2d_f32, fc_context *ctx, const fc_pool_shape *s, const float *x, float *y)
-STUB(fc_avg_pool2d_f64, fc_context *ctx, const fc_pool_shape *s, const double *x, double *y)
-STUB(fc_avg_pool2d_backward_f32, fc_context *ctx, const fc_pool_shape *s, const float *gy, float *gx)
-STUB(fc_avg_pool2d_backward_f64, fc_context *ctx, const fc_pool_shape *s, const double *gy, double *gx)
+#include "pool_kernels.h"
+
+#define FC_T float
+#define FC_SFX(name) name##_f32
+#define FC_SFXA(name) name##_f32__avx2
+#include "pool_generic.h"
+#include "pool_entry.h"
+#undef FC_T
+#undef FC_SFX
+#undef FC_SFXA
+
+#define FC_T double
+#define FC_SFX(name) name##_f64
+#define FC_SFXA(name) name##_f64__avx2
+#include "pool_generic.h"
+#include "pool_entry.h"
+#undef FC_T
+#undef FC_SFX
+#undef FC_SFXA

@@ -1,0 +1,561 @@
+/* AVX2 pooling kernels for one dtype, instantiated twice by pool_avx2.c with
+ * FC_T, FC_SFX and the V* vector macros defined (8 floats or 4 doubles).
+ *
+ * Forward kernels are specialised on kernel K, stride S (1 or 2) and
+ * padding P (compile-time constants, dilation 1).  For one output row they
+ * vectorise over VL consecutive outputs whose columns all lie inside the
+ * input ("lane-valid"); rows in the padding are skipped, exactly as the
+ * generic code skips padding taps, so window order, NaN handling,
+ * tie-breaking and divisors equal the generic kernels (pool_generic.h),
+ * which handle the border columns and tails.
+ *
+ * Stride 2: the taps of VL outputs are every other element of 2*VL
+ * consecutive inputs; VEVEN/VODD pick them from two loads in a lane order
+ * that VFIX undoes once per result. */
+
+/* First output whose window columns all lie inside the input, and one past
+ * the last such output (ow_hi <= ow_lo means none). */
+static inline void FC_SFX(lane_valid)(const fc_pool_shape *s, int K, int S, int P, int64_t *lo, int64_t *hi) {
+    int64_t a = (P + S - 1) / S, b;
+    b = (s->w_in - K + P) >= 0 ? (s->w_in - K + P) / S + 1 : 0;
+    if (b > s->w_out) b = s->w_out;
+    *lo = a;
+    *hi = b > a ? b : a;
+}
+
+/* Tap (r, c) of the VL outputs starting at `row` = &x[ih][ow*S - P]. */
+#define TAP(row, c, S, odd)                                                         \
+    ((S) == 1 ? VLOAD((row) + (c))                                                  \
+     : (odd) ? VODD(VLOAD((row) + (c) - 1), VLOAD((row) + (c) - 1 + VL))            \
+             : VEVEN(VLOAD((row) + (c)), VLOAD((row) + (c) + VL)))
+
+/* Stride 2 reads one element before (odd loads) or after (even loads) the
+ * taps; choose the variant that stays inside the row.  0 = no safe load. */
+static FC_INLINE int FC_SFX(load_variant)(int64_t ow, int64_t W, int K, int S, int P) {
+    int64_t first = ow * S - P, last = (ow + VL - 1) * S - P + K - 1;
+    if (S == 1) return 1;
+    if (first >= 1) return 2;             /* odd variant reads first-1 .. last */
+    if (last + 1 <= W - 1) return 3;      /* even variant reads first .. last+1 */
+    return 0;
+}
+
+/* Max over output row `oh`, outputs [ow, ow_hi) (lane-valid); output o is
+ * stored at yrow[o - o_base] (and irow[o - o_base]).  Returns the first
+ * output it did not compute. */
+static FC_INLINE int64_t FC_SFX(max_row)(const fc_pool_shape *s, const FC_T *x, FC_T *yrow, int64_t *irow,
+                                         int64_t o_base, int64_t oh, int64_t ow, int64_t ow_hi,
+                                         const int K, const int S, const int P, const int with_idx) {
+    const int64_t W = s->w_in, ih0 = oh * S - P;
+    const int r_lo = ih0 < 0 ? (int)-ih0 : 0;
+    const int r_hi = (int)FC_MIN((int64_t)K, s->h_in - ih0);
+    if (r_lo >= r_hi) return ow;
+    const int64_t ow_start = ow;
+    for (;; ow += VL) {
+        int var, r, c;
+        VT m = VSET1(-INFINITY), code = VCODE((int64_t)r_lo * W - P);
+        if (ow + VL > ow_hi) {
+            /* last block: recompute a few outputs rather than a scalar tail */
+            if (ow < ow_hi && ow_hi - VL >= ow_start) ow = ow_hi - VL;
+            else break;
+        }
+        var = FC_SFX(load_variant)(ow, W, K, S, P);
+        if (!var) break;
+        for (r = r_lo; r < r_hi; r++) {
+            const FC_T *row = x + (ih0 + r) * W + ow * S - P;
+            for (c = 0; c < K; c++) {
+                VT v = TAP(row, c, S, var == 2);
+                if (with_idx) {
+                    VT take = VOR(VGT(v, m), VUNORD(v));
+                    m = VBLEND(m, v, take);
+                    code = VBLEND(code, VCODE((int64_t)r * W + c - P), take);
+                } else {
+                    /* max(v, m) keeps m on ties and when m is NaN; a NaN v
+                     * replaces it (the blend), as PyTorch's `v > m || isnan(v)` */
+                    m = VMAX(v, m);
+                    m = VBLEND(m, v, VUNORD(v));
+                }
+            }
+        }
+        if (S == 2) { m = VFIX(m); code = VFIX(code); }
+        VSTORE(yrow + (ow - o_base), m);
+        if (with_idx) VSTORE_IDX(irow + (ow - o_base), code, ih0 * W + ow * S, S);
+    }
+    /* scalar tail over the remaining lane-valid outputs (same semantics) */
+    for (; ow < ow_hi; ow++) {
+        FC_T m = (FC_T)-INFINITY;
+        int64_t best = (ih0 + r_lo) * W + ow * S - P;
+        int r, c;
+        for (r = r_lo; r < r_hi; r++) {
+            const FC_T *row = x + (ih0 + r) * W + ow * S - P;
+            for (c = 0; c < K; c++) {
+                int take;
+                int64_t cand = (ih0 + r) * W + ow * S - P + c;
+                m = FC_SFX(scalar_max)(m, row[c], &take);
+                best = take ? cand : best;
+            }
+        }
+        yrow[ow - o_base] = m;
+        if (with_idx) irow[ow - o_base] = best;
+    }
+    return ow;
+}
+
+static FC_INLINE int64_t FC_SFX(avg_row)(const fc_pool_shape *s, const FC_T *x, FC_T *yrow,
+                                         int64_t oh, int64_t ow, int64_t ow_hi,
+                                         const int K, const int S, const int P) {
+    const int64_t W = s->w_in, ih0 = oh * S - P;
+    const int r_lo = ih0 < 0 ? (int)-ih0 : 0;
+    const int r_hi = (int)FC_MIN((int64_t)K, s->h_in - ih0);
+    int64_t h0, h1, w0, w1, div;
+    VT vdiv;
+    if (r_lo >= r_hi || ow >= ow_hi) return ow;
+    {
+    /* every lane-valid output of this row has the same divisor */
+    div = fc_pool_avg_window(s, oh, ow, &h0, &h1, &w0, &w1);
+    vdiv = VSET1((FC_T)div);
+    const int64_t ow_start = ow;
+    for (;; ow += VL) {
+        int var, r, c;
+        VT sum = VZERO();
+        if (ow + VL > ow_hi) {
+            if (ow < ow_hi && ow_hi - VL >= ow_start) ow = ow_hi - VL;
+            else break;
+        }
+        var = FC_SFX(load_variant)(ow, W, K, S, P);
+        if (!var) break;
+        for (r = r_lo; r < r_hi; r++) {
+            const FC_T *row = x + (ih0 + r) * W + ow * S - P;
+            for (c = 0; c < K; c++) sum = VADD(sum, TAP(row, c, S, var == 2));
+        }
+        if (S == 2) sum = VFIX(sum);
+        VSTORE(yrow + ow, VDIV(sum, vdiv));
+    }
+    for (; ow < ow_hi; ow++) {
+        FC_T sum = 0;
+        int r, c;
+        for (r = r_lo; r < r_hi; r++) {
+            const FC_T *row = x + (ih0 + r) * W + ow * S - P;
+            for (c = 0; c < K; c++) sum += row[c];
+        }
+        yrow[ow] = sum / (FC_T)div;
+    }
+    }
+    return ow;
+}
+
+/* One plane of max pooling with a fixed (K, S, P). */
+static FC_INLINE void FC_SFX(max_plane)(const fc_pool_shape *s, const FC_T *x, FC_T *y, int64_t *ind,
+                                        const int K, const int S, const int P) {
+    int64_t lo, hi, oh, wo = s->w_out;
+    FC_SFX(lane_valid)(s, K, S, P, &lo, &hi);
+    for (oh = 0; oh < s->h_out; oh++) {
+        int64_t ow;
+        FC_SFX(fc_pool_max_rect)(s, x, y, ind, oh, oh + 1, 0, lo);
+        ow = ind ? FC_SFX(max_row)(s, x, y + oh * wo, ind + oh * wo, 0, oh, lo, hi, K, S, P, 1)
+                 : FC_SFX(max_row)(s, x, y + oh * wo, NULL, 0, oh, lo, hi, K, S, P, 0);
+        FC_SFX(fc_pool_max_rect)(s, x, y, ind, oh, oh + 1, ow, wo);
+    }
+}
+
+static FC_INLINE void FC_SFX(avg_plane)(const fc_pool_shape *s, const FC_T *x, FC_T *y,
+                                        const int K, const int S, const int P) {
+    int64_t lo, hi, oh, wo = s->w_out;
+    FC_SFX(lane_valid)(s, K, S, P, &lo, &hi);
+    for (oh = 0; oh < s->h_out; oh++) {
+        int64_t ow;
+        FC_SFX(fc_pool_avg_rect)(s, x, y, oh, oh + 1, 0, lo);
+        ow = FC_SFX(avg_row)(s, x, y + oh * wo, oh, lo, hi, K, S, P);
+        FC_SFX(fc_pool_avg_rect)(s, x, y, oh, oh + 1, ow, wo);
+    }
+}
+
+/* The specialised configurations: 0 = none. */
+static int FC_SFX(fast_kind)(const fc_pool_shape *s) {
+    if (s->kh != s->kw || s->stride_h != s->stride_w || s->pad_h != s->pad_w) return 0;
+    if (s->dil_h != 1 || s->dil_w != 1) return 0;
+    /* int32 tap offsets in the float32 index path */
+    if (s->w_in > (int64_t)1 << 28) return 0;
+    if (s->kh == 2 && s->stride_h == 2 && s->pad_h == 0) return 1;
+    if (s->kh == 3 && s->stride_h == 2 && s->pad_h == 1) return 2;
+    if (s->kh == 3 && s->stride_h == 1 && s->pad_h == 1) return 3;
+    return 0;
+}
+
+fc_status FC_SFXA(fc_max_pool2d)(fc_context *ctx, const fc_pool_shape *s, const FC_T *x, FC_T *y,
+                                 int64_t *indices) {
+    const int kind = FC_SFX(fast_kind)(s);
+    const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
+    int64_t p;
+    if (!kind) return FC_NOT_HANDLED;
+#pragma omp parallel for schedule(static) num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
+    for (p = 0; p < planes; p++) {
+        const FC_T *xp = x + p * hw_in;
+        FC_T *yp = y + p * hw_out;
+        int64_t *ip = indices ? indices + p * hw_out : NULL;
+        if (kind == 1) FC_SFX(max_plane)(s, xp, yp, ip, 2, 2, 0);
+        else if (kind == 2) FC_SFX(max_plane)(s, xp, yp, ip, 3, 2, 1);
+        else FC_SFX(max_plane)(s, xp, yp, ip, 3, 1, 1);
+    }
+    return FC_OK;
+}
+
+fc_status FC_SFXA(fc_avg_pool2d)(fc_context *ctx, const fc_pool_shape *s, const FC_T *x, FC_T *y) {
+    const int kind = FC_SFX(fast_kind)(s);
+    const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
+    int64_t p;
+    if (!kind) return FC_NOT_HANDLED;
+#pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
+    {
+        fc_fpmode fm = fc_fpmode_enter();
+#pragma omp for schedule(static)
+        for (p = 0; p < planes; p++) {
+            const FC_T *xp = x + p * hw_in;
+            FC_T *yp = y + p * hw_out;
+            if (kind == 1) FC_SFX(avg_plane)(s, xp, yp, 2, 2, 0);
+            else if (kind == 2) FC_SFX(avg_plane)(s, xp, yp, 3, 2, 1);
+            else FC_SFX(avg_plane)(s, xp, yp, 3, 1, 1);
+        }
+        fc_fpmode_leave(fm);
+    }
+    return FC_OK;
+}
+
+/* ---- max backward ------------------------------------------------------- */
+
+#define FC_POOL_BLK 64
+
+/* gx[ind[o]] += gy[o] for the outputs [o0, o1) of row oh, each index first
+ * checked against its own window without a division: its offset from the
+ * window origin must be r*W + c for a valid tap (r, c).  Returns 1 on a bad
+ * index.  Output order, so sums equal the generic kernel's. */
+static FC_INLINE int FC_SFX(scatter_checked)(const fc_pool_shape *s, const FC_T *gyrow, const int64_t *irow,
+                                             FC_T *gx, int64_t oh, int64_t o0, int64_t o1,
+                                             const int K, const int S, const int P) {
+    const int64_t W = s->w_in, ih0 = oh * S - P;
+    const int r_lo = ih0 < 0 ? (int)-ih0 : 0;
+    const int r_hi = (int)FC_MIN((int64_t)K, s->h_in - ih0);
+    int64_t o;
+    for (o = o0; o < o1; o++) {
+        const int64_t iw0 = o * S - P, idx = irow[o];
+        const int64_t c_lo = iw0 < 0 ? -iw0 : 0, c_hi = FC_MIN((int64_t)K, W - iw0);
+        const int64_t code = idx - (ih0 * W + iw0);
+        int ok = 0, r;
+        if (r_lo >= r_hi || c_lo >= c_hi) {       /* window with no tap: rare */
+            int res = fc_pool_index_in_window(s, oh, o, idx);
+            if (res == 0) return 1;
+            continue;
+        }
+        for (r = r_lo; r < r_hi; r++) {
+            const int64_t t = code - (int64_t)r * W;
+            ok |= (t >= c_lo) & (t < c_hi);
+        }
+        if (!ok) return 1;
+        gx[idx] += gyrow[o];
+    }
+    return 0;
+}
+
+/* The argmax of outputs [o0, o1) of row oh into ibuf[o - o0] (-1 for a
+ * window with no tap), computed with the forward kernels. */
+static FC_INLINE void FC_SFX(argmax_block)(const fc_pool_shape *s, const FC_T *x, int64_t oh, int64_t o0,
+                                           int64_t o1, int64_t lo, int64_t hi, int64_t *ibuf,
+                                           const int K, const int S, const int P) {
+    FC_T ybuf[FC_POOL_BLK];
+    const int64_t ih0 = oh * S - P;
+    int64_t o = o0, a = FC_MAX(o0, lo), b = FC_MIN(o1, hi);
+    if (ih0 >= s->h_in || ih0 + K <= 0) b = a;    /* no valid row: all generic */
+    if (a < b) {
+        for (; o < a; o++) (void)FC_SFX(fc_pool_max_one)(s, x, oh, o, &ibuf[o - o0]);
+        o = FC_SFX(max_row)(s, x, ybuf, ibuf, o0, oh, a, b, K, S, P, 1);
+    }
+    for (; o < o1; o++) (void)FC_SFX(fc_pool_max_one)(s, x, oh, o, &ibuf[o - o0]);
+    /* mark windows with no tap (only possible outside the lane-valid run,
+     * or when the row has no valid tap row) */
+    for (o = o0; o < o1; o++) {
+        int64_t hlo, hhi, wlo, whi;
+        if (o >= a && o < b) continue;
+        fc_pool_taps(oh * S - P, K, 1, s->h_in, &hlo, &hhi);
+        fc_pool_taps(o * S - P, K, 1, s->w_in, &wlo, &whi);
+        if (hlo >= hhi || wlo >= whi) ibuf[o - o0] = -1;
+    }
+}
+
+/* 2x2 stride 2: windows tile the plane, so grad_x is written once by
+ * gather (each element: its window's gradient if it is the argmax, else 0)
+ * and the index check comes free with the selects.  Partial windows
+ * (ceil_mode) and uncovered edges fall back to memset + checked scatter. */
+static FC_INLINE int FC_SFX(max_backward_k2_plane)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind,
+                                                   const FC_T *x, FC_T *gx) {
+    const int64_t W = s->w_in, H = s->h_in, ho = s->h_out, wo = s->w_out;
+    const int64_t hi = FC_MIN(wo, W / 2), oh_full = FC_MIN(ho, H / 2);
+    const int exact = hi == wo && 2 * wo == W && oh_full == ho && 2 * ho == H;
+    int64_t oh, o0, o;
+    if (!exact) memset(gx, 0, (size_t)(H * W) * sizeof(FC_T));
+    for (oh = 0; oh < ho; oh++) {
+        const FC_T *gyrow = gy + oh * wo;
+        FC_T *r0 = gx + 2 * oh * W, *r1 = r0 + W;
+        int64_t ibuf[FC_POOL_BLK];
+        if (oh >= oh_full) {                  /* a window row cut by the bottom edge */
+            if (ind) {
+                if (FC_SFX(scatter_checked)(s, gyrow, ind + oh * wo, gx, oh, 0, wo, 2, 2, 0)) return 1;
+            } else {
+                for (o0 = 0; o0 < wo; o0 += FC_POOL_BLK) {
+                    const int64_t o1 = FC_MIN(o0 + FC_POOL_BLK, wo);
+                    FC_SFX(argmax_block)(s, x, oh, o0, o1, 0, hi, ibuf, 2, 2, 0);
+                    for (o = o0; o < o1; o++)
+                        if (ibuf[o - o0] >= 0) gx[ibuf[o - o0]] += gyrow[o];
+                }
+            }
+            continue;
+        }
+        for (o0 = 0; o0 < hi; o0 += FC_POOL_BLK) {
+            const int64_t o1 = FC_MIN(o0 + FC_POOL_BLK, hi);
+            const int64_t *ib;
+            int bad = 0;
+            if (ind) ib = ind + oh * wo + o0;
+            else {
+                FC_SFX(argmax_block)(s, x, oh, o0, o1, 0, hi, ibuf, 2, 2, 0);
+                ib = ibuf;
+            }
+            {
+                const __m256i wv = _mm256_set1_epi64x(W), w1v = _mm256_set1_epi64x(W + 1);
+                const __m256i one = _mm256_set1_epi64x(1), zero = _mm256_setzero_si256();
+                __m256i base = _mm256_add_epi64(_mm256_set1_epi64x(2 * oh * W + 2 * o0),
+                                                _mm256_setr_epi64x(0, 2, 4, 6));
+                __m256i badv = zero;
+                for (o = o0;; o += 4) {
+                    __m256i code, m00, m01, m10, m11;
+                    if (o + 4 > o1) {
+                        /* last block overlaps the previous one: the stores are idempotent */
+                        if (o >= o1 || o1 - o0 < 4) break;
+                        base = _mm256_add_epi64(base, _mm256_set1_epi64x(2 * (o1 - 4 - o)));
+                        o = o1 - 4;
+                    }
+                    code = _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)(ib + (o - o0))), base);
+                    m00 = _mm256_cmpeq_epi64(code, zero);
+                    m01 = _mm256_cmpeq_epi64(code, one);
+                    m10 = _mm256_cmpeq_epi64(code, wv);
+                    m11 = _mm256_cmpeq_epi64(code, w1v);
+                    badv = _mm256_or_si256(badv, _mm256_cmpeq_epi64(
+                        _mm256_or_si256(_mm256_or_si256(m00, m01), _mm256_or_si256(m10, m11)), zero));
+                    FC_SFX(k2_store4)(gyrow + o, m00, m01, m10, m11, r0 + 2 * o, r1 + 2 * o);
+                    base = _mm256_add_epi64(base, _mm256_set1_epi64x(8));
+                }
+                bad = !_mm256_testz_si256(badv, badv);
+            }
+            for (; o < o1; o++) {
+                const int64_t code = ib[o - o0] - (2 * oh * W + 2 * o);
+                const FC_T g = gyrow[o];
+                bad |= !((code == 0) | (code == 1) | (code == W) | (code == W + 1));
+                r0[2 * o] = code == 0 ? g : (FC_T)0;
+                r0[2 * o + 1] = code == 1 ? g : (FC_T)0;
+                r1[2 * o] = code == W ? g : (FC_T)0;
+                r1[2 * o + 1] = code == W + 1 ? g : (FC_T)0;
+            }
+            if (bad) return 1;
+        }
+        if (hi < wo) {                        /* windows cut by the right edge */
+            if (ind) {
+                if (FC_SFX(scatter_checked)(s, gyrow, ind + oh * wo, gx, oh, hi, wo, 2, 2, 0)) return 1;
+            } else {
+                FC_SFX(argmax_block)(s, x, oh, hi, wo, 0, hi, ibuf, 2, 2, 0);
+                for (o = hi; o < wo; o++)
+                    if (ibuf[o - hi] >= 0) gx[ibuf[o - hi]] += gyrow[o];
+            }
+        }
+    }
+    return 0;
+}
+
+static FC_INLINE int FC_SFX(max_backward_plane)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind,
+                                                const FC_T *x, FC_T *gx, const int K, const int S, const int P) {
+    const int64_t wo = s->w_out;
+    int64_t oh, lo, hi;
+    FC_SFX(lane_valid)(s, K, S, P, &lo, &hi);
+    memset(gx, 0, (size_t)(s->h_in * s->w_in) * sizeof(FC_T));
+    for (oh = 0; oh < s->h_out; oh++) {
+        const FC_T *gyrow = gy + oh * wo;
+        if (ind) {
+            const int64_t *irow = ind + oh * wo, ih0 = oh * S - P;
+            const int r_lo = ih0 < 0 ? (int)-ih0 : 0;
+            const int r_hi = (int)FC_MIN((int64_t)K, s->h_in - ih0);
+            int64_t o;
+            if (r_lo >= r_hi || lo >= hi) {
+                if (FC_SFX(scatter_checked)(s, gyrow, irow, gx, oh, 0, wo, K, S, P)) return 1;
+                continue;
+            }
+            /* borders checked one by one, the lane-valid run checked as a
+             * vector first; scattered in output order either way */
+            if (FC_SFX(scatter_checked)(s, gyrow, irow, gx, oh, 0, lo, K, S, P)) return 1;
+            if (!idx_row_ok(irow, lo, hi, ih0, s->w_in, K, S, P, r_lo, r_hi)) return 1;
+            for (o = lo; o < hi; o++) gx[irow[o]] += gyrow[o];
+            if (FC_SFX(scatter_checked)(s, gyrow, irow, gx, oh, hi, wo, K, S, P)) return 1;
+        } else {
+            int64_t ibuf[FC_POOL_BLK], o0, o;
+            for (o0 = 0; o0 < wo; o0 += FC_POOL_BLK) {
+                const int64_t o1 = FC_MIN(o0 + FC_POOL_BLK, wo);
+                FC_SFX(argmax_block)(s, x, oh, o0, o1, lo, hi, ibuf, K, S, P);
+                for (o = o0; o < o1; o++)
+                    if (ibuf[o - o0] >= 0) gx[ibuf[o - o0]] += gyrow[o];
+            }
+        }
+    }
+    return 0;
+}
+
+fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s, const FC_T *gy,
+                                          const int64_t *indices, const FC_T *x, FC_T *gx) {
+    const int kind = FC_SFX(fast_kind)(s);
+    const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
+    int64_t p;
+    int bad = 0;
+    if (!kind || hw_out == 0) return FC_NOT_HANDLED;
+#pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
+    {
+        fc_fpmode fm = fc_fpmode_enter();   /* gradient sums */
+#pragma omp for schedule(static)
+        for (p = 0; p < planes; p++) {
+            const FC_T *gp = gy + p * hw_out, *xp = indices ? NULL : x + p * hw_in;
+            const int64_t *ip = indices ? indices + p * hw_out : NULL;
+            FC_T *gxp = gx + p * hw_in;
+            int r;
+            if (kind == 1) r = FC_SFX(max_backward_k2_plane)(s, gp, ip, xp, gxp);
+            else if (kind == 2) r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 3, 2, 1);
+            else r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 3, 1, 1);
+            if (r) {
+#pragma omp atomic write
+                bad = 1;
+            }
+        }
+        fc_fpmode_leave(fm);
+    }
+    return bad ? FC_ERR_INDEX : FC_OK;
+}
+
+/* ---- avg backward -------------------------------------------------------
+ * Gather form: for a run of input columns [A, B) of each touched row, the
+ * vector code adds, per position, the contributions of every output whose
+ * window covers it (all lane-valid, so sharing one divisor), in output
+ * order; every other (output, position) pair is scattered by scalar code.
+ * Each position's sum is therefore formed in the same order as the
+ * generic kernel's scatter. */
+static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const FC_T *gy, FC_T *gx,
+                                                 const int K, const int S, const int P) {
+    const int64_t W = s->w_in, wo = s->w_out;
+    int64_t oh, lo, hi;
+    FC_SFX(lane_valid)(s, K, S, P, &lo, &hi);
+    memset(gx, 0, (size_t)(s->h_in * W) * sizeof(FC_T));
+    for (oh = 0; oh < s->h_out; oh++) {
+        const FC_T *gyrow = gy + oh * wo;
+        const int64_t ih0 = oh * S - P;
+        const int r_lo = ih0 < 0 ? (int)-ih0 : 0;
+        const int r_hi = (int)FC_MIN((int64_t)K, s->h_in - ih0);
+        int64_t A = 0, B = 0, o, h0, h1, w0, w1;
+        int r;
+        if (r_lo >= r_hi) continue;
+        if (hi > lo) {
+            const VT vdiv = VSET1((FC_T)fc_pool_avg_window(s, oh, lo, &h0, &h1, &w0, &w1));
+            if (K == 2 && S == 2 && P == 0) {
+                /* positions 2o, 2o+1 come from output o alone */
+                int64_t done = lo;
+                for (o = lo; hi - lo >= VL; o += VL) {
+                    VT g, e0, e1;
+                    if (o + VL > hi) {
+                        if (o >= hi) break;
+                        o = hi - VL;              /* last block overlaps: mask done lanes */
+                    }
+                    g = VDIV(VLOAD(gyrow + o), vdiv);
+                    g = VAND(g, VLANES_GE(o, done));
+                    VINTERLEAVE(g, g, e0, e1);
+                    for (r = r_lo; r < r_hi; r++) {
+                        FC_T *row = gx + (ih0 + r) * W + 2 * o;
+                        VSTORE(row, VADD(VLOAD(row), e0));
+                        VSTORE(row + VL, VADD(VLOAD(row + VL), e1));
+                    }
+                    done = o + VL;
+                }
+                A = 2 * lo; B = 2 * done;
+            } else if (K == 3 && S == 2 && P == 1) {
+                /* position 2o from output o; 2o+1 from o, then o+1 */
+                int64_t done = lo;
+                for (o = lo; hi - 1 - lo >= VL; o += VL) {
+                    VT g, g1, keep, e0, e1;
+                    if (o + VL + 1 > hi) {
+                        if (o + 1 >= hi) break;
+                        o = hi - 1 - VL;
+                    }
+                    keep = VLANES_GE(o, done);
+                    g = VDIV(VLOAD(gyrow + o), vdiv);
+                    g1 = VDIV(VLOAD(gyrow + o + 1), vdiv);
+                    VINTERLEAVE(VAND(g, keep), VAND(VADD(g, g1), keep), e0, e1);
+                    for (r = r_lo; r < r_hi; r++) {
+                        FC_T *row = gx + (ih0 + r) * W + 2 * o;
+                        VSTORE(row, VADD(VLOAD(row), e0));
+                        VSTORE(row + VL, VADD(VLOAD(row + VL), e1));
+                    }
+                    done = o + VL;
+                }
+                A = 2 * lo; B = 2 * done;
+            } else {
+                /* K == 3, S == 1, P == 1: position q from outputs q-1, q, q+1 */
+                int64_t q, done = lo + 1;
+                for (q = lo + 1; hi - 2 - lo >= VL; q += VL) {
+                    VT t;
+                    if (q + VL + 1 > hi) {
+                        if (q + 1 >= hi) break;
+                        q = hi - 1 - VL;
+                    }
+                    t = VDIV(VLOAD(gyrow + q - 1), vdiv);
+                    t = VADD(t, VDIV(VLOAD(gyrow + q), vdiv));
+                    t = VADD(t, VDIV(VLOAD(gyrow + q + 1), vdiv));
+                    t = VAND(t, VLANES_GE(q, done));
+                    for (r = r_lo; r < r_hi; r++) {
+                        FC_T *row = gx + (ih0 + r) * W + q;
+                        VSTORE(row, VADD(VLOAD(row), t));
+                    }
+                    done = q + VL;
+                }
+                A = lo + 1; B = done;
+            }
+        }
+        /* the rest, scattered in output order, skipping positions in [A, B):
+         * only outputs [0, oL) and [oR, wo) have taps outside it */
+        {
+            const int64_t oL = FC_MIN(wo, (A + P + S - 1) / S);
+            const int64_t oR = FC_MAX(oL, B - K + P >= 0 ? (B - K + P) / S + 1 : 0);
+            for (o = 0; o < wo; o++) {
+            int64_t ih, iw, div;
+            FC_T g;
+            if (o == oL && oR > o) o = oR;
+            if (o >= wo) break;
+            div = fc_pool_avg_window(s, oh, o, &h0, &h1, &w0, &w1);
+            if (h0 >= h1 || w0 >= w1) continue;
+            g = gyrow[o] / (FC_T)div;
+            for (ih = h0; ih < h1; ih++)
+                for (iw = w0; iw < w1; iw++)
+                    if (iw < A || iw >= B) gx[ih * W + iw] += g;
+            }
+        }
+    }
+}
+
+fc_status FC_SFXA(fc_avg_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s, const FC_T *gy, FC_T *gx) {
+    const int kind = FC_SFX(fast_kind)(s);
+    const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
+    int64_t p;
+    if (!kind || hw_out == 0) return FC_NOT_HANDLED;
+#pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
+    {
+        fc_fpmode fm = fc_fpmode_enter();
+#pragma omp for schedule(static)
+        for (p = 0; p < planes; p++) {
+            const FC_T *gp = gy + p * hw_out;
+            FC_T *gxp = gx + p * hw_in;
+            if (kind == 1) FC_SFX(avg_backward_plane)(s, gp, gxp, 2, 2, 0);
+            else if (kind == 2) FC_SFX(avg_backward_plane)(s, gp, gxp, 3, 2, 1);
+            else FC_SFX(avg_backward_plane)(s, gp, gxp, 3, 1, 1);
+        }
+        fc_fpmode_leave(fm);
+    }
+    return FC_OK;
+}
