@@ -46,25 +46,8 @@ from torch import nn
 from torch.autograd import forward_ad as _fwad
 from torch.autograd.function import once_differentiable
 
-try:
-    from fastconv import conv as _conv
-    from fastconv import pool as _pool
-except ImportError:  # PROTOTYPE until conv/pool land in main: reference, cast back
-    import types as _types
-    from fastconv import reference as _ref
-
-    def _cast(fn):
-        def wrapped(*a, **k):
-            k.pop("algo", None)
-            out = fn(*a, **k)
-            dt = a[0].dtype
-            if isinstance(out, tuple):
-                return tuple(None if o is None else (o if o.dtype == np.int64 else o.astype(dt)) for o in out)
-            return out.astype(dt)
-        return wrapped
-    _conv = _pool = _types.SimpleNamespace(**{n: _cast(getattr(_ref, n)) for n in (
-        "conv2d", "conv2d_backward", "conv_transpose2d", "max_pool2d", "max_pool2d_backward",
-        "avg_pool2d", "avg_pool2d_backward")})
+from fastconv import conv as _conv
+from fastconv import pool as _pool
 
 __all__ = [
     "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "patch", "unpatch",
