@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from . import _args, _kernels
+from . import _args, _blas_threads, _kernels
 from . import profile as _profile
 
 __all__ = ["conv2d", "conv2d_backward", "conv_transpose2d", "compose", "algorithms"]
@@ -112,6 +112,9 @@ def _choose_algo(algo, op, dilation):
 def _call(algo, fn, *args):
     """Call a kernel; re-word the kernel's "cannot serve" to name the algorithm."""
     try:
+        if algo == "im2col":  # OpenMP threads each call the BLAS: keep it single-threaded
+            with _blas_threads.single_threaded():
+                return fn(*args)
         return fn(*args)
     except ValueError as e:
         if "cannot serve" in str(e):

@@ -13,7 +13,11 @@ from fastconv import _kernels, config
 def _run(code, **env):
     e = dict(os.environ)
     e.update(env)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e)
+    # Run from the directory holding the imported fastconv: `python -c` puts the
+    # cwd first on sys.path, and from the repository root that would be the
+    # source tree (no compiled extension) instead of the installed package.
+    cwd = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e, cwd=cwd)
     return out
 
 
