@@ -415,6 +415,14 @@ def test_fallback_rejected_arguments_gives_torch_error():
             fct.conv2d(_rand(1, 4, 8, 8), _rand(4, 4, 3, 3, dtype=torch.float64))  # mixed dtypes
 
 
+def test_fallback_jit_trace():
+    plain, fast = _pair_modules(nn.Conv2d, 3, 4, 3)
+    x = _rand(1, 3, 6, 6)
+    with pytest.warns(fct.FallbackWarning, match="TorchScript tracing"):
+        traced = torch.jit.trace(fast, x)
+    _close(traced(x), plain(x))
+
+
 def test_fallback_torch_func_and_forward_ad():
     plain, fast = _pair_modules(nn.Conv2d, 3, 4, 3)
     x = _rand(5, 2, 3, 6, 6)
