@@ -88,7 +88,7 @@ static inline void k2_store4_f64(const double *g, __m256i m00, __m256i m01, __m2
 #define VZERO _mm256_setzero_ps
 #define VMAX _mm256_max_ps
 #define VADD _mm256_add_ps
-#define VDIV _mm256_div_ps
+#define VMUL _mm256_mul_ps
 #define VOR _mm256_or_ps
 #define VBLEND _mm256_blendv_ps
 #define VGT(a, b) _mm256_cmp_ps((a), (b), _CMP_GT_OQ)
@@ -139,7 +139,7 @@ static inline float scalar_max_f32(float m, float v, int *take) {
 #undef VZERO
 #undef VMAX
 #undef VADD
-#undef VDIV
+#undef VMUL
 #undef VOR
 #undef VBLEND
 #undef VGT
@@ -166,7 +166,7 @@ static inline float scalar_max_f32(float m, float v, int *take) {
 #define VZERO _mm256_setzero_pd
 #define VMAX _mm256_max_pd
 #define VADD _mm256_add_pd
-#define VDIV _mm256_div_pd
+#define VMUL _mm256_mul_pd
 #define VOR _mm256_or_pd
 #define VBLEND _mm256_blendv_pd
 #define VGT(a, b) _mm256_cmp_pd((a), (b), _CMP_GT_OQ)

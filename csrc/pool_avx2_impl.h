@@ -112,7 +112,7 @@ static FC_INLINE int64_t FC_SFX(avg_row)(const fc_pool_shape *s, const FC_T *x, 
     {
     /* every lane-valid output of this row has the same divisor */
     div = fc_pool_avg_window(s, oh, ow, &h0, &h1, &w0, &w1);
-    vdiv = VSET1((FC_T)div);
+    vdiv = VSET1((FC_T)1 / (FC_T)div);   /* reciprocal: multiply, not divide */
     const int64_t ow_start = ow;
     for (;; ow += VL) {
         int var, r, c;
@@ -128,7 +128,7 @@ static FC_INLINE int64_t FC_SFX(avg_row)(const fc_pool_shape *s, const FC_T *x, 
             for (c = 0; c < K; c++) sum = VADD(sum, TAP(row, c, S, var == 2));
         }
         if (S == 2) sum = VFIX(sum);
-        VSTORE(yrow + ow, VDIV(sum, vdiv));
+        VSTORE(yrow + ow, VMUL(sum, vdiv));
     }
     for (; ow < ow_hi; ow++) {
         FC_T sum = 0;
@@ -137,7 +137,7 @@ static FC_INLINE int64_t FC_SFX(avg_row)(const fc_pool_shape *s, const FC_T *x, 
             const FC_T *row = x + (ih0 + r) * W + ow * S - P;
             for (c = 0; c < K; c++) sum += row[c];
         }
-        yrow[ow] = sum / (FC_T)div;
+        yrow[ow] = sum * ((FC_T)1 / (FC_T)div);
     }
     }
     return ow;
@@ -157,15 +157,43 @@ static FC_INLINE void FC_SFX(max_plane)(const fc_pool_shape *s, const FC_T *x, F
     }
 }
 
+/* Border outputs [o0, o1) of row oh with a fixed K: taps outside the input
+ * are read clamped and replaced by 0 (x + 0 == x exactly, and the sum
+ * starts at +0), so the sum equals the generic kernel's without its
+ * data-dependent loop bounds, which mispredict. */
+static FC_INLINE void FC_SFX(avg_border)(const fc_pool_shape *s, const FC_T *x, FC_T *yrow, int64_t oh,
+                                         int64_t o0, int64_t o1, const int K, const int S, const int P) {
+    const int64_t W = s->w_in, H = s->h_in, ih0 = oh * S - P;
+    int64_t o, h0, h1, w0, w1;
+    for (o = o0; o < o1; o++) {
+        const int64_t iw0 = o * S - P;
+        const int64_t div = fc_pool_avg_window(s, oh, o, &h0, &h1, &w0, &w1);
+        FC_T sum = 0;
+        int r, c;
+        if (h0 >= h1 || w0 >= w1) { yrow[o] = 0; continue; }
+        for (r = 0; r < K; r++) {
+            const int64_t ih = ih0 + r;
+            const int rv = ih >= 0 && ih < H;
+            const FC_T *row = x + FC_MIN(FC_MAX(ih, 0), H - 1) * W;
+            for (c = 0; c < K; c++) {
+                const int64_t iw = iw0 + c;
+                const FC_T v = row[FC_MIN(FC_MAX(iw, 0), W - 1)];
+                sum += (rv & (iw >= 0) & (iw < W)) ? v : (FC_T)0;
+            }
+        }
+        yrow[o] = sum * ((FC_T)1 / (FC_T)div);
+    }
+}
+
 static FC_INLINE void FC_SFX(avg_plane)(const fc_pool_shape *s, const FC_T *x, FC_T *y,
                                         const int K, const int S, const int P) {
     int64_t lo, hi, oh, wo = s->w_out;
     FC_SFX(lane_valid)(s, K, S, P, &lo, &hi);
     for (oh = 0; oh < s->h_out; oh++) {
         int64_t ow;
-        FC_SFX(fc_pool_avg_rect)(s, x, y, oh, oh + 1, 0, lo);
+        FC_SFX(avg_border)(s, x, y + oh * wo, oh, 0, FC_MIN(lo, wo), K, S, P);
         ow = FC_SFX(avg_row)(s, x, y + oh * wo, oh, lo, hi, K, S, P);
-        FC_SFX(fc_pool_avg_rect)(s, x, y, oh, oh + 1, ow, wo);
+        FC_SFX(avg_border)(s, x, y + oh * wo, oh, ow, wo, K, S, P);
     }
 }
 
@@ -412,7 +440,8 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
     if (!kind || hw_out == 0) return FC_NOT_HANDLED;
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
     {
-        fc_fpmode fm = fc_fpmode_enter();   /* gradient sums */
+        /* No FTZ/DAZ: the argmax recomputed from x must compare subnormals
+         * exactly as the forward pass (and PyTorch) did. */
 #pragma omp for schedule(static)
         for (p = 0; p < planes; p++) {
             const FC_T *gp = gy + p * hw_out, *xp = indices ? NULL : x + p * hw_in;
@@ -427,7 +456,6 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
                 bad = 1;
             }
         }
-        fc_fpmode_leave(fm);
     }
     return bad ? FC_ERR_INDEX : FC_OK;
 }
@@ -454,7 +482,7 @@ static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const F
         int r;
         if (r_lo >= r_hi) continue;
         if (hi > lo) {
-            const VT vdiv = VSET1((FC_T)fc_pool_avg_window(s, oh, lo, &h0, &h1, &w0, &w1));
+            const VT vdiv = VSET1((FC_T)1 / (FC_T)fc_pool_avg_window(s, oh, lo, &h0, &h1, &w0, &w1));
             if (K == 2 && S == 2 && P == 0) {
                 /* positions 2o, 2o+1 come from output o alone */
                 int64_t done = lo;
@@ -464,7 +492,7 @@ static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const F
                         if (o >= hi) break;
                         o = hi - VL;              /* last block overlaps: mask done lanes */
                     }
-                    g = VDIV(VLOAD(gyrow + o), vdiv);
+                    g = VMUL(VLOAD(gyrow + o), vdiv);
                     g = VAND(g, VLANES_GE(o, done));
                     VINTERLEAVE(g, g, e0, e1);
                     for (r = r_lo; r < r_hi; r++) {
@@ -485,8 +513,8 @@ static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const F
                         o = hi - 1 - VL;
                     }
                     keep = VLANES_GE(o, done);
-                    g = VDIV(VLOAD(gyrow + o), vdiv);
-                    g1 = VDIV(VLOAD(gyrow + o + 1), vdiv);
+                    g = VMUL(VLOAD(gyrow + o), vdiv);
+                    g1 = VMUL(VLOAD(gyrow + o + 1), vdiv);
                     VINTERLEAVE(VAND(g, keep), VAND(VADD(g, g1), keep), e0, e1);
                     for (r = r_lo; r < r_hi; r++) {
                         FC_T *row = gx + (ih0 + r) * W + 2 * o;
@@ -505,9 +533,9 @@ static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const F
                         if (q + 1 >= hi) break;
                         q = hi - 1 - VL;
                     }
-                    t = VDIV(VLOAD(gyrow + q - 1), vdiv);
-                    t = VADD(t, VDIV(VLOAD(gyrow + q), vdiv));
-                    t = VADD(t, VDIV(VLOAD(gyrow + q + 1), vdiv));
+                    t = VMUL(VLOAD(gyrow + q - 1), vdiv);
+                    t = VADD(t, VMUL(VLOAD(gyrow + q), vdiv));
+                    t = VADD(t, VMUL(VLOAD(gyrow + q + 1), vdiv));
                     t = VAND(t, VLANES_GE(q, done));
                     for (r = r_lo; r < r_hi; r++) {
                         FC_T *row = gx + (ih0 + r) * W + q;
@@ -530,7 +558,7 @@ static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const F
             if (o >= wo) break;
             div = fc_pool_avg_window(s, oh, o, &h0, &h1, &w0, &w1);
             if (h0 >= h1 || w0 >= w1) continue;
-            g = gyrow[o] / (FC_T)div;
+            g = gyrow[o] * ((FC_T)1 / (FC_T)div);
             for (ih = h0; ih < h1; ih++)
                 for (iw = w0; iw < w1; iw++)
                     if (iw < A || iw >= B) gx[ih * W + iw] += g;

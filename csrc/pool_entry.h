@@ -57,7 +57,8 @@ fc_status FC_SFX(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s
 #endif
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
     {
-        fc_fpmode fm = fc_fpmode_enter();   /* gradient sums */
+        /* No FTZ/DAZ: the argmax recomputed from x must compare subnormals
+         * exactly as the forward pass (and PyTorch) did. */
 #pragma omp for schedule(static)
         for (p = 0; p < planes; p++) {
             if (FC_SFX(fc_pool_max_backward_plane)(s, gy + p * hw_out, indices ? indices + p * hw_out : NULL,
@@ -66,7 +67,6 @@ fc_status FC_SFX(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s
                 bad = 1;
             }
         }
-        fc_fpmode_leave(fm);
     }
     return bad ? FC_ERR_INDEX : FC_OK;
 }

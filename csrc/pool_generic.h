@@ -81,16 +81,20 @@ static inline FC_T FC_SFX(fc_pool_max_one)(const fc_pool_shape *s, const FC_T *x
     for (ih = hlo; ih < hhi; ih += s->dil_h) {
         const FC_T *row = x + ih * s->w_in;
         for (iw = wlo; iw < whi; iw += s->dil_w) {
+            /* branch-free select: on random data a branch mispredicts */
             FC_T v = row[iw];
-            if (v > m || v != v) { m = v; best = ih * s->w_in + iw; }
+            int take = (v > m) | (v != v);
+            m = take ? v : m;
+            best = take ? ih * s->w_in + iw : best;
         }
     }
     *index = best;
     return m;
 }
 
-/* One avg-pool output: sum in window order, divided (not multiplied by a
- * reciprocal) like PyTorch. */
+/* One avg-pool output: sum in window order times the reciprocal of the
+ * divisor (the cost model's convention; PyTorch divides, which can differ
+ * in the last bit). */
 static inline FC_T FC_SFX(fc_pool_avg_one)(const fc_pool_shape *s, const FC_T *x, int64_t oh, int64_t ow) {
     int64_t h0, h1, w0, w1, ih, iw;
     int64_t div = fc_pool_avg_window(s, oh, ow, &h0, &h1, &w0, &w1);
@@ -98,7 +102,7 @@ static inline FC_T FC_SFX(fc_pool_avg_one)(const fc_pool_shape *s, const FC_T *x
     if (h0 >= h1 || w0 >= w1) return 0;
     for (ih = h0; ih < h1; ih++)
         for (iw = w0; iw < w1; iw++) sum += x[ih * s->w_in + iw];
-    return sum / (FC_T)div;
+    return sum * ((FC_T)1 / (FC_T)div);
 }
 
 /* Generic planes.  Each handles output rows [oh0, oh1) (so SIMD kernels can
@@ -160,7 +164,7 @@ static inline void FC_SFX(fc_pool_avg_backward_plane)(const fc_pool_shape *s, co
             int64_t div = fc_pool_avg_window(s, oh, ow, &h0, &h1, &w0, &w1);
             FC_T g;
             if (h0 >= h1 || w0 >= w1) continue;
-            g = gy[oh * s->w_out + ow] / (FC_T)div;
+            g = gy[oh * s->w_out + ow] * ((FC_T)1 / (FC_T)div);
             for (ih = h0; ih < h1; ih++)
                 for (iw = w0; iw < w1; iw++) gx[ih * s->w_in + iw] += g;
         }

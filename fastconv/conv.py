@@ -5,12 +5,16 @@ Each public function validates and normalises its arguments (through
 ``_args``), computes PyTorch's output shape, picks an algorithm, allocates
 the output and makes one call per result into the C kernels (GIL released).
 """
+import importlib
 import time
 
 import numpy as np
 
 from . import _args, _blas_threads, _kernels
-from . import profile as _profile
+
+# The module, not the function ``fastconv.profile`` re-exported under the same
+# name (``from . import profile`` would pick the function once __init__ ran).
+_profile = importlib.import_module(__package__ + ".profile")
 
 __all__ = ["conv2d", "conv2d_backward", "conv_transpose2d", "compose", "algorithms"]
 
@@ -48,14 +52,14 @@ def _probe(algo, op):
         w = np.zeros(16)
         y = np.zeros(2 * (6 - dil) ** 2)
         try:
-            if op in ("conv2d", "conv2d_backward"):
+            with _blas_threads.single_threaded():
                 if op == "conv2d":
                     _kernels.conv2d(x, w, None, y, shape, code)
-                else:
+                elif op == "conv2d_backward":
                     _kernels.conv2d_grad_input(y, w, x, shape, code)
                     _kernels.conv2d_grad_weight(y, x, w, shape, code)
-            else:  # conv_transpose2d
-                _kernels.conv2d_grad_input(y, w, x, shape, code)
+                else:  # conv_transpose2d
+                    _kernels.conv2d_grad_input(y, w, x, shape, code)
             ok = True
         except (ValueError, MemoryError):
             ok = False
@@ -91,7 +95,10 @@ def algorithms(op):
 
 
 def _choose_algo(algo, op, dilation):
-    """The concrete algorithm name for ``algo=`` (``"auto"`` resolved)."""
+    """The concrete algorithm name for ``algo=`` (``"auto"`` resolved).
+
+    ``dilation`` is for the ``"auto"`` heuristic; today ``"auto"`` is ``"direct"``.
+    """
     if not isinstance(algo, str):
         raise TypeError(f"algo must be a string, got {algo!r} ({type(algo).__name__})")
     if algo == "auto":
@@ -103,19 +110,21 @@ def _choose_algo(algo, op, dilation):
             "its kernels are not implemented in this build"
         raise ValueError(f"algo={algo!r} is not available for {op}: {why}; "
                          f"available: {algorithms(op)}")
-    if algo == "dilated" and dilation == (1, 1):
-        raise ValueError("algo='dilated' cannot serve dilation=(1, 1): it decomposes a dilated "
-                         "convolution; use 'direct' or 'im2col'")
     return algo
 
 
 def _call(algo, fn, *args):
-    """Call a kernel; re-word the kernel's "cannot serve" to name the algorithm."""
+    """Call a kernel; re-word the kernel's "cannot serve" to name the algorithm.
+
+    The GEMM-based algorithms call the BLAS from fastconv's own OpenMP
+    threads, so the BLAS is held to one thread during the call (no
+    oversubscription; fastconv's thread count governs).
+    """
     try:
-        if algo == "im2col":  # OpenMP threads each call the BLAS: keep it single-threaded
-            with _blas_threads.single_threaded():
-                return fn(*args)
-        return fn(*args)
+        if algo == "direct":
+            return fn(*args)
+        with _blas_threads.single_threaded():
+            return fn(*args)
     except ValueError as e:
         if "cannot serve" in str(e):
             raise ValueError(f"algo={algo!r} cannot serve this configuration ({e})") from None

@@ -9,7 +9,10 @@ import time
 import numpy as np
 
 from . import _kernels
-from . import profile as _profile
+import importlib
+
+# The module, not the function fastconv.profile re-exported under the same name.
+_profile = importlib.import_module(__package__ + ".profile")
 from ._args import MAX_DIM, SUPPORTED_DTYPES, as_array, as_int, flat, pair
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
@@ -273,8 +276,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     Returns
     -------
     y : ndarray, shape (N, C, H_out, W_out) (or 3-D), dtype of `x`
-        Window sums (in window order, in the input dtype) divided by the
-        divisor.
+        Window sums (in window order, in the input dtype) times the
+        reciprocal of the divisor (PyTorch divides; results can differ in
+        the last bit).
 
     Raises
     ------
@@ -318,7 +322,7 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
     Returns
     -------
     grad_x : ndarray, shape `input_shape`
-        Every output gradient divided by its window's divisor and added to
+        Every output gradient times the reciprocal of its window's divisor, added to
         each input element of the window.
 
     Raises

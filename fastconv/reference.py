@@ -267,9 +267,14 @@ def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, dilati
     gx = np.zeros((n, c, h * wd))
     flat_idx = np.asarray(indices).reshape(n, c, -1)
     flat_gy = gy.reshape(n, c, -1)
-    # A window lying wholly in the padding has no input to send its
-    # gradient to; its index is past the plane (see _max_pool_argmax).
-    inside = (flat_idx >= 0) & (flat_idx < h * wd)
+    # A window lying wholly in the padding (possible with dilation) holds no
+    # input element: its output is a constant -inf and its gradient goes
+    # nowhere, whatever placeholder index it carries.
+    kh, kw, sh, sw, ph, pw, dh, dw = _pool_params(kernel_size, stride, padding, dilation)
+    ho, wo = gy.shape[2], gy.shape[3]
+    rows_ok = np.array([any(0 <= i * sh - ph + a * dh < h for a in range(kh)) for i in range(ho)], bool)
+    cols_ok = np.array([any(0 <= j * sw - pw + b * dw < wd for b in range(kw)) for j in range(wo)], bool)
+    inside = np.broadcast_to((rows_ok[:, None] & cols_ok[None, :]).reshape(-1), flat_idx.shape)
     for b in range(n):
         for ch in range(c):
             keep = inside[b, ch]

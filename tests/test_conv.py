@@ -222,3 +222,12 @@ def test_add_channel_bias_kernel(dtype, threads):
     _kernels.add_channel_bias(y.reshape(-1), b, 3, 5, 63)
     np.testing.assert_array_equal(y, want)
     _kernels.add_channel_bias(np.zeros(0, dtype), np.zeros(0, dtype), 3, 0, 63)  # empty: no-op
+
+
+def test_profile_hook_is_the_module_whatever_the_import_order():
+    """fastconv.profile is re-exported as a function; conv must still hold the module."""
+    import importlib
+    import types
+    mod = importlib.reload(conv)
+    assert isinstance(mod._profile, types.ModuleType)
+    assert hasattr(mod._profile, "_active")

@@ -63,9 +63,6 @@ def test_unavailable_algorithms_are_value_errors():
             continue
         with pytest.raises(ValueError, match=f"algo='{algo}' is not available for conv2d"):
             conv.conv2d(X(), W(), algo=algo)
-    if "dilated" in conv.algorithms("conv2d"):
-        with pytest.raises(ValueError, match=r"algo='dilated' cannot serve dilation=\(1, 1\)"):
-            conv.conv2d(X(), W(), algo="dilated")
 
 
 def test_algorithms_unknown_op():

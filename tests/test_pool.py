@@ -219,6 +219,8 @@ def test_max_pool2d_empty_window_matches_torch(isa):
     g = np.ones_like(y)
     np.testing.assert_array_equal(max_pool2d_backward(g, x, 2, 1, 1, 3), np.zeros_like(x))
     np.testing.assert_array_equal(max_pool2d_backward(g, x, 2, 1, 1, 3, indices=ind), np.zeros_like(x))
+    np.testing.assert_array_equal(reference.max_pool2d_backward(g, x, 2, 1, 1, 3), np.zeros_like(x))
+    np.testing.assert_array_equal(reference.max_pool2d_backward(g, x, 2, 1, 1, 3, indices=ind), np.zeros_like(x))
 
 
 # ---------------------------------------------------------------- avg pooling
@@ -474,3 +476,19 @@ def test_profile_records_cost_kwargs(monkeypatch):
     for op, algo, kw, sec, ws in rec.calls:
         if hasattr(cost, op):
             getattr(cost, op)(**kw)
+
+
+@pytest.mark.parametrize("k,s,p", FAST + [(3, 3, 1)])
+def test_max_pool2d_subnormal_inputs(k, s, p, dtype, isa):
+    """Subnormals compare exactly (no DAZ): indices equal the reference's, and
+    the backward pass recomputing the argmax agrees with the saved indices."""
+    tiny = np.finfo(dtype).tiny
+    rng = np.random.default_rng(12)
+    x = (rng.integers(-3, 4, size=(2, 3, 9, 21)) * tiny / 8).astype(dtype)
+    y, ind = max_pool2d(x, k, s, p, return_indices=True)
+    ry, rind = reference.max_pool2d(x, k, s, p, return_indices=True)
+    np.testing.assert_array_equal(ind, rind)
+    np.testing.assert_array_equal(y, ry.astype(dtype))
+    g = rand(rng, y.shape, dtype)
+    np.testing.assert_array_equal(max_pool2d_backward(g, x, k, s, p),
+                                  max_pool2d_backward(g, x, k, s, p, indices=ind))
