@@ -85,6 +85,8 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--size", type=int, default=112, help="input height and width")
     ap.add_argument("--forward-only", action="store_true", help="also time no_grad forward")
+    ap.add_argument("--profile", action="store_true",
+                    help="print fastconv.profile() of one patched forward+backward")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -112,6 +114,11 @@ def main():
         mp, mf = statistics.median(t_plain) * 1e3, statistics.median(t_fast) * 1e3
         print(f"{label:18s}  pytorch {mp:9.1f} ms   fastconv {mf:9.1f} ms   "
               f"ratio fastconv/pytorch {mf / mp:5.2f}   (median of {args.repeat})")
+    if args.profile:
+        from fastconv.profile import profile
+        with profile() as prof:
+            step(fast, x)
+        print(prof)
 
 
 if __name__ == "__main__":
