@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from . import _args, _blas_threads, _kernels
+from . import _args, _auto, _blas_threads, _kernels
 
 # The module, not the function ``fastconv.profile`` re-exported under the same
 # name (``from . import profile`` would pick the function once __init__ ran).
@@ -94,15 +94,17 @@ def algorithms(op):
     return names
 
 
-def _choose_algo(algo, op, dilation):
+def _choose_algo(algo, op, shape):
     """The concrete algorithm name for ``algo=`` (``"auto"`` resolved).
 
-    ``dilation`` is for the ``"auto"`` heuristic; today ``"auto"`` is ``"direct"``.
+    ``shape`` is the C shape tuple of the forward convolution; ``"auto"``
+    hands it to the heuristic in ``fastconv._auto``.
     """
     if not isinstance(algo, str):
         raise TypeError(f"algo must be a string, got {algo!r} ({type(algo).__name__})")
     if algo == "auto":
-        return "direct"
+        from . import config
+        return _auto.choose(op, shape, algorithms(op), config.isa())
     if algo not in _ALGO_CODES:
         raise ValueError(f"algo={algo!r} is unknown; choose from {algorithms(op)}")
     if algo != "direct" and not _probe(algo, op):
@@ -286,7 +288,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="
     wr = _peek(w, "w", dtype=dtype, ndim=4)
     geo = _Conv(xr.shape, wr.shape, stride, padding, dilation, groups)
     geo.check_sizes(dtype.itemsize)
-    algo_used = _choose_algo(algo, "conv2d", geo.dilation)
+    algo_used = _choose_algo(algo, "conv2d", geo.tuple())
     b = _bias(bias, geo.y_shape[1], dtype)
     if out is not None:
         y = _args.check_out(out, geo.y_shape, dtype)
@@ -355,7 +357,7 @@ def conv2d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1, *
         raise ValueError(f"grad_out has shape {gr.shape}, but conv2d of x {geo.x_shape} with w "
                          f"{geo.w_shape} gives {geo.y_shape}")
     want = _needs(needs)
-    algo_used = _choose_algo(algo, "conv2d_backward", geo.dilation)
+    algo_used = _choose_algo(algo, "conv2d_backward", geo.tuple())
     code = _ALGO_CODES[algo_used]
     shape = geo.tuple()
     t0 = time.perf_counter() if _profile._active else 0.0
@@ -442,12 +444,12 @@ def conv_transpose2d(x, w, bias=None, stride=1, padding=0, output_padding=0, gro
     _check_bytes(xr.shape, dtype.itemsize, "input")
     _check_bytes(wr.shape, dtype.itemsize, "weight")
     _check_bytes(y_shape, dtype.itemsize, "output")
-    algo_used = _choose_algo(algo, "conv_transpose2d", dil)
-    b = _bias(bias, c_out, dtype)
-    y = np.empty(y_shape, dtype)
     # The convolution whose input is y: its output is x and its weight w.
     shape = (n, c_out, y_shape[2], y_shape[3], c_in, kh, kw, h, wd, st[0], st[1], pad[0], pad[1],
              dil[0], dil[1], g)
+    algo_used = _choose_algo(algo, "conv_transpose2d", shape)
+    b = _bias(bias, c_out, dtype)
+    y = np.empty(y_shape, dtype)
     t0 = time.perf_counter() if _profile._active else 0.0
     ws = _call(algo_used, _kernels.conv2d_grad_input, _args.flat(_args.as_array(xr, "x")),
                _args.flat(_args.as_array(wr, "w")), _args.flat(y), shape, _ALGO_CODES[algo_used])

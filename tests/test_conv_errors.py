@@ -63,6 +63,10 @@ def test_unavailable_algorithms_are_value_errors():
             continue
         with pytest.raises(ValueError, match=f"algo='{algo}' is not available for conv2d"):
             conv.conv2d(X(), W(), algo=algo)
+    if "dilated" in conv.algorithms("conv2d"):
+        # the space-to-batch decomposition serves every stride/dilation, dilation 1 included
+        np.testing.assert_allclose(conv.conv2d(X(), W(), algo="dilated"),
+                                   conv.conv2d(X(), W(), algo="direct"), rtol=1e-12, atol=1e-12)
 
 
 def test_algorithms_unknown_op():
