@@ -1,12 +1,12 @@
 """``algo="auto"``: pick a convolution algorithm from the layer's geometry.
 
-A cost-model heuristic fitted to measurements on AVX2 machines
-(``fastconv bench``): GEMM-based algorithms win when both channel counts per
-group are large enough to fill a BLAS micro-tile; fastconv's own direct
-kernels win for depthwise, few-channel and first layers, and the AVX2 direct
-forward kernel matches or beats GEMM on dense layers without the im2col copy.
-Dilated layers go to the space-to-batch algorithm, which skips taps that
-only read padding.
+A cost-model heuristic fitted to measurements on an AVX2 machine (1 thread,
+ResNet/VGG/MobileNet layers, see README's performance section): GEMM-based
+algorithms win when both channel counts per group are large enough to fill
+a BLAS micro-tile (im2col forward ran 1.1-2.4x faster than the direct
+kernel on every such layer measured, 1x1 included); fastconv's own direct
+kernels win for depthwise, few-channel and first layers.  Dilated layers go
+to the space-to-batch algorithm, which skips taps that only read padding.
 """
 
 # Both per-group channel counts must reach this for GEMM to pay (measured:
@@ -36,13 +36,4 @@ def choose(op, shape, available, isa):
         return "direct"
     if (dh, dw) != (1, 1) and "dilated" in available:
         return "dilated"
-    if op == "conv2d" and isa == "avx2" and _direct_avx2_wins(kh, kw, sh, sw, cg, og):
-        return "direct"
     return "im2col"
-
-
-def _direct_avx2_wins(kh, kw, sh, sw, cg, og):
-    """Forward layers where the AVX2 direct kernel beats im2col + GEMM."""
-    if kh == 1 and kw == 1 and sh == 1 and sw == 1:
-        return False  # a 1x1 stride-1 im2col is a bare GEMM on x, no copy
-    return True

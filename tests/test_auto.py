@@ -50,6 +50,7 @@ def test_heuristic_choices():
     assert _auto.choose("conv2d", aspp, avail, "avx2") == "dilated"
     assert _auto.choose("conv2d", pw1, avail, "avx2") == "im2col"
     assert _auto.choose("conv2d_backward", res, avail, "avx2") == "im2col"
+    assert _auto.choose("conv2d", res, avail, "avx2") == "im2col"
     assert _auto.choose("conv2d", res, ["auto", "direct"], "avx2") == "direct"
     for op in ("conv2d", "conv2d_backward", "conv_transpose2d"):
         for shape in (dw3, first, res, aspp, pw1):
@@ -67,7 +68,5 @@ def test_auto_reaches_each_algorithm():
             fc.conv2d(rng.uniform(-1, 1, xs), rng.uniform(-1, 1, ws), stride=stride, padding=padding,
                       dilation=dilation, groups=groups)
         used.add(prof.records[0].algo)
-    expected = {"direct", "im2col", "dilated"} & set(fc.algorithms("conv2d"))
-    if fc.config.isa() != "avx2":
-        expected.discard("direct")
+    expected = {"im2col", "dilated"} & set(fc.algorithms("conv2d"))
     assert expected <= used
