@@ -52,6 +52,18 @@ fc_status fc_conv2d_##SFX(fc_context *ctx, const fc_conv_shape *s, int algo, con
     fc_status st = enter(ctx, s, algo, OUT_Y, y, &empty); \
     if (st != FC_OK || empty) return st;                                                           \
     if (s->c_in > 0 && s->h_in > 0 && s->w_in > 0 && (!x || !w)) return FC_ERR_ARG;                \
+    if ((s->h_in == 0 || s->w_in == 0) && algo != FC_ALGO_DILATED) { /* all taps are padding: y = bias (no kernel reads x) */   \
+        const int64_t hw = s->h_out * s->w_out;                                                    \
+        int64_t i, c;                                                                              \
+        for (i = 0; i < s->n; i++)                                                                 \
+            for (c = 0; c < s->c_out; c++) {                                                       \
+                T *yp = y + (i * s->c_out + c) * hw;                                               \
+                const T v = bias ? bias[c] : (T)0;                                                 \
+                int64_t k;                                                                         \
+                for (k = 0; k < hw; k++) yp[k] = v;                                                \
+            }                                                                                      \
+        return FC_OK;                                                                              \
+    }                                                                                              \
     switch (algo) {                                                                                \
     case FC_ALGO_DIRECT:                                                                           \
         if (FC_USE_AVX2(ctx)) {                                                                    \
@@ -95,6 +107,10 @@ fc_status fc_conv2d_grad_weight_##SFX(fc_context *ctx, const fc_conv_shape *s, i
     if (st != FC_OK || empty) return st;                                                           \
     if (s->n > 0 && s->h_out > 0 && s->w_out > 0 && !gy) return FC_ERR_ARG;                        \
     if (s->n > 0 && s->h_in > 0 && s->w_in > 0 && !x) return FC_ERR_ARG;                           \
+    if ((s->h_in == 0 || s->w_in == 0) && algo != FC_ALGO_DILATED) { /* no input element: every product is with padding */     \
+        memset(gw, 0, (size_t)(s->c_out * (s->c_in / s->groups) * s->kh * s->kw) * sizeof(T));     \
+        return FC_OK;                                                                              \
+    }                                                                                              \
     switch (algo) {                                                                                \
     case FC_ALGO_DIRECT:                                                                           \
         if (FC_USE_AVX2(ctx)) return FC_GENERIC_AVX2(fc_conv2d_grad_weight_direct_, SFX)(ctx, s, gy, x, gw); \
