@@ -50,6 +50,9 @@ def _params(op, input_shape, kernel_size, stride, padding, dilation, ceil_mode):
             raise ValueError(f"padding={padding!r}: padding must be at most half the kernel size "
                              f"(kernel_size={kernel_size!r}), as in PyTorch")
     n, c, h, w = input_shape
+    if h < 1 or w < 1:
+        # As PyTorch: only the batch and channel dimensions may be empty.
+        raise ValueError(f"{op}: x has shape {tuple(input_shape)}; its height and width must be >= 1")
     ho = _out_size(h, k[0], s[0], p[0], d[0], bool(ceil_mode))
     wo = _out_size(w, k[1], s[1], p[1], d[1], bool(ceil_mode))
     if ho < 1 or wo < 1:
