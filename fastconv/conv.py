@@ -94,6 +94,21 @@ def algorithms(op):
     return names
 
 
+def _check_extent(shape):
+    """Refuse geometry whose tap coordinates overflow the C kernels' int64 math.
+
+    ``shape`` is the C shape tuple; the kernels compute ``o*stride - pad + t*dil``
+    and ``in + 2*pad``, so both ends must fit (Python ints cannot overflow, C's can).
+    """
+    (n, c_in, h, w, c_out, kh, kw, ho, wo, sh, sw, ph, pw, dh, dw, g) = shape
+    for axis, size, k, out, st, pad, dil in (("height", h, kh, ho, sh, ph, dh),
+                                             ("width", w, kw, wo, sw, pw, dw)):
+        far = max(out - 1, 0) * st + (k - 1) * dil + 1
+        if size + 2 * pad > _INT64_MAX or far > _INT64_MAX:
+            raise ValueError(f"padding={pad}, dilation={dil}, stride={st} along {axis} (input {size}, "
+                             f"kernel {k}): the padded extent overflows 64-bit size arithmetic")
+
+
 def _choose_algo(algo, op, shape):
     """The concrete algorithm name for ``algo=`` (``"auto"`` resolved).
 
@@ -102,6 +117,7 @@ def _choose_algo(algo, op, shape):
     """
     if not isinstance(algo, str):
         raise TypeError(f"algo must be a string, got {algo!r} ({type(algo).__name__})")
+    _check_extent(shape)
     if algo == "auto":
         from . import config
         return _auto.choose(op, shape, algorithms(op), config.isa())
