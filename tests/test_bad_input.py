@@ -680,10 +680,17 @@ def test_valid_indices_from_other_ties_accepted():
 def _runs_quickly(code, timeout=60):
     """Run `code` in a fresh interpreter (a hang must not hang the suite); True when it
     finished in time with exit code 0."""
+    import os
     import subprocess
     import sys
+
+    import fastconv
+    # Run beside the fastconv under test: from the repository root, `python -c`
+    # would import the source tree, which has no compiled extension.
+    cwd = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
     try:
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=timeout, cwd=cwd)
     except subprocess.TimeoutExpired:
         return False, f"still running after {timeout} s"
     return r.returncode == 0, r.stderr[-2000:]
