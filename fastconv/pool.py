@@ -68,6 +68,13 @@ def _flag(v, name):
     raise TypeError(f"{name} must be a bool, got {v!r}")
 
 
+def _early_params(op, x, *args):
+    """Validate pooling parameters on x's shape before as_array may copy x
+    (a huge zero-stride x with a bad kernel must give ValueError, not MemoryError)."""
+    if isinstance(x, np.ndarray) and x.ndim in (3, 4) and x.dtype in SUPPORTED_DTYPES:
+        _params(op, (1,) + x.shape if x.ndim == 3 else x.shape, *args)
+
+
 def _as_input(x, name):
     """(4-D C-contiguous array, was_3d) for an NCHW or CHW input."""
     if isinstance(x, np.ndarray):
@@ -155,6 +162,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     prof = _profile._active
     if prof:
         t0 = time.perf_counter()
+    _early_params("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
     a, was_3d = _as_input(x, "x")
     k, s, p, d, out_shape = _params("max_pool2d", a.shape, kernel_size, stride, padding, dilation, ceil_mode)
     _check_size(out_shape, 8, "output shape")
@@ -219,10 +227,14 @@ def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, dilati
             raise ValueError(f"x must be 4-D (NCHW) or 3-D (CHW), got shape {x.shape}")
         was_3d = x.ndim == 3
         a = x[None] if was_3d else x
-    g = as_array(grad_out, "grad_out", dtype=a.dtype)
     k, s, p, d, out_shape = _params("max_pool2d_backward", a.shape, kernel_size, stride, padding, dilation,
                                     ceil_mode)
     want = out_shape[1:] if was_3d else out_shape
+    if isinstance(grad_out, np.ndarray) and grad_out.shape != tuple(want):
+        # checked before as_array so a huge broadcast grad_out is never copied
+        raise ValueError(f"grad_out has shape {grad_out.shape}, but the pooling of x (shape {x.shape}) "
+                         f"gives {tuple(want)}")
+    g = as_array(grad_out, "grad_out", dtype=a.dtype)
     if g.shape != tuple(want):
         raise ValueError(f"grad_out has shape {g.shape}, but the pooling of x (shape {x.shape}) "
                          f"gives {tuple(want)}")
@@ -292,6 +304,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     prof = _profile._active
     if prof:
         t0 = time.perf_counter()
+    _early_params("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
     a, was_3d = _as_input(x, "x")
     cip, dov = _avg_options(count_include_pad, divisor_override)
     k, s, p, d, out_shape = _params("avg_pool2d", a.shape, kernel_size, stride, padding, 1, ceil_mode)
@@ -344,10 +357,13 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
     was_3d = len(shape) == 3
     shape4 = (1,) + shape if was_3d else shape
     _check_size(shape4, 8, "input_shape")
-    g = as_array(grad_out, "grad_out")
     cip, dov = _avg_options(count_include_pad, divisor_override)
     k, s, p, d, out_shape = _params("avg_pool2d_backward", shape4, kernel_size, stride, padding, 1, ceil_mode)
     want = out_shape[1:] if was_3d else out_shape
+    if isinstance(grad_out, np.ndarray) and grad_out.shape != tuple(want):
+        # checked before as_array so a huge broadcast grad_out is never copied
+        raise ValueError(f"grad_out has shape {grad_out.shape}, but pooling input_shape={shape} gives {tuple(want)}")
+    g = as_array(grad_out, "grad_out")
     if g.shape != tuple(want):
         raise ValueError(f"grad_out has shape {g.shape}, but pooling input_shape={shape} gives {tuple(want)}")
     g = g.reshape(out_shape)
