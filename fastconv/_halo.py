@@ -82,16 +82,17 @@ class Window:
 
     @property
     def src(self):
-        """Range of real inputs read, clipped to ``[0, n_in)``."""
-        return max(0, self.need0), min(self.n_in, self.need1)
+        """Range of real inputs read, clipped to ``[0, n_in]`` (empty if all padding)."""
+        lo = min(max(0, self.need0), self.n_in)
+        return lo, max(min(self.n_in, self.need1), lo)
 
     @property
     def pad_before(self):
-        return max(0, -self.need0)
+        return max(0, min(self.need1, 0) - self.need0)
 
     @property
     def pad_after(self):
-        return max(0, self.need1 - self.n_in)
+        return max(0, self.need1 - max(self.need0, self.n_in))
 
     @property
     def length(self):
@@ -180,6 +181,11 @@ class AxisPlan:
     def nblocks(self):
         return len(self.out) - 1
 
+    @property
+    def depth(self):
+        """``(before, after)`` for ``dask.array.overlap.overlap`` (none with one block)."""
+        return (self.before, self.after) if self.nblocks > 1 else (0, 0)
+
     def halo(self, i):
         """``(before, after)`` halo block `i` receives (none past the true borders)."""
         return (self.before if i > 0 else 0, self.after if i < self.nblocks - 1 else 0)
@@ -197,9 +203,7 @@ class AxisPlan:
             need0 = q0 * st.s - st.lo
             need1 = (q1 - 1) * st.s - st.lo + st.ext if q1 > q0 else need0
             wins.append(Window(q0, q1, need0, need1, n_in))
-            q0, q1 = max(0, need0), min(n_in, need1)
-            if q1 < q0:
-                q1 = q0
+            q0, q1 = Window(q0, q1, need0, need1, n_in).src
         wins.reverse()
         r0, r1 = self.received(i)
         first = wins[0].src if wins else (r0, r1)

@@ -179,18 +179,18 @@ def _build(prog, x):
         if st.rechunked:
             y = y.rechunk(st.in_chunks)
         ph, pw = st.plans
-        depth = {2: (ph.before, ph.after), 3: (pw.before, pw.after)}
+        depth = {2: ph.depth, 3: pw.depth}
         if any(v for pair in depth.values() for v in pair):
             y = da.overlap.overlap(y, depth=depth, boundary="none", allow_rechunk=False)
         y = da.map_blocks(_stage_block, y, layers=st.layers, plans=st.plans,
                           chunks=st.out_chunks, dtype=prog.dtype,
                           meta=np.empty((0, 0, 0, 0), prog.dtype),
-                          name="fastconv-" + "-".join(l.kind for l in st.layers))
+                          token="fastconv-" + "-".join(l.kind for l in st.layers))
     if prog.head is not None:
         y = y.rechunk(prog.head.in_chunks)
         y = da.map_blocks(_head_block, y, fcs=prog.head.fcs, chunks=prog.head.out_chunks,
                           drop_axis=[2, 3], dtype=prog.dtype,
-                          meta=np.empty((0, 0), prog.dtype), name="fastconv-fc")
+                          meta=np.empty((0, 0), prog.dtype), token="fastconv-fc")
     y._fastconv_program = prog
     return y
 
@@ -528,7 +528,11 @@ class ChunkedCost:
     in_memory_flops : int
         FLOPs of the same layers run once on the whole array.
     redundant_flops : int
-        ``flops - in_memory_flops``: the price of the halos.
+        ``flops - in_memory_flops``: the price of the halos (fused stacks
+        recompute intermediate activations near block edges).  It can be
+        negative: blocks compute only the activations the final output
+        reads, while the whole-array run also computes floor-mode leftovers
+        the next layer never reads.
     halo_bytes : int
         Bytes the overlaps copy into blocks from their neighbours (summed
         over blocks and stages).
