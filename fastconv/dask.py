@@ -27,6 +27,19 @@ convolutions (pooling keeps channel chunks).
 
 `cost` reports the chunked computation: total FLOPs including the work
 redone on halos, halo bytes moved, and the peak memory of one task.
+
+Threads: dask runs tasks in parallel and every task calls fastconv, so with
+the threaded scheduler set ``fastconv.set_num_threads(1)`` (or dask's
+``num_workers`` x fastconv's threads <= cores), and hold the BLAS at one
+thread for the whole computation::
+
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1, user_api="blas"):
+        y.compute()
+
+(fastconv's im2col kernels lower the BLAS to one thread per call and
+restore it after; from several threads at once those switches were measured
+to slow concurrent calls by up to 30x.)
 """
 from dataclasses import dataclass, field
 from typing import List, Tuple
@@ -34,7 +47,7 @@ from typing import List, Tuple
 import numpy as np
 import dask.array as da
 
-from . import _args, _blocks, _halo, _layers
+from . import _args, _blas_threads, _blocks, _halo, _layers
 from . import cost as _cost
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "sequential", "cost", "ChunkedCost"]
@@ -159,17 +172,26 @@ def _program(layers, head, shape, chunks, dtype, fuse, rechunk):
 
 # ---------------------------------------------------------------- graphs
 
+# Tasks hold SciPy's BLAS at one thread for their whole run (dask parallelises
+# across tasks), so the im2col calls inside a task do not each lower and
+# restore the BLAS thread count.  Those toggles, from several scheduler threads
+# at once, made concurrent im2col calls up to ~30x slower on the test machine;
+# holding the count at 1 for the whole compute (threadpoolctl, see the module
+# docstring) removes the remaining toggles between tasks.
+
 def _stage_block(block, layers, plans, block_id=None):
-    return _blocks.run_block(block, layers, plans, (block_id[2], block_id[3]))
+    with _blas_threads.single_threaded():
+        return _blocks.run_block(block, layers, plans, (block_id[2], block_id[3]))
 
 
 def _head_block(block, fcs):
     import fastconv as fc
     y = block.reshape(block.shape[0], -1)
-    for w, b in fcs:
-        f = y.shape[1]
-        y = fc.conv2d(np.ascontiguousarray(y).reshape(y.shape[0], f, 1, 1),
-                      w.reshape(w.shape[0], f, 1, 1), b).reshape(y.shape[0], w.shape[0])
+    with _blas_threads.single_threaded():
+        for w, b in fcs:
+            f = y.shape[1]
+            y = fc.conv2d(np.ascontiguousarray(y).reshape(y.shape[0], f, 1, 1),
+                          w.reshape(w.shape[0], f, 1, 1), b).reshape(y.shape[0], w.shape[0])
     return y
 
 
