@@ -128,7 +128,7 @@ CONV_CASES = [
 
 
 @pytest.mark.parametrize("kw", CONV_CASES)
-@pytest.mark.parametrize("chunks", [(1, 3, 7, 5), (2, 3, 4, 9), (1, 3, 2, 3)])
+@pytest.mark.parametrize("chunks", [(1, 3, 7, 5), (2, 3, 4, 9), (1, 3, 3, 2)])
 def test_conv2d_matches_in_memory_and_reference(kw, chunks):
     dtype = _alt_dtype(kw, chunks)
     rng = np.random.default_rng(10)
@@ -191,7 +191,7 @@ def test_pool_keeps_channel_chunks_conv_gathers_them():
 
 # ---------------------------------------------------------------- stacks
 
-@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("seed", range(24))
 def test_random_stacks_match_in_memory_and_reference(seed):
     rng = np.random.default_rng(1000 + seed)
     dtype = np.dtype("float32" if seed % 2 else "float64")
