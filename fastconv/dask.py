@@ -6,10 +6,10 @@ imports dask; this module does.
 ::
 
     import dask.array as da, numpy as np, fastconv.dask as fcd
-    x = da.random.random((8, 3, 4096, 4096), chunks=(2, 3, 1024, 1024)).astype(np.float32)
-    w1, b1 = np.random.rand(16, 3, 3, 3).astype(np.float32), np.zeros(16, np.float32)
-    y = fcd.sequential("conv(16,3,p=1) maxpool(2) conv(16,3,s=2,p=1)", x, [(w1, b1), w2])
-    print(fcd.cost(y)); y.sum().compute()
+    x = da.random.default_rng(0).random((8, 3, 4096, 4096), chunks=(2, 3, 1024, 1024), dtype=np.float32)
+    w1, b1, w2 = (np.random.rand(*s).astype(np.float32) for s in [(16, 3, 3, 3), (16,), (32, 16, 3, 3)])
+    y = fcd.sequential("conv(16,3,p=1) maxpool(2) conv(32,3,s=2,p=1,bias=0)", x, [(w1, b1), w2])
+    print(fcd.cost(y)); y[0, :, :4, :4].compute()
 
 Every function returns a lazy ``dask.array.Array`` equal to what the
 in-memory fastconv op (or stack) gives on the whole array: the spatial axes
