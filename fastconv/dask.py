@@ -179,13 +179,38 @@ def _program(layers, head, shape, chunks, dtype, fuse, rechunk):
 # holding the count at 1 for the whole compute (threadpoolctl, see the module
 # docstring) removes the remaining toggles between tasks.
 
-def _stage_block(block, layers, plans, block_id=None):
+class _Shared:
+    """What every task of a stage shares (layers with their weights, plans).
+
+    Passed as one delayed graph key, so ``dask.distributed`` ships the weights
+    to each worker once instead of inside every task.
+    """
+
+    def __init__(self, *items):
+        self.items = items
+
+    def __dask_tokenize__(self):
+        from dask.base import tokenize
+        return tokenize(*[(l.kind, l.kernel, l.stride, l.dilation, l.pads, l.ceil_mode,
+                           l.count_include_pad, l.divisor_override, l.groups, l.c_out, l.w, l.b,
+                           l.algo) if isinstance(l, _blocks.Layer) else l
+                          for l in self.items[0]], *self.items[1:])
+
+
+def _share(*items):
+    import dask
+    return dask.delayed(_Shared(*items), pure=True, traverse=False)
+
+
+def _stage_block(block, shared, block_id=None):
+    layers, plans = shared.items
     with _blas_threads.single_threaded():
         return _blocks.run_block(block, layers, plans, (block_id[2], block_id[3]))
 
 
-def _head_block(block, fcs):
+def _head_block(block, shared):
     import fastconv as fc
+    fcs, = shared.items
     y = block.reshape(block.shape[0], -1)
     with _blas_threads.single_threaded():
         for w, b in fcs:
@@ -204,13 +229,13 @@ def _build(prog, x):
         depth = {2: ph.depth, 3: pw.depth}
         if any(v for pair in depth.values() for v in pair):
             y = da.overlap.overlap(y, depth=depth, boundary="none", allow_rechunk=False)
-        y = da.map_blocks(_stage_block, y, layers=st.layers, plans=st.plans,
+        y = da.map_blocks(_stage_block, y, shared=_share(st.layers, st.plans),
                           chunks=st.out_chunks, dtype=prog.dtype,
                           meta=np.empty((0, 0, 0, 0), prog.dtype),
                           token="fastconv-" + "-".join(l.kind for l in st.layers))
     if prog.head is not None:
         y = y.rechunk(prog.head.in_chunks)
-        y = da.map_blocks(_head_block, y, fcs=prog.head.fcs, chunks=prog.head.out_chunks,
+        y = da.map_blocks(_head_block, y, shared=_share(prog.head.fcs), chunks=prog.head.out_chunks,
                           drop_axis=[2, 3], dtype=prog.dtype,
                           meta=np.empty((0, 0), prog.dtype), token="fastconv-fc")
     y._fastconv_program = prog

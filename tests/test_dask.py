@@ -572,3 +572,16 @@ def test_input_larger_than_worker_memory(cluster):
     xs = client.compute(x[:1, :, :140, :140]).result()
     np.testing.assert_allclose(corner, run_in_memory("maxpool(2) conv(1,3,p=1,bias=0)", xs, [w])[:, :, :64, :64],
                                *close(np.float32))
+
+
+def test_weights_enter_the_graph_once():
+    """Every task references one shared key: the graph holds the weights once, not per task."""
+    cloudpickle = pytest.importorskip("cloudpickle")
+    x = da.zeros((4, 64, 64, 64), chunks=(1, 64, 16, 16), dtype=np.float32)
+    w1 = np.ones((64, 64, 3, 3), np.float32)                    # 147 KB each
+    w2 = np.full((64, 64, 3, 3), 2, np.float32)
+    y = fcd.sequential("conv(64,3,p=1,bias=0) conv(64,3,p=1,bias=0)", x, [w1, w2])
+    assert y.npartitions == 64
+    size = len(cloudpickle.dumps(dict(y.__dask_graph__())))
+    # once: ~295 KB + the graph; per task it would be 64 x 295 KB = 19 MB
+    assert 2 * w1.nbytes < size < 2 * w1.nbytes + 500_000, size
