@@ -169,10 +169,10 @@ def test_max_pool2d_matches(kw, chunks):
 
 
 @pytest.mark.parametrize("kw", POOL_CASES + [dict(kernel_size=2, padding=1, divisor_override=3)])
-@pytest.mark.parametrize("cip", [True, False])
 @pytest.mark.parametrize("chunks", [(1, 1, 7, 5), (2, 2, 4, 9), (1, 3, 2, 1)])
-def test_avg_pool2d_matches(kw, cip, chunks):
-    dtype = _alt_dtype(kw, chunks, cip)
+def test_avg_pool2d_matches(kw, chunks):
+    dtype = _alt_dtype(kw, chunks)
+    cip = chunks != (2, 2, 4, 9)      # count_include_pad both ways, with both dtypes, across cases
     rng = np.random.default_rng(12)
     x = rand(rng, (2, 3, 23, 19), dtype)
     kw = dict(kw, count_include_pad=cip)
