@@ -27,8 +27,6 @@ every chunk is at least as large as the halo (dask's overlap only reaches
 the next neighbour).
 """
 from dataclasses import dataclass
-from typing import Tuple
-
 from . import cost as _cost
 
 __all__ = ["Step", "AxisPlan", "out_size"]

@@ -42,8 +42,6 @@ restore it after; from several threads at once those switches were measured
 to slow concurrent calls by up to 30x.)
 """
 from dataclasses import dataclass, field
-from typing import List, Tuple
-
 import numpy as np
 import dask.array as da
 

@@ -5,7 +5,10 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import fastconv
+
+# Run beside the fastconv these tests import (the installed one in CI), not the source tree.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
 
 
 def test_import_fastconv_does_not_import_dask():
