@@ -3,6 +3,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings, strategies as hst
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -588,3 +589,67 @@ def test_weights_enter_the_graph_once():
     size = len(cloudpickle.dumps(dict(y.__dask_graph__())))
     # once: ~295 KB + the graph; per task it would be 64 x 295 KB = 19 MB
     assert 2 * w1.nbytes < size < 2 * w1.nbytes + 500_000, size
+
+
+# ---------------------------------------------------------------- halo plans (1-D, hypothesis)
+
+
+
+def _op1d(x, step, wts, n_in, offset=0):
+    """Whole-axis 1-D weighted-sum layer: out[o] = sum_t w[t] * x[o*s - lo + t*d] (0 outside)."""
+    n_out = _halo.out_size(step, n_in)
+    out = np.zeros(n_out)
+    for o in range(n_out):
+        for t in range(step.k):
+            i = o * step.s - step.lo + t * step.d
+            if 0 <= i < n_in:
+                out[o] += wts[t] * x[i - offset]
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(hst.data())
+def test_axis_plan_blocks_reproduce_the_whole_axis(data):
+    """Per block, the plan's windows (clipped reads + border padding only) give exactly the
+    whole-axis outputs, for random 1-D stacks and chunkings."""
+    n_layers = data.draw(hst.integers(1, 4))
+    steps = []
+    for _ in range(n_layers):
+        k, s, d = (data.draw(hst.integers(1, 5)), data.draw(hst.integers(1, 3)),
+                   data.draw(hst.integers(1, 3)))
+        lo = data.draw(hst.integers(0, 3))
+        hi = data.draw(hst.sampled_from([lo, lo + 1, max(lo - 1, 0)]))
+        steps.append(_halo.Step(k, s, d, lo, hi, data.draw(hst.booleans())))
+    n = data.draw(hst.integers(1, 80))
+    sizes = [n]
+    for stp in steps:
+        sizes.append(_halo.out_size(stp, sizes[-1]))
+    assume(min(sizes) >= 1)
+    cuts = sorted(set(data.draw(hst.lists(hst.integers(1, max(1, n - 1)), max_size=8))))
+    chunks = [b - a for a, b in zip([0] + cuts, cuts + [n]) if b > a]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(n)
+    wts = [rng.standard_normal(stp.k) for stp in steps]
+    want = x
+    for stp, w, m in zip(steps, wts, sizes):
+        want = _op1d(want, stp, w, m)
+    plan = _halo.AxisPlan(steps, n, chunks)
+    assert all(c % plan.jump == 0 for c in plan.cuts[:-1])
+    assert plan.nblocks == 1 or min(plan.chunks) >= max(plan.before, plan.after, 1)
+    got = []
+    for i in range(plan.nblocks):
+        r0, r1 = plan.received(i)
+        cur, off = x[r0:r1], r0
+        for stp, w, win in zip(steps, wts, plan.windows(i)):
+            s0, s1 = win.src
+            assert off <= s0 and s1 <= off + len(cur) or s0 == s1
+            buf = np.concatenate([np.zeros(win.pad_before), cur[s0 - off:s1 - off],
+                                  np.zeros(win.pad_after)])
+            assert len(buf) == win.length
+            local = _halo.Step(stp.k, stp.s, stp.d, 0, 0)
+            cur = _op1d(buf, local, w, len(buf))[:max(0, win.q1 - win.q0)]
+            assert len(cur) == max(0, win.q1 - win.q0)
+            off = win.q0
+        got.append(cur)
+    assert [len(g) for g in got] == list(plan.out_chunks)
+    np.testing.assert_allclose(np.concatenate(got), want, 1e-12, 1e-12)
