@@ -607,7 +607,7 @@ def _op1d(x, step, wts, n_in, offset=0):
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(hst.data())
 def test_axis_plan_blocks_reproduce_the_whole_axis(data):
     """Per block, the plan's windows (clipped reads + border padding only) give exactly the
