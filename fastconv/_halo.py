@@ -193,6 +193,16 @@ class AxisPlan:
         b, a = self.halo(i)
         return self.cuts[i] - b, min(self.n, self.cuts[i + 1] + a)
 
+    def signature(self, i):
+        """Block `i`'s plan up to translation: blocks with equal signatures cost the same."""
+        r0, r1 = self.received(i)
+        sig, off = [r1 - r0], r0
+        for w in self.windows(i):
+            s0, s1 = w.src
+            sig.append((w.q1 - w.q0, w.length, w.pad_before, w.pad_after, s0 - off, s1 - s0))
+            off = w.q0
+        return tuple(sig)
+
     def windows(self, i):
         """Per layer (first to last), the `Window` block `i` computes."""
         q0, q1 = self.out[i], self.out[i + 1]

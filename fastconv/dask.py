@@ -655,12 +655,14 @@ def _program_cost(prog):
         if st.rechunked:
             total.rechunk_bytes += _nbytes(st.in_shape, isz)
         cchunks = st.in_chunks[1]
-        cache = {}
+        cache = {}                                  # blocks equal up to translation cost the same
+        sig_h = [ph.signature(i) for i in range(ph.nblocks)]
+        sig_w = [pw.signature(j) for j in range(pw.nblocks)]
         for nb in st.in_chunks[0]:
             for cc in cchunks:
                 for i in range(ph.nblocks):
                     for j in range(pw.nblocks):
-                        key = (nb, cc, i, j)
+                        key = (nb, cc, sig_h[i], sig_w[j])
                         if key not in cache:
                             cache[key] = _blocks.block_cost(st.layers, st.plans, (i, j), nb, cc,
                                                             prog.dtype)
