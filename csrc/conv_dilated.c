@@ -141,6 +141,14 @@ static int64_t fc_dil_result_elems(const fc_conv_shape *s, int pass) {
     return s->c_out * (s->c_in / s->groups) * s->kh * s->kw;
 }
 
+/* Sub-image positions read by the valid outputs of class r along one axis
+ * (out outputs, p classes, dense stride ds, kernel k): the class has
+ * ceil((out - r) / p) valid outputs; 0 when it has none. */
+static inline int64_t fc_dil_extent(int64_t out, int64_t p, int64_t r, int64_t ds, int64_t k) {
+    const int64_t nv = r < out ? (out - r + p - 1) / p : 0;
+    return nv > 0 ? (nv - 1) * ds + k : 0;
+}
+
 /* Index of the class (r) and sub-image position (m) holding padded position
  * `p` along one axis, or 0 when no class reads it. */
 static inline int fc_dil_locate(int64_t p, int64_t nclass, int64_t stride, int64_t dil,

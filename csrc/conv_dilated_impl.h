@@ -21,9 +21,11 @@ static int FN(fc_dil_copy_threads_)(const fc_context *ctx, int64_t rows, int64_t
 
 /* xs[(n*ph + rh)*pw + rw, c, m, l] = xpad[n, c, sh*rh + dh*m, sw*rw + dw*l]
  * (zero outside x).  One work item per (n, rh, c, m): the source row is read
- * for all pw classes while it is in cache. */
+ * for all pw classes while it is in cache.  With `clip`, positions that only
+ * the junk outputs of their class read are zero too (grad weight multiplies
+ * them by the zero junk grad_out: a NaN/Inf there must not give 0*NaN). */
 static void FN(fc_dil_split_input_)(const fc_context *ctx, const fc_conv_shape *s,
-                                    const fc_dil_plan *pl, const T *x, T *xs) {
+                                    const fc_dil_plan *pl, const T *x, T *xs, int clip) {
     const int64_t ph = pl->ph, pw = pl->pw, hs = pl->hs, ws = pl->ws, c_in = s->c_in;
     const int64_t items = s->n * ph * c_in * hs;
     const int t = FN(fc_dil_copy_threads_)(ctx, items, pw * ws);
@@ -38,14 +40,18 @@ static void FN(fc_dil_split_input_)(const fc_context *ctx, const fc_conv_shape *
         const int64_t rh = (it / (hs * c_in)) % ph;
         const int64_t nn = it / (hs * c_in * ph);
         const int64_t ih = s->stride_h * rh + s->dil_h * m - s->pad_h;
-        const int row_in = ih >= 0 && ih < s->h_in;
+        const int row_in = ih >= 0 && ih < s->h_in &&
+                           (!clip || m < fc_dil_extent(s->h_out, ph, rh, pl->dense.stride_h, s->kh));
         const T *src = row_in ? x + ((nn * c_in + c) * s->h_in + ih) * s->w_in : NULL;
         int64_t rw;
         for (rw = 0; rw < pw; rw++) {
             T *restrict dst = xs + ((((nn * ph + rh) * pw + rw) * c_in + c) * hs + m) * ws;
             int64_t lo = 0, hi = 0, l;
             const int64_t off = s->stride_w * rw;
-            if (row_in) fc_dil_range(off, s->dil_w, s->pad_w, s->w_in, ws, &lo, &hi);
+            if (row_in)
+                fc_dil_range(off, s->dil_w, s->pad_w, s->w_in,
+                             clip ? fc_dil_extent(s->w_out, pw, rw, pl->dense.stride_w, s->kw) : ws,
+                             &lo, &hi);
             for (l = 0; l < lo; l++) dst[l] = 0;
             if (hi > lo) {
                 const T *restrict sp = src + off + s->dil_w * lo - s->pad_w;
@@ -652,7 +658,7 @@ fc_status FN(fc_conv2d_dilated_)(fc_context *ctx, const fc_conv_shape *s, const 
     xs = (T *)fc_ws_alloc(ctx, pl.sub_in * (int64_t)sizeof(T));
     ys = (T *)fc_ws_alloc(ctx, pl.sub_out * (int64_t)sizeof(T));
     if (!xs || !ys) { st = FC_ERR_NOMEM; goto done; }
-    FN(fc_dil_split_input_)(ctx, s, &pl, x, xs);
+    FN(fc_dil_split_input_)(ctx, s, &pl, x, xs, 0);
     st = DENSE(fc_conv2d)(ctx, &pl.dense, FC_DIL_INNER, xs, w, bias, ys);
     if (st == FC_OK) FN(fc_dil_merge_output_)(ctx, s, &pl, ys, y);
 done:
@@ -713,7 +719,7 @@ fc_status FN(fc_conv2d_grad_weight_dilated_)(fc_context *ctx, const fc_conv_shap
     xs = (T *)fc_ws_alloc(ctx, pl.sub_in * (int64_t)sizeof(T));
     gys = (T *)fc_ws_alloc(ctx, pl.sub_out * (int64_t)sizeof(T));
     if (!xs || !gys) { st = FC_ERR_NOMEM; goto done; }
-    FN(fc_dil_split_input_)(ctx, s, &pl, x, xs);
+    FN(fc_dil_split_input_)(ctx, s, &pl, x, xs, 1);
     FN(fc_dil_split_output_)(ctx, s, &pl, gy, gys);
     st = DENSE(fc_conv2d_grad_weight)(ctx, &pl.dense, FC_DIL_INNER, gys, xs, gw);
 done:

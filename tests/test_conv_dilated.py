@@ -350,3 +350,48 @@ def test_workspace_model_matches_c_on_many_shapes():
             for itemsize in (4, 8):
                 assert case.workspace(pass_, itemsize) == \
                     _kernels.conv2d_workspace(case.shape, ALGO, itemsize, code), (case, pass_)
+
+
+def _read_mask(size, out, k, stride, pad, dil):
+    """Input positions along one axis that some (output, tap) pair reads."""
+    m = np.zeros(size, bool)
+    for o in range(out):
+        for a in range(k):
+            p = o * stride + a * dil - pad
+            if 0 <= p < size:
+                m[p] = True
+    return m
+
+
+@pytest.mark.parametrize("case", [
+    Case(1, 2, 7, 2, 1, (3, 2), dilation=(3, 1)),                      # the fuzz find
+    Case(1, 3, 23, 21, 3, 3, padding=1, dilation=9),                   # unequal sub-images
+    Case(1, 2, 26, 27, 3, 2, stride=3, padding=2, dilation=(6, 9)),
+    Case(1, 2, 20, 20, 2, 2, stride=3, padding=1, dilation=3),         # stride > kernel
+    Case(1, 8, 23, 21, 8, 3, padding=1, dilation=9),                   # GEMM path
+    Case(1, 8, 31, 29, 9, (3, 2), stride=(2, 3), padding=(3, 1), dilation=(4, 5)),
+    Case(1, 8, 1, 300, 8, (1, 2), dilation=(1, 200)),                  # viewed single row
+], ids=repr)
+def test_unread_nan_does_not_reach_gradients(case, isa):
+    """Input elements no tap reads are NaN: y, grad x and grad w must equal the
+    results with those elements zero (no 0*NaN from junk sub-outputs)."""
+    rng = np.random.default_rng(9)
+    dtype = np.dtype("float64")
+    x = rand(rng, case.x_shape, dtype)
+    w = rand(rng, case.w_shape, dtype)
+    gy = rand(rng, case.y_shape, dtype)
+    mh = _read_mask(case.h, case.ho, case.kh, case.stride[0], case.padding[0], case.dilation[0])
+    mw = _read_mask(case.w, case.wo, case.kw, case.stride[1], case.padding[1], case.dilation[1])
+    unread = ~(mh[:, None] & mw[None, :])
+    assert unread.any()
+    clean = np.where(unread, 0.0, x)
+    x[:, :, unread] = np.nan
+    y = np.full(case.y_shape, np.nan)
+    gw = np.full(case.w_shape, np.nan)
+    _kernels.conv2d(x.reshape(-1), w.reshape(-1), None, y.reshape(-1), case.shape, ALGO)
+    _kernels.conv2d_grad_weight(gy.reshape(-1), x.reshape(-1), gw.reshape(-1), case.shape, ALGO)
+    np.testing.assert_allclose(y, ref.conv2d(clean, w, None, case.stride, case.padding,
+                                             case.dilation, case.groups), rtol=1e-10, atol=1e-11)
+    ew = ref.conv2d_backward(gy, clean, w, case.stride, case.padding, case.dilation, case.groups,
+                             needs=("weight",))[1]
+    np.testing.assert_allclose(gw, ew, rtol=1e-10, atol=1e-10)
