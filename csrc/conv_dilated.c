@@ -211,6 +211,13 @@ static inline int fc_dil_locate(int64_t p, int64_t nclass, int64_t stride, int64
 #define FC_DIL_GEMM_MIN_C 8        /* channels per group for the GEMM path */
 #define FC_DIL_CHUNK_ELEMS 131072  /* target cig * chunk positions (BLAS repacks per call) */
 
+/* One kernel column of the GEMM path; see fc_dil_col_compute. */
+typedef struct { int64_t lo, cb, cs, xoff, toff, rlo, rhi; int full; } fc_dil_col;
+
+/* Columns with a cached description (fc_dil_gemm_plan.cols); wider kernels
+ * recompute it (O(kw) per query). */
+#define FC_DIL_MAXCOLS 16
+
 typedef struct {
     int64_t cig, cog, khkw;
     int64_t umax;        /* rows per stride class: ceil(h_in / sh) */
@@ -221,6 +228,7 @@ typedef struct {
     int64_t w_elems;     /* c_out * cig * kh * kw */
     int64_t nfull;       /* kernel columns whose band is the whole output row */
     int view;            /* h_in == 1 and stride_w == 1: X_b is a view of x, never copied */
+    fc_dil_col cols[FC_DIL_MAXCOLS];  /* the first kernel columns, described once */
 } fc_dil_gemm_plan;
 
 /* Range [lo, hi) of positions l whose coordinate off + step*l - pad lands
@@ -236,20 +244,33 @@ static inline void fc_dil_range(int64_t off, int64_t step, int64_t pad, int64_t 
     *hi = b;
 }
 
-/* Kernel column b: its band of output columns [lo, lo + cb) (the columns
- * whose tap reads a real input column), the channel stride of its
- * column-shifted copy X_b (cs = sh*umax*cb), and the offsets of X_b in the
- * copies buffer and of its partial-band output in the temporaries buffer. */
-typedef struct { int64_t lo, cb, cs, xoff, toff; int full; } fc_dil_col;
+/* Kernel column b: its band of output columns [lo, lo + cb), the channel
+ * stride of its column-shifted copy X_b (cs = sh*umax*cb), the offsets of
+ * X_b in the copies buffer and of its partial-band output in the
+ * temporaries buffer, and [rlo, rhi), the columns whose tap reads a real
+ * input column.  Normally the band is exactly [rlo, rhi); a band missing at
+ * most a quarter of the row (and not a view of x) is widened to the whole
+ * row with zero columns in X_b: a few multiplications by zero cost less
+ * than a temporary, and full bands stack into one GEMM with a longer K. */
 
-static void fc_dil_col_info(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t b,
-                            fc_dil_col *c) {
+/* The real band of kernel column b and whether it is widened to the whole row. */
+static inline int fc_dil_band(const fc_conv_shape *s, int view, int64_t b, int64_t *lo, int64_t *hi) {
+    int64_t cb;
+    fc_dil_range(b * s->dil_w, s->stride_w, s->pad_w, s->w_in, s->w_out, lo, hi);
+    cb = *hi - *lo;
+    return !view && cb > 0 && cb < s->w_out && 4 * (s->w_out - cb) <= s->w_out;
+}
+
+static void fc_dil_col_compute(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t b,
+                               fc_dil_col *c) {
     int64_t k, lo, hi;
     c->xoff = c->toff = 0;
     for (k = 0; k <= b; k++) {
-        fc_dil_range(k * s->dil_w, s->stride_w, s->pad_w, s->w_in, s->w_out, &lo, &hi);
-        c->lo = lo;
-        c->cb = hi - lo;
+        const int wide = fc_dil_band(s, gp->view, k, &lo, &hi);
+        c->rlo = lo;
+        c->rhi = hi;
+        c->lo = wide ? 0 : lo;
+        c->cb = wide ? s->w_out : hi - lo;
         c->cs = s->stride_h * gp->umax * c->cb;
         c->full = c->cb == s->w_out;
         if (k < b) {
@@ -257,6 +278,12 @@ static void fc_dil_col_info(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, 
             if (!c->full) c->toff += s->c_out * s->h_out * c->cb;
         }
     }
+}
+
+static inline void fc_dil_col_info(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t b,
+                                   fc_dil_col *c) {
+    if (b < FC_DIL_MAXCOLS && b < s->kw) *c = gp->cols[b];
+    else fc_dil_col_compute(s, gp, b, c);
 }
 
 /* Kernel columns are processed in "units": a run of consecutive full-band
@@ -295,23 +322,23 @@ static int fc_dil_gemm_plan_make(const fc_context *ctx, const fc_conv_shape *s, 
     if (cs_max > INT_MAX || gp->hw > INT_MAX || s->w_in > INT_MAX || gp->cog > INT_MAX ||
         s->kw * gp->cig > INT_MAX)  /* fits int64: a factor of the weight size */
         return 0;
+    gp->view = s->h_in == 1 && s->stride_w == 1;
     gp->x_elems = gp->t_elems = gp->nfull = 0;
     for (b = 0; b < s->kw; b++) {
-        fc_dil_range(b * s->dil_w, s->stride_w, s->pad_w, s->w_in, s->w_out, &lo, &hi);
+        const int64_t cb = fc_dil_band(s, gp->view, b, &lo, &hi) ? s->w_out : hi - lo;
         /* c_in * cs_b <= c_in * cs_max and c_out * hw fit: both are bounded
          * by byte sizes checked below / in fc_conv_check. */
-        if (fc_checked_mul(s->c_in, s->stride_h * gp->umax * (hi - lo), &t) ||
+        if (fc_checked_mul(s->c_in, s->stride_h * gp->umax * cb, &t) ||
             fc_checked_add(gp->x_elems, t, &gp->x_elems))
             return 0;
-        if (hi - lo == s->w_out) {
+        if (cb == s->w_out) {
             gp->nfull++;
-        } else if (fc_checked_mul(s->c_out, s->h_out * (hi - lo), &t) ||
+        } else if (fc_checked_mul(s->c_out, s->h_out * cb, &t) ||
                    fc_checked_add(gp->t_elems, t, &gp->t_elems)) {
             return 0;
         }
     }
     gp->w_elems = s->c_out * gp->cig * gp->khkw;
-    gp->view = s->h_in == 1 && s->stride_w == 1;
     if (fc_checked_add(gp->x_elems, gp->t_elems, &t) || fc_checked_add(t, gp->w_elems, &t) ||
         fc_checked_mul(t, 8, &t))
         return 0;
@@ -321,6 +348,7 @@ static int fc_dil_gemm_plan_make(const fc_context *ctx, const fc_conv_shape *s, 
         const int64_t span = FC_MAX(gp->hw, cs_max), nch = (span + target - 1) / target;
         gp->pc = nch > 0 ? (span + nch - 1) / nch : 1;
     }
+    for (b = 0; b < s->kw && b < FC_DIL_MAXCOLS; b++) fc_dil_col_compute(s, gp, b, &gp->cols[b]);
     return 1;
 }
 

@@ -192,14 +192,20 @@ static inline int64_t FN(fc_dil_wp_)(const fc_conv_shape *s, const fc_dil_gemm_p
     return ((a * s->c_out + co) * s->kw + b) * gp->cig;
 }
 
+/* Written in order; the reads of one (a, co) sweep a cig*kh*kw slab of w
+ * that stays in cache (writing in w's order instead would be kh*kw streams
+ * a power-of-two-ish stride apart, which thrash the L1 sets). */
 static void FN(fc_dil_pack_weights_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp,
                                      const T *w, T *wp) {
+    const int64_t cig = gp->cig, khkw = gp->khkw;
     int64_t co, ci, a, b;
-    for (co = 0; co < s->c_out; co++)
-        for (ci = 0; ci < gp->cig; ci++)
-            for (a = 0; a < s->kh; a++)
-                for (b = 0; b < s->kw; b++)
-                    wp[FN(fc_dil_wp_)(s, gp, a, co, b) + ci] = w[((co * gp->cig + ci) * s->kh + a) * s->kw + b];
+    for (a = 0; a < s->kh; a++)
+        for (co = 0; co < s->c_out; co++)
+            for (b = 0; b < s->kw; b++) {
+                const T *restrict src = w + co * cig * khkw + a * s->kw + b;
+                T *restrict dst = wp + FN(fc_dil_wp_)(s, gp, a, co, b);
+                for (ci = 0; ci < cig; ci++) dst[ci] = src[ci * khkw];
+            }
 }
 
 /* Row of X_b (in units of rows of C_b) holding input row h: rows are grouped by h mod sh. */
@@ -224,12 +230,15 @@ static void FN(fc_dil_shift_cols_)(const fc_context *ctx, const fc_conv_shape *s
         fc_dil_col col;
         fc_dil_col_info(s, gp, b, &col);
         if (col.cb > 0) {
+            /* the real columns [rlo, rhi) of the band [lo, lo + cb); zero around them */
             T *restrict dst = X + col.xoff + c * col.cs + FN(fc_dil_xrow_)(s, gp, h) * col.cb;
-            const int64_t sw = s->stride_w;
-            const T *restrict src = ximg + (c * h_in + h) * w_in + col.lo * sw + b * s->dil_w - s->pad_w;
+            const int64_t sw = s->stride_w, j0 = col.rlo - col.lo, j1 = col.rhi - col.lo;
+            const T *restrict src = ximg + (c * h_in + h) * w_in + col.rlo * sw + b * s->dil_w - s->pad_w;
             int64_t j;
-            if (sw == 1) memcpy(dst, src, (size_t)col.cb * sizeof(T));
-            else for (j = 0; j < col.cb; j++) dst[j] = src[j * sw];
+            for (j = 0; j < j0; j++) dst[j] = 0;
+            if (sw == 1) memcpy(dst + j0, src, (size_t)(j1 - j0) * sizeof(T));
+            else for (j = j0; j < j1; j++) dst[j] = src[(j - j0) * sw];
+            for (j = j1; j < col.cb; j++) dst[j] = 0;
         }
     }
 }
@@ -319,7 +328,7 @@ static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *
             int64_t rest = task, bsel = -1, len = hw, p0, p1, co, p, a, g, bb;
             T *C;
             int64_t ldc;
-            fc_dil_col col = {0, 0, 0, 0, 0, 0};
+            fc_dil_col col = {0, 0, 0, 0, 0, 0, 0, 0};
             /* locate the task's space */
             if (rest >= full_chunks) {
                 rest -= full_chunks;
@@ -493,7 +502,7 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
         for (task = 0; task < tasks; task++) {
             fc_fpmode fp = fc_fpmode_enter();
             int64_t rest = task, bb = 0, be = 0, c, a, g, nch = 0, r0c, r1c, mm;
-            fc_dil_col col = {0, 0, 0, 0, 0, 0};
+            fc_dil_col col = {0, 0, 0, 0, 0, 0, 0, 0};
             const T *B;
             int64_t ldb;
             while (bb < s->kw) {   /* locate the task's unit [bb, be) */
@@ -544,11 +553,12 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
                 const int64_t sw = s->stride_w;
                 fc_dil_col_info(s, gp, bb, &col);
                 if (col.cb == 0) continue;
-                {
-                    const T *restrict src = G + col.xoff + c * col.cs + xr * col.cb;
-                    T *restrict dp = dst + col.lo * sw + bb * s->dil_w - s->pad_w;
-                    if (sw == 1) for (j = 0; j < col.cb; j++) dp[j] += src[j];
-                    else for (j = 0; j < col.cb; j++) dp[j * sw] += src[j];
+                {   /* only the band's real columns [rlo, rhi) map to x */
+                    const T *restrict src = G + col.xoff + c * col.cs + xr * col.cb + (col.rlo - col.lo);
+                    T *restrict dp = dst + col.rlo * sw + bb * s->dil_w - s->pad_w;
+                    const int64_t nr = col.rhi - col.rlo;
+                    if (sw == 1) for (j = 0; j < nr; j++) dp[j] += src[j];
+                    else for (j = 0; j < nr; j++) dp[j * sw] += src[j];
                 }
             }
         }
@@ -604,7 +614,7 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
             const int64_t co0 = g * cog + cb * cbs;
             const int64_t mb = FC_MIN(cbs, cog - cb * cbs);
             int64_t i0, i1, bb = 0, be = 0, k;
-            fc_dil_col col = {0, 0, 0, 0, 0, 0};
+            fc_dil_col col = {0, 0, 0, 0, 0, 0, 0, 0};
             const int64_t xrow = FN(fc_dil_tap_)(s, gp, ta, &i0, &i1);
             for (k = 0; k <= u; k++) {   /* the task's unit [bb, be) */
                 bb = be;
@@ -625,11 +635,13 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
             fc_fpmode_leave(fp);
         }
     }
-    for (co = 0; co < c_out; co++)
-        for (ci = 0; ci < cig; ci++)
-            for (a = 0; a < s->kh; a++)
-                for (b = 0; b < s->kw; b++)
-                    gw[((co * cig + ci) * s->kh + a) * s->kw + b] = acc[FN(fc_dil_wp_)(s, gp, a, co, b) + ci];
+    for (a = 0; a < s->kh; a++)   /* acc read in order (see fc_dil_pack_weights_) */
+        for (co = 0; co < c_out; co++)
+            for (b = 0; b < s->kw; b++) {
+                const T *restrict src = acc + FN(fc_dil_wp_)(s, gp, a, co, b);
+                T *restrict dst = gw + co * cig * gp->khkw + a * s->kw + b;
+                for (ci = 0; ci < cig; ci++) dst[ci * gp->khkw] = src[ci];
+            }
     fc_ws_free(ctx, acc, gp->w_elems * (int64_t)sizeof(T));
     fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
     fc_ws_free(ctx, X, (gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T));

@@ -173,9 +173,11 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
 
     The GEMM path (a BLAS is loaded, at least 8 channels per group, BLAS
     int sizes) keeps, per kernel column b, the band of C_b output columns
-    whose tap reads real input: a column-shifted copy of one image
-    (c_in * stride_h * ceil(h_in / stride_h) * C_b elements) and, when the
-    band is not the whole row, a (c_out, h_out, C_b) temporary; plus one
+    whose tap reads real input (widened to the whole row, with zero columns,
+    when it misses at most a quarter of the row and x is not used in place):
+    a column-shifted copy of one image (c_in * stride_h * ceil(h_in /
+    stride_h) * C_b elements) and, when the band is not the whole row, a
+    (c_out, h_out, C_b) temporary; plus one
     weight-sized buffer.  A single-row input with unit column stride is used
     in place (no copies), and its backward passes need no temporaries.
     """
@@ -194,15 +196,18 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
     rows = sh * (-(-h_in // sh))
     if max(rows * w_out, h_out * w_out, w_in, cog, kw * cig) > _INT_MAX:
         return None
+    view = h_in == 1 and sw == 1
     copies = temps = 0
     for b in range(kw):
         lo = max(0, -((b * dw - pw) // sw))              # first column reading x
         hi = min(w_out, -((b * dw - pw - w_in) // sw))   # one past the last
         cb = max(0, hi - lo)
+        if not view and 0 < cb < w_out and 4 * (w_out - cb) <= w_out:
+            cb = w_out   # band widened to the whole row (zero columns), no temporary
         copies += c_in * rows * cb
         if cb != w_out:
             temps += c_out * h_out * cb
-    if h_in == 1 and sw == 1:   # x used in place; backward reads grad_out rows in place
+    if view:   # x used in place; backward reads grad_out rows in place
         copies = 0
         if pass_ != "forward":
             temps = 0
