@@ -210,6 +210,7 @@ static inline int fc_dil_locate(int64_t p, int64_t nclass, int64_t stride, int64
 
 #define FC_DIL_GEMM_MIN_C 8        /* channels per group for the GEMM path */
 #define FC_DIL_CHUNK_ELEMS 131072  /* target cig * chunk positions (BLAS repacks per call) */
+#define FC_DIL_ROW_ELEMS 65536     /* row path: target elements of one chunk's stacked copy */
 
 /* One kernel column of the GEMM path; see fc_dil_col_compute. */
 typedef struct { int64_t lo, cb, cs, xoff, toff, rlo, rhi; int full; } fc_dil_col;
@@ -228,6 +229,9 @@ typedef struct {
     int64_t w_elems;     /* c_out * cig * kh * kw */
     int64_t nfull;       /* kernel columns whose band is the whole output row */
     int view;            /* h_in == 1 and stride_w == 1: X_b is a view of x, never copied */
+    int row;             /* forward of one row (view, kh == 1, no row padding): chunked copies */
+    int64_t rpc;         /* row path: output columns per chunk */
+    int64_t r_elems;     /* row path: one chunk's stacked copy, kw * c_in * rpc */
     fc_dil_col cols[FC_DIL_MAXCOLS];  /* the first kernel columns, described once */
 } fc_dil_gemm_plan;
 
@@ -349,6 +353,20 @@ static int fc_dil_gemm_plan_make(const fc_context *ctx, const fc_conv_shape *s, 
         gp->pc = nch > 0 ? (span + nch - 1) / nch : 1;
     }
     for (b = 0; b < s->kw && b < FC_DIL_MAXCOLS; b++) fc_dil_col_compute(s, gp, b, &gp->cols[b]);
+    /* Row path (WaveNet-like 1-D layers): chunks of rpc output columns, each
+     * copying its kw column-shifted input slices into one per-thread buffer
+     * small enough for the cache (zero where a tap lands on padding), so one
+     * GEMM with K = kw * cig per group writes y: no accumulation passes over
+     * y and an L2-resident operand for the BLAS to pack. */
+    gp->row = gp->view && s->kh == 1 && s->pad_h == 0 && s->h_out == 1 &&
+              !fc_checked_mul(s->kw, s->c_in, &t) && t <= FC_DIL_ROW_ELEMS / 64;
+    gp->rpc = gp->r_elems = 0;
+    if (gp->row) {
+        const int64_t target = FC_MAX((int64_t)64, FC_MIN((int64_t)4096, FC_DIL_ROW_ELEMS / t));
+        const int64_t nch = (s->w_out + target - 1) / target;
+        gp->rpc = (s->w_out + nch - 1) / nch;
+        gp->r_elems = t * gp->rpc;
+    }
     return 1;
 }
 
@@ -379,7 +397,12 @@ fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape
     if (fc_dil_gemm_plan_make(ctx, s, elem_size, &gp)) {
         /* a viewed single-row input needs no copies, and its backward passes
          * read grad_out rows in place (no band temporaries) */
-        FC_ADD(gp.view ? 0 : gp.x_elems, (gp.view && pass != 0) ? 0 : gp.t_elems, &t);
+        if (pass == 0 && gp.row) {   /* one chunk buffer per thread used */
+            const int64_t nch = (s->w_out + gp.rpc - 1) / gp.rpc;
+            FC_MUL(gp.r_elems, fc_threads_for(ctx, nch), &t);
+        } else {
+            FC_ADD(gp.view ? 0 : gp.x_elems, (gp.view && pass != 0) ? 0 : gp.t_elems, &t);
+        }
         FC_ADD(t, gp.w_elems, &t);
         FC_MUL(t, elem_size, bytes);
         return FC_OK;

@@ -412,6 +412,74 @@ static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *
     return FC_OK;
 }
 
+/* Forward of one input row (gp->row, see conv_dilated.c): per chunk of rpc
+ * output columns, X2[g][b][ci][jj] = x[g*cig + ci][j0 + jj + b*dw - pw]
+ * (zero outside x), then y[g*cog.., j0..] = Wp_g . X2_g (one GEMM, K = kw*cig)
+ * plus the bias.  Chunks depend on the shape only, so any thread count gives
+ * the same sums. */
+static fc_status FN(fc_dil_gemm_forward_row_)(fc_context *ctx, const fc_conv_shape *s,
+                                              const fc_dil_gemm_plan *gp, const T *x, const T *w,
+                                              const T *bias, T *y) {
+    const int64_t w_in = s->w_in, w_out = s->w_out, rpc = gp->rpc, kw = s->kw;
+    const int64_t cig = gp->cig, cog = gp->cog, kk = kw * cig;
+    const int64_t nch = (w_out + rpc - 1) / rpc;
+    const int t = fc_threads_for(ctx, nch);
+    const int64_t buf_bytes = gp->r_elems * (int64_t)t * (int64_t)sizeof(T);
+    T *buf = (T *)fc_ws_alloc(ctx, buf_bytes);
+    T *wp = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
+    int64_t nn;
+    if (!buf || !wp) {
+        fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
+        fc_ws_free(ctx, buf, buf_bytes);
+        return FC_ERR_NOMEM;
+    }
+    FN(fc_dil_pack_weights_)(s, gp, w, wp);   /* kh == 1: wp[co][b][ci] */
+    for (nn = 0; nn < s->n; nn++) {
+        const T *ximg = x + nn * s->c_in * w_in;
+        T *yimg = y + nn * s->c_out * w_out;
+        int64_t ch;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(t)
+#endif
+        for (ch = 0; ch < nch; ch++) {
+            fc_fpmode fp = fc_fpmode_enter();
+            T *X2 = buf + (int64_t)FC_OMP_THREAD_NUM() * gp->r_elems;
+            const int64_t j0 = ch * rpc, len = FC_MIN(rpc, w_out - j0);
+            int64_t g, b, ci, co, jj;
+            for (g = 0; g < s->groups; g++)
+                for (b = 0; b < kw; b++) {
+                    const int64_t off = j0 + b * s->dil_w - s->pad_w;   /* x column of jj = 0 */
+                    const int64_t lo = FC_MIN(len, FC_MAX((int64_t)0, -off));
+                    const int64_t hi = FC_MAX(lo, FC_MIN(len, w_in - off));
+                    for (ci = 0; ci < cig; ci++) {
+                        T *restrict dst = X2 + ((g * kw + b) * cig + ci) * len;
+                        const T *restrict src = ximg + (g * cig + ci) * w_in + off;
+                        for (jj = 0; jj < lo; jj++) dst[jj] = 0;
+                        if (hi > lo) memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(T));
+                        for (jj = hi; jj < len; jj++) dst[jj] = 0;
+                    }
+                }
+            /* y = bias + W.X: the GEMM accumulates onto the bias (beta = 1;
+             * beta = 0 would cost the BLAS a zeroing pass over y anyway) */
+            if (bias)
+                for (co = 0; co < s->c_out; co++) {
+                    T *restrict yr = yimg + co * w_out + j0;
+                    const T bv = bias[co];
+                    for (jj = 0; jj < len; jj++) yr[jj] = bv;
+                }
+            for (g = 0; g < s->groups; g++) {
+                T *C = yimg + g * cog * w_out + j0;
+                FN(fc_dil_gemm_)(ctx, 'N', 'N', cog, len, kk, wp + g * cog * kk, kk,
+                                 X2 + g * kk * len, len, bias ? (T)1 : (T)0, C, w_out);
+            }
+            fc_fpmode_leave(fp);
+        }
+    }
+    fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
+    fc_ws_free(ctx, buf, buf_bytes);
+    return FC_OK;
+}
+
 /* Grad input of a viewed single-row input (h_in == 1, stride_w == 1): every
  * kernel tap (a, b) reads at most one output row, so for each chunk of gx
  * columns the GEMMs W_ab^T . grad_out[row, band] accumulate straight into gx
@@ -665,7 +733,8 @@ fc_status FN(fc_conv2d_dilated_)(fc_context *ctx, const fc_conv_shape *s, const 
     /* x may be NULL when it has no elements (h_in or w_in 0: all taps are padding) */
     if ((!x && s->h_in > 0 && s->w_in > 0) || !w) return FC_ERR_ARG;
     if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
-        return FN(fc_dil_gemm_forward_)(ctx, s, &gp, x, w, bias, y);
+        return gp.row ? FN(fc_dil_gemm_forward_row_)(ctx, s, &gp, x, w, bias, y)
+                      : FN(fc_dil_gemm_forward_)(ctx, s, &gp, x, w, bias, y);
     if ((st = fc_dil_make_plan(s, &pl))) return st;
     xs = (T *)fc_ws_alloc(ctx, pl.sub_in * (int64_t)sizeof(T));
     ys = (T *)fc_ws_alloc(ctx, pl.sub_out * (int64_t)sizeof(T));

@@ -148,7 +148,7 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
     if result == 0 or min(n, c_in, c_out, h_out, w_out) == 0:
         return 0
     gemm = _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation, groups,
-                         pass_)
+                         pass_, threads)
     if gemm is not None:
         return gemm * itemsize
     axes = []
@@ -167,8 +167,11 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
 _INT_MAX = 2**31 - 1
 
 
+_DIL_ROW_ELEMS = 65536   # FC_DIL_ROW_ELEMS in csrc/conv_dilated.c
+
+
 def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation, groups,
-                  pass_="input"):
+                  pass_="input", threads=None):
     """Elements the dilated algorithm's GEMM path allocates, or None when it is not used.
 
     The GEMM path (a BLAS is loaded, at least 8 channels per group, BLAS
@@ -177,9 +180,11 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
     when it misses at most a quarter of the row and x is not used in place):
     a column-shifted copy of one image (c_in * stride_h * ceil(h_in /
     stride_h) * C_b elements) and, when the band is not the whole row, a
-    (c_out, h_out, C_b) temporary; plus one
-    weight-sized buffer.  A single-row input with unit column stride is used
-    in place (no copies), and its backward passes need no temporaries.
+    (c_out, h_out, C_b) temporary; plus one weight-sized buffer.  A
+    single-row input with unit column stride is used in place (no copies),
+    and its backward passes need no temporaries; its forward with kh = 1 and
+    no row padding copies chunks of rpc output columns instead (kw * c_in *
+    rpc elements, one buffer per thread used) besides the weight buffer.
     """
     from . import _kernels
 
@@ -197,6 +202,16 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
     if max(rows * w_out, h_out * w_out, w_in, cog, kw * cig) > _INT_MAX:
         return None
     view = h_in == 1 and sw == 1
+    if (pass_ == "forward" and view and kh == 1 and int(padding[0]) == 0 and h_out == 1
+            and kw * c_in <= _DIL_ROW_ELEMS // 64):
+        # row path: one (kw * c_in, rpc) chunk copy per thread used
+        target = max(64, min(4096, _DIL_ROW_ELEMS // (kw * c_in)))
+        nch = -(-w_out // target)
+        rpc = -(-w_out // nch)
+        if threads is None:
+            from . import config
+            threads = config.get_num_threads()
+        return kw * c_in * rpc * max(1, min(int(threads), nch)) + c_out * cig * kh * kw
     copies = temps = 0
     for b in range(kw):
         lo = max(0, -((b * dw - pw) // sw))              # first column reading x
