@@ -229,9 +229,11 @@ typedef struct {
     int64_t w_elems;     /* c_out * cig * kh * kw */
     int64_t nfull;       /* kernel columns whose band is the whole output row */
     int view;            /* h_in == 1 and stride_w == 1: X_b is a view of x, never copied */
-    int row;             /* forward of one row (view, kh == 1, no row padding): chunked copies */
-    int64_t rpc;         /* row path: output columns per chunk */
-    int64_t r_elems;     /* row path: one chunk's stacked copy, kw * c_in * rpc */
+    /* Row paths (view, kh == 1, no row padding): chunked stacked copies.
+     * Forward: chunks of rpc output columns, copies of kw * c_in * rpc;
+     * grad input: chunks of rpci input columns, copies of kw * c_out * rpci. */
+    int row, rowi;
+    int64_t rpc, rnch, r_elems, rpci, rnchi, ri_elems;
     fc_dil_col cols[FC_DIL_MAXCOLS];  /* the first kernel columns, described once */
 } fc_dil_gemm_plan;
 
@@ -310,6 +312,22 @@ static int64_t fc_dil_unit(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, i
     return e;
 }
 
+/* Chunks of a row path over `span` columns with `chans` stacked channels
+ * per kernel column: columns per chunk, chunks, elements of one copy. */
+static int fc_dil_row_plan(const fc_conv_shape *s, int view, int64_t chans, int64_t span,
+                           int64_t *rpc, int64_t *nch, int64_t *elems) {
+    int64_t t, target;
+    *rpc = *nch = *elems = 0;
+    if (!view || s->kh != 1 || s->pad_h != 0 || s->h_out != 1 || span < 1 ||
+        fc_checked_mul(s->kw, chans, &t) || t > FC_DIL_ROW_ELEMS / 64)
+        return 0;
+    target = FC_MAX((int64_t)64, FC_MIN((int64_t)4096, FC_DIL_ROW_ELEMS / t));
+    *nch = (span + target - 1) / target;
+    *rpc = (span + *nch - 1) / *nch;
+    *elems = t * *rpc;
+    return 1;
+}
+
 /* 1 when the GEMM path serves this convolution (mirrored by _workspace.py). */
 static int fc_dil_gemm_plan_make(const fc_context *ctx, const fc_conv_shape *s, int elem_size,
                                  fc_dil_gemm_plan *gp) {
@@ -353,20 +371,14 @@ static int fc_dil_gemm_plan_make(const fc_context *ctx, const fc_conv_shape *s, 
         gp->pc = nch > 0 ? (span + nch - 1) / nch : 1;
     }
     for (b = 0; b < s->kw && b < FC_DIL_MAXCOLS; b++) fc_dil_col_compute(s, gp, b, &gp->cols[b]);
-    /* Row path (WaveNet-like 1-D layers): chunks of rpc output columns, each
-     * copying its kw column-shifted input slices into one per-thread buffer
-     * small enough for the cache (zero where a tap lands on padding), so one
-     * GEMM with K = kw * cig per group writes y: no accumulation passes over
-     * y and an L2-resident operand for the BLAS to pack. */
-    gp->row = gp->view && s->kh == 1 && s->pad_h == 0 && s->h_out == 1 &&
-              !fc_checked_mul(s->kw, s->c_in, &t) && t <= FC_DIL_ROW_ELEMS / 64;
-    gp->rpc = gp->r_elems = 0;
-    if (gp->row) {
-        const int64_t target = FC_MAX((int64_t)64, FC_MIN((int64_t)4096, FC_DIL_ROW_ELEMS / t));
-        const int64_t nch = (s->w_out + target - 1) / target;
-        gp->rpc = (s->w_out + nch - 1) / nch;
-        gp->r_elems = t * gp->rpc;
-    }
+    /* Row paths (WaveNet-like 1-D layers): chunks of columns, each copying
+     * its kw column-shifted slices of the GEMM operand (x forward, grad_out
+     * for grad input) into one per-thread buffer small enough for the cache
+     * (zero where a tap lands outside), so one GEMM with K = kw * channels
+     * per group writes the chunk: no accumulation passes over the result and
+     * an L2-resident operand for the BLAS to pack. */
+    gp->row = fc_dil_row_plan(s, gp->view, s->c_in, s->w_out, &gp->rpc, &gp->rnch, &gp->r_elems);
+    gp->rowi = fc_dil_row_plan(s, gp->view, s->c_out, s->w_in, &gp->rpci, &gp->rnchi, &gp->ri_elems);
     return 1;
 }
 
@@ -398,8 +410,9 @@ fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape
         /* a viewed single-row input needs no copies, and its backward passes
          * read grad_out rows in place (no band temporaries) */
         if (pass == 0 && gp.row) {   /* one chunk buffer per thread used */
-            const int64_t nch = (s->w_out + gp.rpc - 1) / gp.rpc;
-            FC_MUL(gp.r_elems, fc_threads_for(ctx, nch), &t);
+            FC_MUL(gp.r_elems, fc_threads_for(ctx, gp.rnch), &t);
+        } else if (pass == 1 && gp.rowi) {
+            FC_MUL(gp.ri_elems, fc_threads_for(ctx, gp.rnchi), &t);
         } else {
             FC_ADD(gp.view ? 0 : gp.x_elems, (gp.view && pass != 0) ? 0 : gp.t_elems, &t);
         }

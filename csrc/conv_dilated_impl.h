@@ -422,7 +422,7 @@ static fc_status FN(fc_dil_gemm_forward_row_)(fc_context *ctx, const fc_conv_sha
                                               const T *bias, T *y) {
     const int64_t w_in = s->w_in, w_out = s->w_out, rpc = gp->rpc, kw = s->kw;
     const int64_t cig = gp->cig, cog = gp->cog, kk = kw * cig;
-    const int64_t nch = (w_out + rpc - 1) / rpc;
+    const int64_t nch = gp->rnch;
     const int t = fc_threads_for(ctx, nch);
     const int64_t buf_bytes = gp->r_elems * (int64_t)t * (int64_t)sizeof(T);
     T *buf = (T *)fc_ws_alloc(ctx, buf_bytes);
@@ -476,6 +476,69 @@ static fc_status FN(fc_dil_gemm_forward_row_)(fc_context *ctx, const fc_conv_sha
         }
     }
     fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
+    fc_ws_free(ctx, buf, buf_bytes);
+    return FC_OK;
+}
+
+/* Grad input of one row (gp->rowi): per chunk of rpci input columns,
+ * G2[g][b][co][jj] = gy[g*cog + co][c0 + jj - b*dw + pw] (zero outside
+ * grad_out), then gx[g*cig.., c0..] = Wq_g^T . G2_g, one GEMM with
+ * K = kw*cog, where Wq[g][b][co][ci] = w[g*cog + co][ci][0][b]. */
+static fc_status FN(fc_dil_gemm_grad_input_row_)(fc_context *ctx, const fc_conv_shape *s,
+                                                 const fc_dil_gemm_plan *gp, const T *gy,
+                                                 const T *w, T *gx) {
+    const int64_t w_in = s->w_in, w_out = s->w_out, rpc = gp->rpci, kw = s->kw;
+    const int64_t cig = gp->cig, cog = gp->cog, kk = kw * cog;
+    const int64_t nch = gp->rnchi;
+    const int t = fc_threads_for(ctx, nch);
+    const int64_t buf_bytes = gp->ri_elems * (int64_t)t * (int64_t)sizeof(T);
+    T *buf = (T *)fc_ws_alloc(ctx, buf_bytes);
+    T *wq = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
+    int64_t nn, g, b, co, ci;
+    if (!buf || !wq) {
+        fc_ws_free(ctx, wq, gp->w_elems * (int64_t)sizeof(T));
+        fc_ws_free(ctx, buf, buf_bytes);
+        return FC_ERR_NOMEM;
+    }
+    for (g = 0; g < s->groups; g++)
+        for (b = 0; b < kw; b++)
+            for (co = 0; co < cog; co++) {
+                const T *restrict src = w + (g * cog + co) * cig * kw + b;
+                T *restrict dst = wq + ((g * kw + b) * cog + co) * cig;
+                for (ci = 0; ci < cig; ci++) dst[ci] = src[ci * kw];
+            }
+    for (nn = 0; nn < s->n; nn++) {
+        const T *gyimg = gy + nn * s->c_out * w_out;
+        T *gximg = gx + nn * s->c_in * w_in;
+        int64_t ch;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(t)
+#endif
+        for (ch = 0; ch < nch; ch++) {
+            fc_fpmode fp = fc_fpmode_enter();
+            T *G2 = buf + (int64_t)FC_OMP_THREAD_NUM() * gp->ri_elems;
+            const int64_t c0 = ch * rpc, len = FC_MIN(rpc, w_in - c0);
+            int64_t gg, bb, oo, jj;
+            for (gg = 0; gg < s->groups; gg++)
+                for (bb = 0; bb < kw; bb++) {
+                    const int64_t off = c0 - bb * s->dil_w + s->pad_w;   /* gy column of jj = 0 */
+                    const int64_t lo = FC_MIN(len, FC_MAX((int64_t)0, -off));
+                    const int64_t hi = FC_MAX(lo, FC_MIN(len, w_out - off));
+                    for (oo = 0; oo < cog; oo++) {
+                        T *restrict dst = G2 + ((gg * kw + bb) * cog + oo) * len;
+                        const T *restrict src = gyimg + (gg * cog + oo) * w_out + off;
+                        for (jj = 0; jj < lo; jj++) dst[jj] = 0;
+                        if (hi > lo) memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(T));
+                        for (jj = hi; jj < len; jj++) dst[jj] = 0;
+                    }
+                }
+            for (gg = 0; gg < s->groups; gg++)
+                FN(fc_dil_gemm_)(ctx, 'T', 'N', cig, len, kk, wq + gg * kk * cig, cig,
+                                 G2 + gg * kk * len, len, (T)0, gximg + gg * cig * w_in + c0, w_in);
+            fc_fpmode_leave(fp);
+        }
+    }
+    fc_ws_free(ctx, wq, gp->w_elems * (int64_t)sizeof(T));
     fc_ws_free(ctx, buf, buf_bytes);
     return FC_OK;
 }
@@ -764,7 +827,8 @@ fc_status FN(fc_conv2d_grad_input_dilated_)(fc_context *ctx, const fc_conv_shape
     }
     if (!gy || !w) return FC_ERR_ARG;
     if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
-        return gp.view ? FN(fc_dil_gemm_grad_input_view_)(ctx, s, &gp, gy, w, gx)
+        return gp.rowi ? FN(fc_dil_gemm_grad_input_row_)(ctx, s, &gp, gy, w, gx)
+             : gp.view ? FN(fc_dil_gemm_grad_input_view_)(ctx, s, &gp, gy, w, gx)
                        : FN(fc_dil_gemm_grad_input_)(ctx, s, &gp, gy, w, gx);
     if ((st = fc_dil_make_plan(s, &pl))) return st;
     gys = (T *)fc_ws_alloc(ctx, pl.sub_out * (int64_t)sizeof(T));

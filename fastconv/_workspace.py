@@ -182,9 +182,10 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
     stride_h) * C_b elements) and, when the band is not the whole row, a
     (c_out, h_out, C_b) temporary; plus one weight-sized buffer.  A
     single-row input with unit column stride is used in place (no copies),
-    and its backward passes need no temporaries; its forward with kh = 1 and
-    no row padding copies chunks of rpc output columns instead (kw * c_in *
-    rpc elements, one buffer per thread used) besides the weight buffer.
+    and its backward passes need no temporaries; with kh = 1 and no row
+    padding its forward and grad input copy chunks of rpc columns instead
+    (kw * c_in * rpc elements forward, kw * c_out * rpc for grad input, one
+    buffer per thread used) besides the weight buffer.
     """
     from . import _kernels
 
@@ -202,16 +203,17 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
     if max(rows * w_out, h_out * w_out, w_in, cog, kw * cig) > _INT_MAX:
         return None
     view = h_in == 1 and sw == 1
-    if (pass_ == "forward" and view and kh == 1 and int(padding[0]) == 0 and h_out == 1
-            and kw * c_in <= _DIL_ROW_ELEMS // 64):
-        # row path: one (kw * c_in, rpc) chunk copy per thread used
-        target = max(64, min(4096, _DIL_ROW_ELEMS // (kw * c_in)))
-        nch = -(-w_out // target)
-        rpc = -(-w_out // nch)
-        if threads is None:
-            from . import config
-            threads = config.get_num_threads()
-        return kw * c_in * rpc * max(1, min(int(threads), nch)) + c_out * cig * kh * kw
+    if view and kh == 1 and int(padding[0]) == 0 and h_out == 1 and pass_ in ("forward", "input"):
+        # row paths: one (kw * chans, rpc) chunk copy per thread used
+        chans, span = (c_in, w_out) if pass_ == "forward" else (c_out, w_in)
+        if kw * chans <= _DIL_ROW_ELEMS // 64:
+            target = max(64, min(4096, _DIL_ROW_ELEMS // (kw * chans)))
+            nch = -(-span // target)
+            rpc = -(-span // nch)
+            if threads is None:
+                from . import config
+                threads = config.get_num_threads()
+            return kw * chans * rpc * max(1, min(int(threads), nch)) + c_out * cig * kh * kw
     copies = temps = 0
     for b in range(kw):
         lo = max(0, -((b * dw - pw) // sw))              # first column reading x
