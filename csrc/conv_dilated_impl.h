@@ -208,6 +208,29 @@ static void FN(fc_dil_pack_weights_)(const fc_conv_shape *s, const fc_dil_gemm_p
             }
 }
 
+/* Grad-input weights: Wq[a][g][b][ci][co] = w[g*cog + co][ci][a][b], so the
+ * rows (b, ci) of a unit of kernel columns form one row-major (rows x cog)
+ * operand the BLAS packs without transposing (a transposed pack of Wp per
+ * GEMM call cost ~10% of grad input). */
+static inline int64_t FN(fc_dil_wq_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t a,
+                                     int64_t g, int64_t b) {
+    return (((a * s->groups + g) * s->kw + b) * gp->cig) * gp->cog;
+}
+
+static void FN(fc_dil_pack_weights_gi_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp,
+                                        const T *w, T *wq) {
+    const int64_t cig = gp->cig, cog = gp->cog, khkw = gp->khkw;
+    int64_t a, g, b, ci, co;
+    for (a = 0; a < s->kh; a++)
+        for (g = 0; g < s->groups; g++)
+            for (b = 0; b < s->kw; b++)
+                for (ci = 0; ci < cig; ci++) {
+                    const T *restrict src = w + ((g * cog) * cig + ci) * khkw + a * s->kw + b;
+                    T *restrict dst = wq + FN(fc_dil_wq_)(s, gp, a, g, b) + ci * cog;
+                    for (co = 0; co < cog; co++) dst[co] = src[co * cig * khkw];
+                }
+}
+
 /* Row of X_b (in units of rows of C_b) holding input row h: rows are grouped by h mod sh. */
 static inline int64_t FN(fc_dil_xrow_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t h) {
     return (h % s->stride_h) * gp->umax + h / s->stride_h;
@@ -618,7 +641,7 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
         if (col.cb > 0) tasks += (col.cs + pc - 1) / pc;
         b = be;
     }
-    FN(fc_dil_pack_weights_)(s, gp, w, wp);
+    FN(fc_dil_pack_weights_gi_)(s, gp, w, wp);   /* Wq layout */
     for (nn = 0; nn < s->n; nn++) {
         const T *gyimg = gy + nn * c_out * hw;
         const int64_t rows = c_in * h_in;
@@ -660,8 +683,8 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
                 r1 = FC_MIN(r1c, base + (i1 - i0) * col.cb);
                 if (r1 <= r0) continue;
                 for (g = 0; g < s->groups; g++)
-                    FN(fc_dil_gemm_)(ctx, 'T', 'N', mm, r1 - r0, cog,
-                                     wp + FN(fc_dil_wp_)(s, gp, a, g * cog, bb), s->kw * cig,
+                    FN(fc_dil_gemm_)(ctx, 'N', 'N', mm, r1 - r0, cog,
+                                     wp + FN(fc_dil_wq_)(s, gp, a, g, bb), cog,
                                      B + g * cog * ldb + i0 * col.cb + (r0 - base), ldb,
                                      (T)1, G + col.xoff + g * cig * col.cs + r0, col.cs);
             }
