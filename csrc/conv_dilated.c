@@ -211,6 +211,7 @@ static inline int fc_dil_locate(int64_t p, int64_t nclass, int64_t stride, int64
 #define FC_DIL_GEMM_MIN_C 8        /* channels per group for the GEMM path */
 #define FC_DIL_CHUNK_ELEMS 131072  /* target cig * chunk positions (BLAS repacks per call) */
 #define FC_DIL_ROW_ELEMS 65536     /* row path: target elements of one chunk's stacked copy */
+#define FC_DIL_ROW_PARTS 4         /* row path grad weight: partial sums, added in order */
 
 /* One kernel column of the GEMM path; see fc_dil_col_compute. */
 typedef struct { int64_t lo, cb, cs, xoff, toff, rlo, rhi; int full; } fc_dil_col;
@@ -413,6 +414,12 @@ fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape
             FC_MUL(gp.r_elems, fc_threads_for(ctx, gp.rnch), &t);
         } else if (pass == 1 && gp.rowi) {
             FC_MUL(gp.ri_elems, fc_threads_for(ctx, gp.rnchi), &t);
+        } else if (pass == 2 && gp.row) {   /* per thread copies + np accumulators */
+            const int64_t np = FC_MIN(gp.rnch, (int64_t)FC_DIL_ROW_PARTS);
+            int64_t u;
+            FC_MUL(gp.r_elems, fc_threads_for(ctx, np), &t);
+            FC_MUL(gp.w_elems, np - 1, &u);   /* the weight buffer is added below */
+            FC_ADD(t, u, &t);
         } else {
             FC_ADD(gp.view ? 0 : gp.x_elems, (gp.view && pass != 0) ? 0 : gp.t_elems, &t);
         }

@@ -219,16 +219,20 @@ static inline int64_t FN(fc_dil_wq_)(const fc_conv_shape *s, const fc_dil_gemm_p
 
 static void FN(fc_dil_pack_weights_gi_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp,
                                         const T *w, T *wq) {
-    const int64_t cig = gp->cig, cog = gp->cog, khkw = gp->khkw;
-    int64_t a, g, b, ci, co;
+    const int64_t cig = gp->cig, cog = gp->cog, khkw = gp->khkw, tb = 16;
+    int64_t a, g, b, ci, co, c0, o0;
+    /* a (co x ci) transpose per tap and group, in 16 x 16 tiles */
     for (a = 0; a < s->kh; a++)
         for (g = 0; g < s->groups; g++)
-            for (b = 0; b < s->kw; b++)
-                for (ci = 0; ci < cig; ci++) {
-                    const T *restrict src = w + ((g * cog) * cig + ci) * khkw + a * s->kw + b;
-                    T *restrict dst = wq + FN(fc_dil_wq_)(s, gp, a, g, b) + ci * cog;
-                    for (co = 0; co < cog; co++) dst[co] = src[co * cig * khkw];
-                }
+            for (b = 0; b < s->kw; b++) {
+                const T *restrict src = w + g * cog * cig * khkw + a * s->kw + b;
+                T *restrict dst = wq + FN(fc_dil_wq_)(s, gp, a, g, b);
+                for (c0 = 0; c0 < cig; c0 += tb)
+                    for (o0 = 0; o0 < cog; o0 += tb)
+                        for (ci = c0; ci < FC_MIN(cig, c0 + tb); ci++)
+                            for (co = o0; co < FC_MIN(cog, o0 + tb); co++)
+                                dst[ci * cog + co] = src[(co * cig + ci) * khkw];
+            }
 }
 
 /* Row of X_b (in units of rows of C_b) holding input row h: rows are grouped by h mod sh. */
@@ -435,6 +439,27 @@ static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *
     return FC_OK;
 }
 
+/* Row paths: X2[g][b][ci][jj] = x[g*cig + ci][j0 + jj + b*dw - pw] for the
+ * len columns of a chunk, zero outside x. */
+static void FN(fc_dil_row_copy_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, const T *ximg,
+                                 int64_t j0, int64_t len, T *X2) {
+    const int64_t w_in = s->w_in, kw = s->kw, cig = gp->cig;
+    int64_t g, b, ci, jj;
+    for (g = 0; g < s->groups; g++)
+        for (b = 0; b < kw; b++) {
+            const int64_t off = j0 + b * s->dil_w - s->pad_w;   /* x column of jj = 0 */
+            const int64_t lo = FC_MIN(len, FC_MAX((int64_t)0, -off));
+            const int64_t hi = FC_MAX(lo, FC_MIN(len, w_in - off));
+            for (ci = 0; ci < cig; ci++) {
+                T *restrict dst = X2 + ((g * kw + b) * cig + ci) * len;
+                const T *restrict src = ximg + (g * cig + ci) * w_in + off;
+                for (jj = 0; jj < lo; jj++) dst[jj] = 0;
+                if (hi > lo) memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(T));
+                for (jj = hi; jj < len; jj++) dst[jj] = 0;
+            }
+        }
+}
+
 /* Forward of one input row (gp->row, see conv_dilated.c): per chunk of rpc
  * output columns, X2[g][b][ci][jj] = x[g*cig + ci][j0 + jj + b*dw - pw]
  * (zero outside x), then y[g*cog.., j0..] = Wp_g . X2_g (one GEMM, K = kw*cig)
@@ -468,20 +493,8 @@ static fc_status FN(fc_dil_gemm_forward_row_)(fc_context *ctx, const fc_conv_sha
             fc_fpmode fp = fc_fpmode_enter();
             T *X2 = buf + (int64_t)FC_OMP_THREAD_NUM() * gp->r_elems;
             const int64_t j0 = ch * rpc, len = FC_MIN(rpc, w_out - j0);
-            int64_t g, b, ci, co, jj;
-            for (g = 0; g < s->groups; g++)
-                for (b = 0; b < kw; b++) {
-                    const int64_t off = j0 + b * s->dil_w - s->pad_w;   /* x column of jj = 0 */
-                    const int64_t lo = FC_MIN(len, FC_MAX((int64_t)0, -off));
-                    const int64_t hi = FC_MAX(lo, FC_MIN(len, w_in - off));
-                    for (ci = 0; ci < cig; ci++) {
-                        T *restrict dst = X2 + ((g * kw + b) * cig + ci) * len;
-                        const T *restrict src = ximg + (g * cig + ci) * w_in + off;
-                        for (jj = 0; jj < lo; jj++) dst[jj] = 0;
-                        if (hi > lo) memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(T));
-                        for (jj = hi; jj < len; jj++) dst[jj] = 0;
-                    }
-                }
+            int64_t g, co, jj;
+            FN(fc_dil_row_copy_)(s, gp, ximg, j0, len, X2);
             /* y = bias + W.X: the GEMM accumulates onto the bias (beta = 1;
              * beta = 0 would cost the BLAS a zeroing pass over y anyway) */
             if (bias)
@@ -499,6 +512,64 @@ static fc_status FN(fc_dil_gemm_forward_row_)(fc_context *ctx, const fc_conv_sha
         }
     }
     fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
+    fc_ws_free(ctx, buf, buf_bytes);
+    return FC_OK;
+}
+
+/* Grad weight of one row (gp->row): the chunks of output columns are split
+ * into np = min(chunks, FC_DIL_ROW_PARTS) fixed consecutive parts (shape
+ * only); part p sums, image by image and chunk by chunk,
+ * acc_p[g*cog + co][(b, ci)] += gy[.., chunk] . X2_g[(b, ci), chunk]^T (one GEMM,
+ * K = chunk length), and the parts are added in order: the same sums for
+ * any thread count. */
+static fc_status FN(fc_dil_gemm_grad_weight_row_)(fc_context *ctx, const fc_conv_shape *s,
+                                                  const fc_dil_gemm_plan *gp, const T *gy,
+                                                  const T *x, T *gw) {
+    const int64_t w_in = s->w_in, w_out = s->w_out, rpc = gp->rpc, kw = s->kw;
+    const int64_t cig = gp->cig, cog = gp->cog, kk = kw * cig, nch = gp->rnch;
+    const int64_t np = FC_MIN(nch, (int64_t)FC_DIL_ROW_PARTS), we = gp->w_elems;
+    const int t = fc_threads_for(ctx, np);
+    const int64_t buf_bytes = gp->r_elems * (int64_t)t * (int64_t)sizeof(T);
+    const int64_t acc_bytes = np * we * (int64_t)sizeof(T);
+    T *buf = (T *)fc_ws_alloc(ctx, buf_bytes);
+    T *acc = (T *)fc_ws_alloc(ctx, acc_bytes);
+    int64_t p, i, co, ci, b;
+    if (!buf || !acc) {
+        fc_ws_free(ctx, acc, acc_bytes);
+        fc_ws_free(ctx, buf, buf_bytes);
+        return FC_ERR_NOMEM;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(t)
+#endif
+    for (p = 0; p < np; p++) {
+        fc_fpmode fp = fc_fpmode_enter();
+        T *X2 = buf + (int64_t)FC_OMP_THREAD_NUM() * gp->r_elems;
+        T *A = acc + p * we;
+        const int64_t ch0 = p * nch / np, ch1 = (p + 1) * nch / np;
+        int first = 1;
+        int64_t nn, ch, g;
+        for (nn = 0; nn < s->n; nn++) {
+            const T *ximg = x + nn * s->c_in * w_in;
+            const T *gyimg = gy + nn * s->c_out * w_out;
+            for (ch = ch0; ch < ch1; ch++) {
+                const int64_t j0 = ch * rpc, len = FC_MIN(rpc, w_out - j0);
+                FN(fc_dil_row_copy_)(s, gp, ximg, j0, len, X2);
+                for (g = 0; g < s->groups; g++)
+                    FN(fc_dil_gemm_)(ctx, 'N', 'T', cog, kk, len, gyimg + g * cog * w_out + j0, w_out,
+                                     X2 + g * kk * len, len, first ? (T)0 : (T)1, A + g * cog * kk, kk);
+                first = 0;
+            }
+        }
+        fc_fpmode_leave(fp);
+    }
+    for (p = 1; p < np; p++)
+        for (i = 0; i < we; i++) acc[i] += acc[p * we + i];
+    /* acc[co][b][ci] -> gw[co][ci][0][b] */
+    for (co = 0; co < s->c_out; co++)
+        for (b = 0; b < kw; b++)
+            for (ci = 0; ci < cig; ci++) gw[(co * cig + ci) * kw + b] = acc[(co * kw + b) * cig + ci];
+    fc_ws_free(ctx, acc, acc_bytes);
     fc_ws_free(ctx, buf, buf_bytes);
     return FC_OK;
 }
@@ -882,7 +953,8 @@ fc_status FN(fc_conv2d_grad_weight_dilated_)(fc_context *ctx, const fc_conv_shap
     }
     if (!gy || (!x && s->h_in > 0 && s->w_in > 0)) return FC_ERR_ARG;
     if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
-        return FN(fc_dil_gemm_grad_weight_)(ctx, s, &gp, gy, x, gw);
+        return gp.row ? FN(fc_dil_gemm_grad_weight_row_)(ctx, s, &gp, gy, x, gw)
+                      : FN(fc_dil_gemm_grad_weight_)(ctx, s, &gp, gy, x, gw);
     if ((st = fc_dil_make_plan(s, &pl))) return st;
     xs = (T *)fc_ws_alloc(ctx, pl.sub_in * (int64_t)sizeof(T));
     gys = (T *)fc_ws_alloc(ctx, pl.sub_out * (int64_t)sizeof(T));

@@ -168,6 +168,7 @@ _INT_MAX = 2**31 - 1
 
 
 _DIL_ROW_ELEMS = 65536   # FC_DIL_ROW_ELEMS in csrc/conv_dilated.c
+_DIL_ROW_PARTS = 4       # FC_DIL_ROW_PARTS
 
 
 def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation, groups,
@@ -183,9 +184,10 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
     (c_out, h_out, C_b) temporary; plus one weight-sized buffer.  A
     single-row input with unit column stride is used in place (no copies),
     and its backward passes need no temporaries; with kh = 1 and no row
-    padding its forward and grad input copy chunks of rpc columns instead
-    (kw * c_in * rpc elements forward, kw * c_out * rpc for grad input, one
-    buffer per thread used) besides the weight buffer.
+    padding every pass copies chunks of rpc columns instead (kw * c_in * rpc
+    elements forward and grad weight, kw * c_out * rpc for grad input, one
+    buffer per thread used) besides the weight buffer (grad weight: one per
+    partial sum, min(chunks, 4) of them).
     """
     from . import _kernels
 
@@ -203,9 +205,10 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
     if max(rows * w_out, h_out * w_out, w_in, cog, kw * cig) > _INT_MAX:
         return None
     view = h_in == 1 and sw == 1
-    if view and kh == 1 and int(padding[0]) == 0 and h_out == 1 and pass_ in ("forward", "input"):
-        # row paths: one (kw * chans, rpc) chunk copy per thread used
-        chans, span = (c_in, w_out) if pass_ == "forward" else (c_out, w_in)
+    if view and kh == 1 and int(padding[0]) == 0 and h_out == 1:
+        # row paths: one (kw * chans, rpc) chunk copy per thread used; grad weight
+        # sums min(chunks, 4) partial weight-sized accumulators
+        chans, span = (c_out, w_in) if pass_ == "input" else (c_in, w_out)
         if kw * chans <= _DIL_ROW_ELEMS // 64:
             target = max(64, min(4096, _DIL_ROW_ELEMS // (kw * chans)))
             nch = -(-span // target)
@@ -213,7 +216,9 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
             if threads is None:
                 from . import config
                 threads = config.get_num_threads()
-            return kw * chans * rpc * max(1, min(int(threads), nch)) + c_out * cig * kh * kw
+            parts = min(nch, _DIL_ROW_PARTS) if pass_ == "weight" else nch
+            accs = parts if pass_ == "weight" else 1
+            return kw * chans * rpc * max(1, min(int(threads), parts)) + accs * c_out * cig * kh * kw
     copies = temps = 0
     for b in range(kw):
         lo = max(0, -((b * dw - pw) // sw))              # first column reading x

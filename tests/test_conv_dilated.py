@@ -110,6 +110,9 @@ GEMM_CASES = [
     Case(1, 8, 20, 21, 9, 3, dilation=3),                       # 3x3 without padding, stacked columns
     Case(1, 8, 1, 40, 9, (3, 2), padding=(2, 3), dilation=(1, 4)),      # one input row, 3 output rows
     Case(2, 16, 1, 37, 16, 3, stride=(2, 1), padding=(3, 5), dilation=(2, 5), groups=2),
+    # one-row paths with several column chunks (and grad-weight partial sums)
+    Case(2, 64, 1, 1500, 16, (1, 2), padding=(0, 3), dilation=(1, 50)),
+    Case(1, 16, 1, 3000, 64, (1, 3), padding=(0, 5), dilation=(1, 7), groups=2),
 ]
 CASES = CASES + GEMM_CASES
 
@@ -220,7 +223,7 @@ def test_random_configurations(dtype):
         checked += 1
 
 
-@pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[5]] + GEMM_CASES[1:5] + GEMM_CASES[-2:],
+@pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[5]] + GEMM_CASES[1:5] + GEMM_CASES[-4:],
                          ids=repr)
 def test_threads_bitwise_identical(case, dtype, isa):
     outs = []
