@@ -407,3 +407,20 @@ def test_unread_nan_does_not_reach_gradients(case, isa):
     ew = ref.conv2d_backward(gy, clean, w, case.stride, case.padding, case.dilation, case.groups,
                              needs=("weight",))[1]
     np.testing.assert_allclose(gw, ew, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("case", GEMM_CASES[-2:], ids=repr)
+def test_row_path_workspace_per_thread(case):
+    """The one-row paths allocate one chunk copy per thread used: the model follows."""
+    rng = np.random.default_rng(10)
+    dtype = np.dtype("float32")
+    seen = set()
+    for t in (1, 2):
+        with config._forced_runtime(threads=t):
+            _, _, _, _, ws = _run_forward(case, dtype, rng)
+            _, _, _, _, _, ws_in, ws_w = _run_backward(case, dtype, rng)
+            got = (ws, ws_in, ws_w)
+            assert got == tuple(case.workspace(p, 4) for p in PASSES), (t, got)
+            seen.add(got)
+    if _kernels.get_runtime()["blas"]:
+        assert len(seen) == 2   # more threads, more chunk buffers
