@@ -251,21 +251,18 @@ static inline void fc_dil_range(int64_t off, int64_t step, int64_t pad, int64_t 
     *hi = b;
 }
 
-/* Kernel column b: its band of output columns [lo, lo + cb), the channel
- * stride of its column-shifted copy X_b (cs = sh*umax*cb), the offsets of
- * X_b in the copies buffer and of its partial-band output in the
- * temporaries buffer, and [rlo, rhi), the columns whose tap reads a real
- * input column.  Normally the band is exactly [rlo, rhi); a band missing at
- * most a quarter of the row (and not a view of x) is widened to the whole
- * row with zero columns in X_b: a few multiplications by zero cost less
- * than a temporary, and full bands stack into one GEMM with a longer K. */
+/* Kernel column b: its band of output columns [lo, lo + cb) (the columns
+ * whose tap reads a real input column), the channel stride of its
+ * column-shifted copy X_b (cs = sh*umax*cb), and the offsets of X_b in the
+ * copies buffer and of its partial-band output in the temporaries buffer.
+ * (Widening near-full bands to the whole row with zero columns, to stack
+ * them into one longer-K GEMM without temporaries, measured slower: the
+ * extra multiplications cost more than the temporaries.)  [rlo, rhi) is
+ * the band's real range, equal to [lo, lo + cb). */
 
-/* The real band of kernel column b and whether it is widened to the whole row. */
-static inline int fc_dil_band(const fc_conv_shape *s, int view, int64_t b, int64_t *lo, int64_t *hi) {
-    int64_t cb;
+/* The band of kernel column b. */
+static inline void fc_dil_band(const fc_conv_shape *s, int64_t b, int64_t *lo, int64_t *hi) {
     fc_dil_range(b * s->dil_w, s->stride_w, s->pad_w, s->w_in, s->w_out, lo, hi);
-    cb = *hi - *lo;
-    return !view && cb > 0 && cb < s->w_out && 4 * (s->w_out - cb) <= s->w_out;
 }
 
 static void fc_dil_col_compute(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t b,
@@ -273,11 +270,10 @@ static void fc_dil_col_compute(const fc_conv_shape *s, const fc_dil_gemm_plan *g
     int64_t k, lo, hi;
     c->xoff = c->toff = 0;
     for (k = 0; k <= b; k++) {
-        const int wide = fc_dil_band(s, gp->view, k, &lo, &hi);
-        c->rlo = lo;
+        fc_dil_band(s, k, &lo, &hi);
+        c->rlo = c->lo = lo;
         c->rhi = hi;
-        c->lo = wide ? 0 : lo;
-        c->cb = wide ? s->w_out : hi - lo;
+        c->cb = hi - lo;
         c->cs = s->stride_h * gp->umax * c->cb;
         c->full = c->cb == s->w_out;
         if (k < b) {
@@ -348,7 +344,9 @@ static int fc_dil_gemm_plan_make(const fc_context *ctx, const fc_conv_shape *s, 
     gp->view = s->h_in == 1 && s->stride_w == 1;
     gp->x_elems = gp->t_elems = gp->nfull = 0;
     for (b = 0; b < s->kw; b++) {
-        const int64_t cb = fc_dil_band(s, gp->view, b, &lo, &hi) ? s->w_out : hi - lo;
+        int64_t cb;
+        fc_dil_band(s, b, &lo, &hi);
+        cb = hi - lo;
         /* c_in * cs_b <= c_in * cs_max and c_out * hw fit: both are bounded
          * by byte sizes checked below / in fc_conv_check. */
         if (fc_checked_mul(s->c_in, s->stride_h * gp->umax * cb, &t) ||

@@ -177,10 +177,9 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
 
     The GEMM path (a BLAS is loaded, at least 8 channels per group, BLAS
     int sizes) keeps, per kernel column b, the band of C_b output columns
-    whose tap reads real input (widened to the whole row, with zero columns,
-    when it misses at most a quarter of the row and x is not used in place):
-    a column-shifted copy of one image (c_in * stride_h * ceil(h_in /
-    stride_h) * C_b elements) and, when the band is not the whole row, a
+    whose tap reads real input: a column-shifted copy of one image
+    (c_in * stride_h * ceil(h_in / stride_h) * C_b elements) and, when the
+    band is not the whole row, a
     (c_out, h_out, C_b) temporary; plus one weight-sized buffer.  A
     single-row input with unit column stride is used in place (no copies),
     and its backward passes need no temporaries; with kh = 1 and no row
@@ -224,8 +223,6 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
         lo = max(0, -((b * dw - pw) // sw))              # first column reading x
         hi = min(w_out, -((b * dw - pw - w_in) // sw))   # one past the last
         cb = max(0, hi - lo)
-        if not view and 0 < cb < w_out and 4 * (w_out - cb) <= w_out:
-            cb = w_out   # band widened to the whole row (zero columns), no temporary
         copies += c_in * rows * cb
         if cb != w_out:
             temps += c_out * h_out * cb

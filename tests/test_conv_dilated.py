@@ -307,17 +307,16 @@ def test_gemm_path_workspace():
     case = Case(1, 8, 31, 29, 9, (3, 2), stride=(2, 3), padding=(3, 1), dilation=(4, 5))
     rows = 2 * -(-31 // 2)
     assert case.wo == 9   # columns j*3 - 1 (b = 0) and j*3 + 4 (b = 1) inside [0, 29)
-    # b = 0: j = 1..8 misses one column of 9 (<= a quarter): widened to the whole row with a
-    # zero column, no temporary; b = 1: j = 0..8, the whole row
-    expect = (8 * rows * 9 + 8 * rows * 9 + 9 * 8 * 3 * 2) * 8
+    # b = 0: j = 1..8, a partial band of 8 (copy + temporary); b = 1: j = 0..8, the whole row
+    expect = (8 * rows * 8 + 9 * case.ho * 8 + 8 * rows * 9 + 9 * 8 * 3 * 2) * 8
     for pass_ in PASSES:
         assert case.workspace(pass_, 8) == expect
         assert _kernels.conv2d_workspace(case.shape, ALGO, 8, PASSES[pass_]) == expect
     case = Case(1, 8, 31, 29, 9, (3, 2), stride=(2, 3), padding=(3, 7), dilation=(4, 5))
     assert case.wo == 13
-    # b = 0: columns j*3 - 7 inside x for j = 3..11, a partial band of 9 (copy + temporary);
-    # b = 1: j*3 - 2 for j = 1..10, 10 of 13: widened
-    expect = (8 * rows * 9 + 9 * case.ho * 9 + 8 * rows * 13 + 9 * 8 * 3 * 2) * 8
+    # b = 0: columns j*3 - 7 inside x for j = 3..11, b = 1: j*3 - 2 for j = 1..10: two
+    # partial bands (copy + temporary each)
+    expect = (8 * rows * 9 + 9 * case.ho * 9 + 8 * rows * 10 + 9 * case.ho * 10 + 9 * 8 * 3 * 2) * 8
     for pass_ in PASSES:
         assert case.workspace(pass_, 8) == expect
         assert _kernels.conv2d_workspace(case.shape, ALGO, 8, PASSES[pass_]) == expect
