@@ -205,7 +205,19 @@ static inline int fc_dil_locate(int64_t p, int64_t nclass, int64_t stride, int64
  * c_in*sh*umax*C_b; for grad input they hold the gradients G_b), the band
  * temporaries (sum over partial b of c_out*h_out*C_b) and one weight-sized
  * buffer (packed weights, or the grad-weight accumulator).  A viewed
- * single-row input has no copies, and band temporaries only forward. */
+ * single-row input has no copies, and band temporaries only forward.
+ *
+ * Row paths (one input row, kh == 1, no row padding, unit column stride:
+ * WaveNet-like layers run as H = 1): every pass instead works on chunks of
+ * columns, copying the chunk's kw column-shifted slices of its GEMM operand
+ * (x, or grad_out for grad input) into a per-thread buffer that stays in
+ * cache, so one GEMM per chunk and group with K = kw * channels produces
+ * the chunk (the BLAS then packs from L2 instead of from kw * channels
+ * strided rows in memory).  Grad weight sums fixed consecutive runs of
+ * chunks into min(chunks, FC_DIL_ROW_PARTS) partial accumulators, added in
+ * order, so the result does not depend on the thread count.  Workspace:
+ * threads used x one chunk copy, plus the weight buffer (grad weight: one
+ * accumulator per part). */
 #include <limits.h>
 
 #define FC_DIL_GEMM_MIN_C 8        /* channels per group for the GEMM path */
