@@ -423,3 +423,32 @@ def test_row_path_workspace_per_thread(case):
             seen.add(got)
     if _kernels.get_runtime()["blas"]:
         assert len(seen) == 2   # more threads, more chunk buffers
+
+
+def test_row_paths_random(dtype):
+    """One-row layers (h = 1, kh = 1, no row padding, column stride 1: the chunked row
+    paths when >= 8 channels per group) with random widths, kernels, dilations, padding
+    and groups, against the reference, with the exact workspace."""
+    rng = np.random.default_rng(11)
+    rtol, atol = tol(dtype)
+    checked = 0
+    while checked < 25:
+        g = int(rng.choice([1, 2]))
+        kw = int(rng.integers(1, 5))
+        d = int(rng.integers(1, 300))
+        p = int(rng.integers(0, d * kw + 3))
+        case = Case(int(rng.integers(1, 3)), g * int(rng.choice([8, 9, 40])), 1,
+                    int(rng.integers(1, 3000)), g * int(rng.choice([8, 11, 48])), (1, kw),
+                    1, (0, p), (1, d), g)
+        if case.wo < 1:
+            continue
+        x, w, b, y, ws = _run_forward(case, dtype, rng)
+        np.testing.assert_allclose(y, ref.conv2d(x, w, b, case.stride, case.padding, case.dilation, g),
+                                   rtol=rtol, atol=atol * case.c_in * kw, err_msg=repr(case))
+        x, w, gy, gx, gw, ws_in, ws_w = _run_backward(case, dtype, rng)
+        ex, ew, _ = ref.conv2d_backward(gy, x, w, case.stride, case.padding, case.dilation, g,
+                                        needs=("input", "weight"))
+        np.testing.assert_allclose(gx, ex, rtol=rtol, atol=atol * case.c_out * kw, err_msg=repr(case))
+        np.testing.assert_allclose(gw, ew, rtol=rtol, atol=atol * case.n * case.wo, err_msg=repr(case))
+        assert (ws, ws_in, ws_w) == tuple(case.workspace(q, dtype.itemsize) for q in PASSES), case
+        checked += 1
