@@ -447,6 +447,48 @@ fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape
     return FC_OK;
 }
 
+/* Workspace buffers a kernel takes together: all of them or none.  Sizes
+ * in bytes; a kernel fills n and bytes[], then reads p[] after take. */
+#define FC_DIL_MAX_BUFS 3
+typedef struct {
+    int n;
+    int64_t bytes[FC_DIL_MAX_BUFS];
+    void *p[FC_DIL_MAX_BUFS];
+} fc_dil_bufs;
+
+static void fc_dil_bufs_give(fc_context *ctx, fc_dil_bufs *b) {
+    int i;
+    for (i = b->n - 1; i >= 0; i--) {
+        fc_ws_free(ctx, b->p[i], b->bytes[i]);
+        b->p[i] = NULL;
+    }
+}
+
+/* Allocates every buffer through fc_ws_alloc; on a failure frees the ones it
+ * got and returns FC_ERR_NOMEM. */
+static fc_status fc_dil_bufs_take(fc_context *ctx, fc_dil_bufs *b) {
+    int i, ok = 1;
+    for (i = 0; i < b->n; i++) {
+        b->p[i] = ok ? fc_ws_alloc(ctx, b->bytes[i]) : NULL;
+        if (!b->p[i]) ok = 0;
+    }
+    if (ok) return FC_OK;
+    fc_dil_bufs_give(ctx, b);
+    return FC_ERR_NOMEM;
+}
+
+/* The space-to-batch path's plan and buffers: p[0] the split input
+ * (pl->sub_in elements), p[1] the split output (pl->sub_out). */
+static fc_status fc_dil_split_bufs(fc_context *ctx, const fc_conv_shape *s, int elem,
+                                   fc_dil_plan *pl, fc_dil_bufs *mem) {
+    fc_status st = fc_dil_make_plan(s, pl);
+    if (st) return st;
+    mem->n = 2;
+    mem->bytes[0] = pl->sub_in * elem;
+    mem->bytes[1] = pl->sub_out * elem;
+    return fc_dil_bufs_take(ctx, mem);
+}
+
 #define T float
 #define SFX f32
 #define FC_DIL_GEMM_FN(ctx) ((ctx)->sgemm)

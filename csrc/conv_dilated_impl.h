@@ -172,6 +172,30 @@ static void FN(fc_dil_fill_)(T *p, int64_t elems, int64_t inner, const T *per_ch
     for (i = 0; i < elems; i++) p[i] = per_channel ? per_channel[(i / inner) % channels] : (T)0;
 }
 
+/* The checks the three entry points share, for result `out` of `pass` (0 y,
+ * 1 grad x, 2 grad w).  Returns 1 when the call is already finished, with
+ * its status in *st: bad arguments, an empty result, or no products at all
+ * (y is then its bias, the gradients zero); 0 when the kernels must run. */
+static int FN(fc_dil_prologue_)(const fc_context *ctx, const fc_conv_shape *s, int pass, T *out,
+                                const T *bias, fc_status *st) {
+    *st = FC_OK;
+    if (!ctx || !s) {
+        *st = FC_ERR_ARG;
+        return 1;
+    }
+    if ((*st = fc_conv_check(s)) || fc_dil_result_elems(s, pass) == 0) return 1;
+    if (!out) {
+        *st = FC_ERR_ARG;
+        return 1;
+    }
+    if (!fc_dil_trivial(s)) return 0;
+    if (pass == 0)   /* c_in == 0: every output is its bias */
+        FN(fc_dil_fill_)(out, fc_dil_result_elems(s, 0), s->h_out * s->w_out, bias, s->c_out);
+    else             /* empty sums */
+        FN(fc_dil_fill_)(out, fc_dil_result_elems(s, pass), 1, NULL, 1);
+    return 1;
+}
+
 /* ---- GEMM path (see conv_dilated.c) ------------------------------------- */
 
 /* Row-major C (M x N) = op(A) op(B) + beta C through the column-major BLAS
@@ -323,16 +347,12 @@ static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *
     const int64_t hw = gp->hw, pc = gp->pc, h_out = s->h_out, w_out = s->w_out;
     const int64_t c_in = s->c_in, c_out = s->c_out, cig = gp->cig, cog = gp->cog;
     const int64_t full_chunks = gp->nfull > 0 ? (hw + pc - 1) / pc : 0;
-    T *X = (T *)fc_ws_alloc(ctx, (gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T));
-    T *TB = (T *)fc_ws_alloc(ctx, gp->t_elems * (int64_t)sizeof(T));
-    T *wp = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
+    fc_dil_bufs mem = {3, {(gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T),
+                           gp->t_elems * (int64_t)sizeof(T), gp->w_elems * (int64_t)sizeof(T)}, {NULL}};
+    T *X, *TB, *wp;
     int64_t nn, b, tasks = full_chunks;
-    if (!X || !TB || !wp) {
-        fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
-        fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
-        fc_ws_free(ctx, X, (gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T));
-        return FC_ERR_NOMEM;
-    }
+    if (fc_dil_bufs_take(ctx, &mem)) return FC_ERR_NOMEM;
+    X = (T *)mem.p[0]; TB = (T *)mem.p[1]; wp = (T *)mem.p[2];
     for (b = 0; b < s->kw; b++) {
         fc_dil_col col;
         fc_dil_col_info(s, gp, b, &col);
@@ -433,31 +453,37 @@ static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *
             }
         }
     }
-    fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
-    fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
-    fc_ws_free(ctx, X, (gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T));
+    fc_dil_bufs_give(ctx, &mem);
     return FC_OK;
 }
 
-/* Row paths: X2[g][b][ci][jj] = x[g*cig + ci][j0 + jj + b*dw - pw] for the
- * len columns of a chunk, zero outside x. */
-static void FN(fc_dil_row_copy_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, const T *ximg,
-                                 int64_t j0, int64_t len, T *X2) {
-    const int64_t w_in = s->w_in, kw = s->kw, cig = gp->cig;
-    int64_t g, b, ci, jj;
-    for (g = 0; g < s->groups; g++)
+/* Row paths' operand: out[g][b][c][jj] = in[g*chans + c][start + b*step + jj]
+ * for the len columns of a chunk and each of the kw kernel columns b, zero
+ * outside [0, in_w).  The forward / grad weight copy x (step = dil_w) and
+ * grad input copies grad_out (step = -dil_w). */
+static void FN(fc_dil_shifted_rows_)(const T *in, int64_t in_w, int64_t groups, int64_t kw,
+                                     int64_t chans, int64_t start, int64_t step, int64_t len, T *out) {
+    int64_t g, b, c, jj;
+    for (g = 0; g < groups; g++)
         for (b = 0; b < kw; b++) {
-            const int64_t off = j0 + b * s->dil_w - s->pad_w;   /* x column of jj = 0 */
+            const int64_t off = start + b * step;   /* in column of jj = 0 */
             const int64_t lo = FC_MIN(len, FC_MAX((int64_t)0, -off));
-            const int64_t hi = FC_MAX(lo, FC_MIN(len, w_in - off));
-            for (ci = 0; ci < cig; ci++) {
-                T *restrict dst = X2 + ((g * kw + b) * cig + ci) * len;
-                const T *restrict src = ximg + (g * cig + ci) * w_in + off;
+            const int64_t hi = FC_MAX(lo, FC_MIN(len, in_w - off));
+            for (c = 0; c < chans; c++) {
+                T *restrict dst = out + ((g * kw + b) * chans + c) * len;
+                const T *restrict src = in + (g * chans + c) * in_w + off;
                 for (jj = 0; jj < lo; jj++) dst[jj] = 0;
                 if (hi > lo) memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(T));
                 for (jj = hi; jj < len; jj++) dst[jj] = 0;
             }
         }
+}
+
+/* X2[g][b][ci][jj] = x[g*cig + ci][j0 + jj + b*dw - pw], zero outside x. */
+static void FN(fc_dil_row_copy_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, const T *ximg,
+                                 int64_t j0, int64_t len, T *X2) {
+    FN(fc_dil_shifted_rows_)(ximg, s->w_in, s->groups, s->kw, gp->cig, j0 - s->pad_w, s->dil_w,
+                             len, X2);
 }
 
 /* Forward of one input row (gp->row, see conv_dilated.c): per chunk of rpc
@@ -473,14 +499,11 @@ static fc_status FN(fc_dil_gemm_forward_row_)(fc_context *ctx, const fc_conv_sha
     const int64_t nch = gp->rnch;
     const int t = fc_threads_for(ctx, nch);
     const int64_t buf_bytes = gp->r_elems * (int64_t)t * (int64_t)sizeof(T);
-    T *buf = (T *)fc_ws_alloc(ctx, buf_bytes);
-    T *wp = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
+    fc_dil_bufs mem = {2, {buf_bytes, gp->w_elems * (int64_t)sizeof(T)}, {NULL}};
+    T *buf, *wp;
     int64_t nn;
-    if (!buf || !wp) {
-        fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
-        fc_ws_free(ctx, buf, buf_bytes);
-        return FC_ERR_NOMEM;
-    }
+    if (fc_dil_bufs_take(ctx, &mem)) return FC_ERR_NOMEM;
+    buf = (T *)mem.p[0]; wp = (T *)mem.p[1];
     FN(fc_dil_pack_weights_)(s, gp, w, wp);   /* kh == 1: wp[co][b][ci] */
     for (nn = 0; nn < s->n; nn++) {
         const T *ximg = x + nn * s->c_in * w_in;
@@ -511,8 +534,7 @@ static fc_status FN(fc_dil_gemm_forward_row_)(fc_context *ctx, const fc_conv_sha
             fc_fpmode_leave(fp);
         }
     }
-    fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
-    fc_ws_free(ctx, buf, buf_bytes);
+    fc_dil_bufs_give(ctx, &mem);
     return FC_OK;
 }
 
@@ -531,14 +553,11 @@ static fc_status FN(fc_dil_gemm_grad_weight_row_)(fc_context *ctx, const fc_conv
     const int t = fc_threads_for(ctx, np);
     const int64_t buf_bytes = gp->r_elems * (int64_t)t * (int64_t)sizeof(T);
     const int64_t acc_bytes = np * we * (int64_t)sizeof(T);
-    T *buf = (T *)fc_ws_alloc(ctx, buf_bytes);
-    T *acc = (T *)fc_ws_alloc(ctx, acc_bytes);
+    fc_dil_bufs mem = {2, {buf_bytes, acc_bytes}, {NULL}};
+    T *buf, *acc;
     int64_t p, i, co, ci, b;
-    if (!buf || !acc) {
-        fc_ws_free(ctx, acc, acc_bytes);
-        fc_ws_free(ctx, buf, buf_bytes);
-        return FC_ERR_NOMEM;
-    }
+    if (fc_dil_bufs_take(ctx, &mem)) return FC_ERR_NOMEM;
+    buf = (T *)mem.p[0]; acc = (T *)mem.p[1];
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(t)
 #endif
@@ -569,8 +588,7 @@ static fc_status FN(fc_dil_gemm_grad_weight_row_)(fc_context *ctx, const fc_conv
     for (co = 0; co < s->c_out; co++)
         for (b = 0; b < kw; b++)
             for (ci = 0; ci < cig; ci++) gw[(co * cig + ci) * kw + b] = acc[(co * kw + b) * cig + ci];
-    fc_ws_free(ctx, acc, acc_bytes);
-    fc_ws_free(ctx, buf, buf_bytes);
+    fc_dil_bufs_give(ctx, &mem);
     return FC_OK;
 }
 
@@ -586,14 +604,11 @@ static fc_status FN(fc_dil_gemm_grad_input_row_)(fc_context *ctx, const fc_conv_
     const int64_t nch = gp->rnchi;
     const int t = fc_threads_for(ctx, nch);
     const int64_t buf_bytes = gp->ri_elems * (int64_t)t * (int64_t)sizeof(T);
-    T *buf = (T *)fc_ws_alloc(ctx, buf_bytes);
-    T *wq = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
+    fc_dil_bufs mem = {2, {buf_bytes, gp->w_elems * (int64_t)sizeof(T)}, {NULL}};
+    T *buf, *wq;
     int64_t nn, g, b, co, ci;
-    if (!buf || !wq) {
-        fc_ws_free(ctx, wq, gp->w_elems * (int64_t)sizeof(T));
-        fc_ws_free(ctx, buf, buf_bytes);
-        return FC_ERR_NOMEM;
-    }
+    if (fc_dil_bufs_take(ctx, &mem)) return FC_ERR_NOMEM;
+    buf = (T *)mem.p[0]; wq = (T *)mem.p[1];
     for (g = 0; g < s->groups; g++)
         for (b = 0; b < kw; b++)
             for (co = 0; co < cog; co++) {
@@ -612,28 +627,17 @@ static fc_status FN(fc_dil_gemm_grad_input_row_)(fc_context *ctx, const fc_conv_
             fc_fpmode fp = fc_fpmode_enter();
             T *G2 = buf + (int64_t)FC_OMP_THREAD_NUM() * gp->ri_elems;
             const int64_t c0 = ch * rpc, len = FC_MIN(rpc, w_in - c0);
-            int64_t gg, bb, oo, jj;
-            for (gg = 0; gg < s->groups; gg++)
-                for (bb = 0; bb < kw; bb++) {
-                    const int64_t off = c0 - bb * s->dil_w + s->pad_w;   /* gy column of jj = 0 */
-                    const int64_t lo = FC_MIN(len, FC_MAX((int64_t)0, -off));
-                    const int64_t hi = FC_MAX(lo, FC_MIN(len, w_out - off));
-                    for (oo = 0; oo < cog; oo++) {
-                        T *restrict dst = G2 + ((gg * kw + bb) * cog + oo) * len;
-                        const T *restrict src = gyimg + (gg * cog + oo) * w_out + off;
-                        for (jj = 0; jj < lo; jj++) dst[jj] = 0;
-                        if (hi > lo) memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(T));
-                        for (jj = hi; jj < len; jj++) dst[jj] = 0;
-                    }
-                }
+            int64_t gg;
+            /* gy column of jj = 0 for kernel column bb: c0 - bb*dw + pw */
+            FN(fc_dil_shifted_rows_)(gyimg, w_out, s->groups, kw, cog, c0 + s->pad_w, -s->dil_w,
+                                     len, G2);
             for (gg = 0; gg < s->groups; gg++)
                 FN(fc_dil_gemm_)(ctx, 'T', 'N', cig, len, kk, wq + gg * kk * cig, cig,
                                  G2 + gg * kk * len, len, (T)0, gximg + gg * cig * w_in + c0, w_in);
             fc_fpmode_leave(fp);
         }
     }
-    fc_ws_free(ctx, wq, gp->w_elems * (int64_t)sizeof(T));
-    fc_ws_free(ctx, buf, buf_bytes);
+    fc_dil_bufs_give(ctx, &mem);
     return FC_OK;
 }
 
@@ -696,16 +700,12 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
     const int64_t hw = gp->hw, pc = gp->pc, h_out = s->h_out, w_out = s->w_out;
     const int64_t c_in = s->c_in, c_out = s->c_out, cig = gp->cig, cog = gp->cog;
     const int64_t h_in = s->h_in, w_in = s->w_in;
-    T *G = (T *)fc_ws_alloc(ctx, gp->x_elems * (int64_t)sizeof(T));
-    T *TB = (T *)fc_ws_alloc(ctx, gp->t_elems * (int64_t)sizeof(T));
-    T *wp = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
+    fc_dil_bufs mem = {3, {gp->x_elems * (int64_t)sizeof(T), gp->t_elems * (int64_t)sizeof(T),
+                           gp->w_elems * (int64_t)sizeof(T)}, {NULL}};
+    T *G, *TB, *wp;
     int64_t nn, b, tasks = 0;
-    if (!G || !TB || !wp) {
-        fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
-        fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
-        fc_ws_free(ctx, G, gp->x_elems * (int64_t)sizeof(T));
-        return FC_ERR_NOMEM;
-    }
+    if (fc_dil_bufs_take(ctx, &mem)) return FC_ERR_NOMEM;
+    G = (T *)mem.p[0]; TB = (T *)mem.p[1]; wp = (T *)mem.p[2];
     for (b = 0; b < s->kw;) {   /* chunks of every unit's G */
         fc_dil_col col;
         const int64_t be = fc_dil_unit(s, gp, b, 1, &col);
@@ -788,9 +788,7 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
             }
         }
     }
-    fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
-    fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
-    fc_ws_free(ctx, G, gp->x_elems * (int64_t)sizeof(T));
+    fc_dil_bufs_give(ctx, &mem);
     return FC_OK;
 }
 
@@ -800,6 +798,7 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
     const int64_t hw = gp->hw, c_in = s->c_in, c_out = s->c_out, h_out = s->h_out;
     const int64_t cig = gp->cig, cog = gp->cog;
     int64_t nunits = 0, b, want, ncb, cbs, tasks, nn, co, ci, a;
+    fc_dil_bufs mem = {3, {0}, {NULL}};
     T *X, *TB, *acc;
     for (b = 0; b < s->kw; nunits++) {
         fc_dil_col col;
@@ -811,15 +810,11 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
     ncb = FC_MAX((int64_t)1, FC_MIN(cog, want));
     cbs = (cog + ncb - 1) / ncb;
     tasks = s->kh * nunits * s->groups * ncb;
-    X = (T *)fc_ws_alloc(ctx, (gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T));
-    TB = (T *)fc_ws_alloc(ctx, (gp->view ? 0 : gp->t_elems) * (int64_t)sizeof(T));
-    acc = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
-    if (!X || !TB || !acc) {
-        fc_ws_free(ctx, acc, gp->w_elems * (int64_t)sizeof(T));
-        fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
-        fc_ws_free(ctx, X, (gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T));
-        return FC_ERR_NOMEM;
-    }
+    mem.bytes[0] = (gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T);
+    mem.bytes[1] = (gp->view ? 0 : gp->t_elems) * (int64_t)sizeof(T);
+    mem.bytes[2] = gp->w_elems * (int64_t)sizeof(T);
+    if (fc_dil_bufs_take(ctx, &mem)) return FC_ERR_NOMEM;
+    X = (T *)mem.p[0]; TB = (T *)mem.p[1]; acc = (T *)mem.p[2];
     memset(acc, 0, (size_t)gp->w_elems * sizeof(T));  /* acc laid out as Wp: [a][co][b][ci] */
     for (nn = 0; nn < s->n; nn++) {
         const T *gyimg = gy + nn * c_out * hw;
@@ -867,9 +862,7 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
                 T *restrict dst = gw + co * cig * gp->khkw + a * s->kw + b;
                 for (ci = 0; ci < cig; ci++) dst[ci * gp->khkw] = src[ci];
             }
-    fc_ws_free(ctx, acc, gp->w_elems * (int64_t)sizeof(T));
-    fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
-    fc_ws_free(ctx, X, (gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T));
+    fc_dil_bufs_give(ctx, &mem);
     return FC_OK;
 }
 
@@ -878,30 +871,20 @@ fc_status FN(fc_conv2d_dilated_)(fc_context *ctx, const fc_conv_shape *s, const 
     fc_status st;
     fc_dil_plan pl;
     fc_dil_gemm_plan gp;
+    fc_dil_bufs mem = {0, {0}, {NULL}};
     T *xs, *ys;
-    if (!ctx || !s) return FC_ERR_ARG;
-    if ((st = fc_conv_check(s))) return st;
-    if (fc_dil_result_elems(s, 0) == 0) return FC_OK;
-    if (!y) return FC_ERR_ARG;
-    if (fc_dil_trivial(s)) {  /* c_in == 0: every output is its bias */
-        FN(fc_dil_fill_)(y, fc_dil_result_elems(s, 0), s->h_out * s->w_out, bias, s->c_out);
-        return FC_OK;
-    }
+    if (FN(fc_dil_prologue_)(ctx, s, 0, y, bias, &st)) return st;
     /* x may be NULL when it has no elements (h_in or w_in 0: all taps are padding) */
     if ((!x && s->h_in > 0 && s->w_in > 0) || !w) return FC_ERR_ARG;
     if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
         return gp.row ? FN(fc_dil_gemm_forward_row_)(ctx, s, &gp, x, w, bias, y)
                       : FN(fc_dil_gemm_forward_)(ctx, s, &gp, x, w, bias, y);
-    if ((st = fc_dil_make_plan(s, &pl))) return st;
-    xs = (T *)fc_ws_alloc(ctx, pl.sub_in * (int64_t)sizeof(T));
-    ys = (T *)fc_ws_alloc(ctx, pl.sub_out * (int64_t)sizeof(T));
-    if (!xs || !ys) { st = FC_ERR_NOMEM; goto done; }
+    if ((st = fc_dil_split_bufs(ctx, s, (int)sizeof(T), &pl, &mem))) return st;
+    xs = (T *)mem.p[0]; ys = (T *)mem.p[1];
     FN(fc_dil_split_input_)(ctx, s, &pl, x, xs, 0);
     st = DENSE(fc_conv2d)(ctx, &pl.dense, FC_DIL_INNER, xs, w, bias, ys);
     if (st == FC_OK) FN(fc_dil_merge_output_)(ctx, s, &pl, ys, y);
-done:
-    fc_ws_free(ctx, ys, pl.sub_out * (int64_t)sizeof(T));
-    fc_ws_free(ctx, xs, pl.sub_in * (int64_t)sizeof(T));
+    fc_dil_bufs_give(ctx, &mem);
     return st;
 }
 
@@ -910,30 +893,20 @@ fc_status FN(fc_conv2d_grad_input_dilated_)(fc_context *ctx, const fc_conv_shape
     fc_status st;
     fc_dil_plan pl;
     fc_dil_gemm_plan gp;
+    fc_dil_bufs mem = {0, {0}, {NULL}};
     T *gys, *gxs;
-    if (!ctx || !s) return FC_ERR_ARG;
-    if ((st = fc_conv_check(s))) return st;
-    if (fc_dil_result_elems(s, 1) == 0) return FC_OK;
-    if (!gx) return FC_ERR_ARG;
-    if (fc_dil_trivial(s)) {  /* no output reads the input */
-        FN(fc_dil_fill_)(gx, fc_dil_result_elems(s, 1), 1, NULL, 1);
-        return FC_OK;
-    }
+    if (FN(fc_dil_prologue_)(ctx, s, 1, gx, NULL, &st)) return st;
     if (!gy || !w) return FC_ERR_ARG;
     if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
         return gp.rowi ? FN(fc_dil_gemm_grad_input_row_)(ctx, s, &gp, gy, w, gx)
              : gp.view ? FN(fc_dil_gemm_grad_input_view_)(ctx, s, &gp, gy, w, gx)
                        : FN(fc_dil_gemm_grad_input_)(ctx, s, &gp, gy, w, gx);
-    if ((st = fc_dil_make_plan(s, &pl))) return st;
-    gys = (T *)fc_ws_alloc(ctx, pl.sub_out * (int64_t)sizeof(T));
-    gxs = (T *)fc_ws_alloc(ctx, pl.sub_in * (int64_t)sizeof(T));
-    if (!gys || !gxs) { st = FC_ERR_NOMEM; goto done; }
+    if ((st = fc_dil_split_bufs(ctx, s, (int)sizeof(T), &pl, &mem))) return st;
+    gxs = (T *)mem.p[0]; gys = (T *)mem.p[1];
     FN(fc_dil_split_output_)(ctx, s, &pl, gy, gys);
     st = DENSE(fc_conv2d_grad_input)(ctx, &pl.dense, FC_DIL_INNER, gys, w, gxs);
     if (st == FC_OK) FN(fc_dil_merge_input_)(ctx, s, &pl, gxs, gx);
-done:
-    fc_ws_free(ctx, gxs, pl.sub_in * (int64_t)sizeof(T));
-    fc_ws_free(ctx, gys, pl.sub_out * (int64_t)sizeof(T));
+    fc_dil_bufs_give(ctx, &mem);
     return st;
 }
 
@@ -942,29 +915,19 @@ fc_status FN(fc_conv2d_grad_weight_dilated_)(fc_context *ctx, const fc_conv_shap
     fc_status st;
     fc_dil_plan pl;
     fc_dil_gemm_plan gp;
+    fc_dil_bufs mem = {0, {0}, {NULL}};
     T *xs, *gys;
-    if (!ctx || !s) return FC_ERR_ARG;
-    if ((st = fc_conv_check(s))) return st;
-    if (fc_dil_result_elems(s, 2) == 0) return FC_OK;
-    if (!gw) return FC_ERR_ARG;
-    if (fc_dil_trivial(s)) {  /* empty sums */
-        FN(fc_dil_fill_)(gw, fc_dil_result_elems(s, 2), 1, NULL, 1);
-        return FC_OK;
-    }
+    if (FN(fc_dil_prologue_)(ctx, s, 2, gw, NULL, &st)) return st;
     if (!gy || (!x && s->h_in > 0 && s->w_in > 0)) return FC_ERR_ARG;
     if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
         return gp.row ? FN(fc_dil_gemm_grad_weight_row_)(ctx, s, &gp, gy, x, gw)
                       : FN(fc_dil_gemm_grad_weight_)(ctx, s, &gp, gy, x, gw);
-    if ((st = fc_dil_make_plan(s, &pl))) return st;
-    xs = (T *)fc_ws_alloc(ctx, pl.sub_in * (int64_t)sizeof(T));
-    gys = (T *)fc_ws_alloc(ctx, pl.sub_out * (int64_t)sizeof(T));
-    if (!xs || !gys) { st = FC_ERR_NOMEM; goto done; }
+    if ((st = fc_dil_split_bufs(ctx, s, (int)sizeof(T), &pl, &mem))) return st;
+    xs = (T *)mem.p[0]; gys = (T *)mem.p[1];
     FN(fc_dil_split_input_)(ctx, s, &pl, x, xs, 1);
     FN(fc_dil_split_output_)(ctx, s, &pl, gy, gys);
     st = DENSE(fc_conv2d_grad_weight)(ctx, &pl.dense, FC_DIL_INNER, gys, xs, gw);
-done:
-    fc_ws_free(ctx, gys, pl.sub_out * (int64_t)sizeof(T));
-    fc_ws_free(ctx, xs, pl.sub_in * (int64_t)sizeof(T));
+    fc_dil_bufs_give(ctx, &mem);
     return st;
 }
 

@@ -116,23 +116,89 @@ static void FC_I2C_NAME(gather_out)(const fc_conv_shape *s, const im2col_plan *p
                    gy + ((n0 + b) * s->c_out + g * p->cog + o) * p->HW, (size_t)p->HW * sizeof(FT));
 }
 
+static void FC_I2C_NAME(free_bufs)(fc_context *ctx, const im2col_plan *p, FT **bufs) {
+    int t;
+    for (t = 0; t < p->threads; t++)
+        if (bufs[t]) fc_ws_free(ctx, bufs[t], p->per_thread_bytes);
+}
+
 /* Allocates p->threads per-thread buffers (all up front, so the reported
- * workspace does not depend on how many threads OpenMP really starts). */
+ * workspace does not depend on how many threads OpenMP really starts); on
+ * failure frees what it got and returns FC_ERR_NOMEM. */
 static fc_status FC_I2C_NAME(alloc_bufs)(fc_context *ctx, const im2col_plan *p, FT **bufs) {
     int t;
     for (t = 0; t < p->threads; t++) bufs[t] = NULL;
     if (p->per_thread_bytes == 0) return FC_OK;
     for (t = 0; t < p->threads; t++) {
         bufs[t] = (FT *)fc_ws_alloc(ctx, p->per_thread_bytes);
-        if (!bufs[t]) return FC_ERR_NOMEM;
+        if (!bufs[t]) {
+            FC_I2C_NAME(free_bufs)(ctx, p, bufs);
+            return FC_ERR_NOMEM;
+        }
     }
     return FC_OK;
 }
 
-static void FC_I2C_NAME(free_bufs)(fc_context *ctx, const im2col_plan *p, FT **bufs) {
-    int t;
-    for (t = 0; t < p->threads; t++)
-        if (bufs[t]) fc_ws_free(ctx, bufs[t], p->per_thread_bytes);
+/* The column matrix of a chunk (channels [c0, c0+cbc) of group g): x itself
+ * for the 1x1 identity within one image, else im2col into col.  Sets *ld. */
+static const FT *FC_I2C_NAME(cols_of)(const fc_conv_shape *s, const im2col_plan *p, const FT *x,
+                                      int64_t g, int64_t c0, int64_t cbc, int64_t n0, int64_t nbc,
+                                      int64_t r0, int64_t rows, FT *col, int64_t P, int *ld) {
+    if (p->identity && p->nb == 1) {
+        *ld = (int)p->HW;
+        return x + (n0 * s->c_in + g * p->cig + c0) * p->HW + r0 * s->w_out;
+    }
+    FC_I2C_NAME(im2col)(s, p, x, g, c0, cbc, n0, nbc, r0, rows, col, P);
+    *ld = (int)P;
+    return col;
+}
+
+/* grad_out of group g over a chunk as a P x cog matrix: in place for a
+ * chunk of rows of one image, else staged (gather_out).  Sets *ld. */
+static const FT *FC_I2C_NAME(gy_of)(const fc_conv_shape *s, const im2col_plan *p, const FT *gy,
+                                    int64_t g, int64_t n0, int64_t nbc, int64_t r0, FT *stage,
+                                    int64_t P, int *ld) {
+    if (p->nb == 1) {
+        *ld = (int)p->HW;
+        return gy + (n0 * s->c_out + g * p->cog) * p->HW + r0 * s->w_out;
+    }
+    FC_I2C_NAME(gather_out)(s, p, gy, g, n0, nbc, stage, P);
+    *ld = (int)P;
+    return stage;
+}
+
+/* The start the three passes share: the plan for `pass` and, when there is
+ * nothing to multiply, the whole call (out = the bias or zero for the
+ * forward, zero for the gradients).  Returns 1 when the call is finished,
+ * with its status in *st; 0 when the GEMMs must run. */
+static int FC_I2C_NAME(prologue)(fc_context *ctx, const fc_conv_shape *s, int pass, const FT *bias,
+                                 FT *out, im2col_plan *p, fc_status *st) {
+    int64_t rows, len, q, e;
+    *st = FC_OK;
+    if (!ctx || !s) {
+        *st = FC_ERR_ARG;
+        return 1;
+    }
+    if ((*st = im2col_plan_make(ctx, s, (int)sizeof(FT), pass, p))) return 1;
+    if (!p->trivial) {
+        if (ctx->FC_I2C_GEMM) return 0;
+        *st = FC_ERR_UNSUPPORTED;   /* no BLAS */
+        return 1;
+    }
+    if (pass == 0) {
+        rows = s->n * s->c_out; len = p->HW;
+    } else if (pass == 1) {
+        rows = s->n * s->c_in; len = s->h_in * s->w_in;
+    } else {
+        rows = s->c_out; len = p->K;
+    }
+    if (rows == 0 || len == 0) return 1;
+    for (q = 0; q < rows; q++) {
+        const FT v = bias ? bias[q % s->c_out] : (FT)0;
+        FT *o = out + q * len;
+        for (e = 0; e < len; e++) o[e] = v;
+    }
+    return 1;
 }
 
 /* ---- forward ---------------------------------------------------------- */
@@ -145,10 +211,7 @@ static fc_status FC_I2C_NAME(forward_run)(fc_context *ctx, const fc_conv_shape *
     FT *bufs[FC_I2C_MAX_THREADS];
     fc_status st;
     int64_t task;
-    if ((st = FC_I2C_NAME(alloc_bufs)(ctx, &p, bufs))) {
-        FC_I2C_NAME(free_bufs)(ctx, &p, bufs);
-        return st;
-    }
+    if ((st = FC_I2C_NAME(alloc_bufs)(ctx, &p, bufs))) return st;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(p.threads) if (p.threads > 1)
 #endif
@@ -169,14 +232,7 @@ static fc_status FC_I2C_NAME(forward_run)(fc_context *ctx, const fc_conv_shape *
             char tn = 'N';
             FC_I2C_NAME(chunk_of)(&p, s, ci, &n0, &nbc, &r0, &rows);
             P = nbc * rows * s->w_out;
-            if (p.identity && p.nb == 1) {
-                A = x + (n0 * s->c_in + g * p.cig) * p.HW + r0 * s->w_out;
-                lda = (int)p.HW;
-            } else {
-                FC_I2C_NAME(im2col)(s, &p, x, g, 0, p.cig, n0, nbc, r0, rows, col, P);
-                A = col;
-                lda = (int)P;
-            }
+            A = FC_I2C_NAME(cols_of)(s, &p, x, g, 0, p.cig, n0, nbc, r0, rows, col, P, &lda);
             if (p.nb == 1) {
                 C = y + (n0 * s->c_out + g * p.cog) * p.HW + r0 * s->w_out;
                 ldc = (int)p.HW;
@@ -218,21 +274,7 @@ fc_status FC_I2C_NAME(fc_conv2d_im2col)(fc_context *ctx, const fc_conv_shape *s,
                                         const FT *w, const FT *bias, FT *y) {
     im2col_plan p;
     fc_status st;
-    if (!ctx || !s) return FC_ERR_ARG;
-    if ((st = im2col_plan_make(ctx, s, (int)sizeof(FT), 0, &p))) return st;
-    if (p.trivial) {
-        /* no products: y is the bias (or zero) wherever y has elements */
-        int64_t nc = s->n * s->c_out, q;
-        if (p.HW == 0 || nc == 0) return FC_OK;
-        for (q = 0; q < nc; q++) {
-            FT v = bias ? bias[q % s->c_out] : (FT)0;
-            FT *yp = y + q * p.HW;
-            int64_t e;
-            for (e = 0; e < p.HW; e++) yp[e] = v;
-        }
-        return FC_OK;
-    }
-    if (!ctx->FC_I2C_GEMM) return FC_ERR_UNSUPPORTED;
+    if (FC_I2C_NAME(prologue)(ctx, s, 0, bias, y, &p, &st)) return st;
     return FC_I2C_NAME(forward_run)(ctx, s, &p, x, w, bias, y);
 }
 
@@ -272,19 +314,9 @@ fc_status FC_I2C_NAME(fc_conv2d_grad_input_im2col)(fc_context *ctx, const fc_con
     FT *bufs[FC_I2C_MAX_THREADS];
     fc_status st;
     int64_t task;
-    if (!ctx || !s) return FC_ERR_ARG;
-    if ((st = im2col_plan_make(ctx, s, (int)sizeof(FT), 1, &p))) return st;
-    if (p.trivial) {
-        int64_t total = s->n * s->c_in * s->h_in * s->w_in;
-        if (total > 0) memset(gx, 0, (size_t)total * sizeof(FT));
-        return FC_OK;
-    }
-    if (!ctx->FC_I2C_GEMM) return FC_ERR_UNSUPPORTED;
+    if (FC_I2C_NAME(prologue)(ctx, s, 1, NULL, gx, &p, &st)) return st;
     if (p.fwd_form) return FC_I2C_NAME(grad_input_fwd_form)(ctx, s, &p, gy, w, gx);
-    if ((st = FC_I2C_NAME(alloc_bufs)(ctx, &p, bufs))) {
-        FC_I2C_NAME(free_bufs)(ctx, &p, bufs);
-        return st;
-    }
+    if ((st = FC_I2C_NAME(alloc_bufs)(ctx, &p, bufs))) return st;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(p.threads) if (p.threads > 1)
 #endif
@@ -314,14 +346,7 @@ fc_status FC_I2C_NAME(fc_conv2d_grad_input_im2col)(fc_context *ctx, const fc_con
                 char tn = 'N', tt = 'T';
                 FC_I2C_NAME(chunk_of)(&p, s, ci, &n0, &nbc, &r0, &rows);
                 P = nbc * rows * s->w_out;
-                if (p.nb == 1) {
-                    G = gy + (n0 * s->c_out + g * p.cog) * p.HW + r0 * s->w_out;
-                    ldg = (int)p.HW;
-                } else {
-                    FC_I2C_NAME(gather_out)(s, &p, gy, g, n0, nbc, stage, P);
-                    G = stage;
-                    ldg = (int)P;
-                }
+                G = FC_I2C_NAME(gy_of)(s, &p, gy, g, n0, nbc, r0, stage, P, &ldg);
                 if (direct_out) {
                     C = gx + (n0 * s->c_in + g * p.cig + c0) * plane + r0 * s->w_out;
                     ldc = (int)p.HW;
@@ -350,18 +375,8 @@ fc_status FC_I2C_NAME(fc_conv2d_grad_weight_im2col)(fc_context *ctx, const fc_co
     FT *bufs[FC_I2C_MAX_THREADS];
     fc_status st;
     int64_t task;
-    if (!ctx || !s) return FC_ERR_ARG;
-    if ((st = im2col_plan_make(ctx, s, (int)sizeof(FT), 2, &p))) return st;
-    if (p.trivial) {
-        int64_t total = s->c_out * p.K;
-        if (total > 0) memset(gw, 0, (size_t)total * sizeof(FT));
-        return FC_OK;
-    }
-    if (!ctx->FC_I2C_GEMM) return FC_ERR_UNSUPPORTED;
-    if ((st = FC_I2C_NAME(alloc_bufs)(ctx, &p, bufs))) {
-        FC_I2C_NAME(free_bufs)(ctx, &p, bufs);
-        return st;
-    }
+    if (FC_I2C_NAME(prologue)(ctx, s, 2, NULL, gw, &p, &st)) return st;
+    if ((st = FC_I2C_NAME(alloc_bufs)(ctx, &p, bufs))) return st;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(p.threads) if (p.threads > 1)
 #endif
@@ -386,22 +401,8 @@ fc_status FC_I2C_NAME(fc_conv2d_grad_weight_im2col)(fc_context *ctx, const fc_co
                 char tn = 'N', tt = 'T';
                 FC_I2C_NAME(chunk_of)(&p, s, ci, &n0, &nbc, &r0, &rows);
                 P = nbc * rows * s->w_out;
-                if (p.nb == 1) {
-                    G = gy + (n0 * s->c_out + g * p.cog) * p.HW + r0 * s->w_out;
-                    ldg = (int)p.HW;
-                } else {
-                    FC_I2C_NAME(gather_out)(s, &p, gy, g, n0, nbc, stage, P);
-                    G = stage;
-                    ldg = (int)P;
-                }
-                if (p.identity && p.nb == 1) {
-                    A = x + (n0 * s->c_in + g * p.cig + c0) * p.HW + r0 * s->w_out;
-                    lda = (int)p.HW;
-                } else {
-                    FC_I2C_NAME(im2col)(s, &p, x, g, c0, cbc, n0, nbc, r0, rows, col, P);
-                    A = col;
-                    lda = (int)P;
-                }
+                G = FC_I2C_NAME(gy_of)(s, &p, gy, g, n0, nbc, r0, stage, P, &ldg);
+                A = FC_I2C_NAME(cols_of)(s, &p, x, g, c0, cbc, n0, nbc, r0, rows, col, P, &lda);
                 m = (int)(cbc * p.khkw); nn = (int)p.cog; k = (int)P; ldc = (int)p.K;
                 ctx->FC_I2C_GEMM(&tt, &tn, &m, &nn, &k, &one, (FT *)A, &lda, (FT *)G, &ldg,
                                  &beta, gw + g * p.cog * p.K + c0 * p.khkw, &ldc);

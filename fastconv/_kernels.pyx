@@ -194,13 +194,16 @@ def set_blas(sgemm_capsule, dgemm_capsule):
     _dgemm = <fc_dgemm_fn>_capsule_pointer(dgemm_capsule)
 
 
-cdef inline void _fill_ctx(fc_context *ctx) noexcept:
+cdef inline fc_context _ctx() noexcept:
+    """A context carrying the current runtime settings and BLAS, no workspace yet."""
+    cdef fc_context ctx
     ctx.num_threads = _num_threads
     ctx.isa = _isa
     ctx.workspace_limit = _workspace_limit
     ctx.sgemm = _sgemm
     ctx.dgemm = _dgemm
     ctx.workspace_bytes = 0
+    return ctx
 
 
 _MESSAGES = {
@@ -287,10 +290,38 @@ cdef inline floating *_ptr(floating[::1] a) noexcept nogil:
     return &a[0] if a.shape[0] > 0 else NULL
 
 
+# Element counts of the buffers a shape describes (fc_conv_check /
+# fc_pool_check have bounded every product).
+cdef inline int64_t _conv_x(const fc_conv_shape *s) noexcept:
+    return s.n * s.c_in * s.h_in * s.w_in
+
+
+cdef inline int64_t _conv_w(const fc_conv_shape *s) noexcept:
+    return s.c_out * (s.c_in // s.groups) * s.kh * s.kw
+
+
+cdef inline int64_t _conv_y(const fc_conv_shape *s) noexcept:
+    return s.n * s.c_out * s.h_out * s.w_out
+
+
+cdef inline int64_t _pool_x(const fc_pool_shape *s) noexcept:
+    return s.n * s.c * s.h_in * s.w_in
+
+
+cdef inline int64_t _pool_y(const fc_pool_shape *s) noexcept:
+    return s.n * s.c * s.h_out * s.w_out
+
+
+cdef object _done(fc_status st, str where, const fc_context *ctx):
+    """The workspace bytes a finished kernel call allocated, or its status raised."""
+    if st != FC_OK:
+        _raise(st, where)
+    return ctx.workspace_bytes
+
+
 def conv2d_workspace(tuple s, int algo, int elem_size, int pass_):
     """Bytes of workspace `algo` allocates for this shape (pass_: 0 fwd, 1 grad input, 2 grad weight)."""
-    cdef fc_context ctx
-    _fill_ctx(&ctx)
+    cdef fc_context ctx = _ctx()
     cdef fc_conv_shape cs = _conv_shape(s)
     cdef int64_t nbytes = 0
     cdef fc_status st = fc_conv2d_workspace(&ctx, &cs, algo, elem_size, pass_, &nbytes)
@@ -305,13 +336,12 @@ def conv2d(const floating[::1] x, const floating[::1] w, const floating[::1] bia
            floating[::1] y, tuple shape, int algo):
     """y = conv(x, w) + bias.  Returns the workspace bytes allocated."""
     cdef fc_conv_shape s = _conv_shape(shape)
-    _need(x.shape[0], s.n * s.c_in * s.h_in * s.w_in, "x")
-    _need(w.shape[0], s.c_out * (s.c_in // s.groups) * s.kh * s.kw, "w")
-    _need(y.shape[0], s.n * s.c_out * s.h_out * s.w_out, "y")
+    _need(x.shape[0], _conv_x(&s), "x")
+    _need(w.shape[0], _conv_w(&s), "w")
+    _need(y.shape[0], _conv_y(&s), "y")
     if bias is not None:
         _need(bias.shape[0], s.c_out, "bias")
-    cdef fc_context ctx
-    _fill_ctx(&ctx)
+    cdef fc_context ctx = _ctx()
     cdef fc_status st
     cdef const floating *bp = _cptr(bias) if bias is not None else NULL
     with nogil:
@@ -319,73 +349,61 @@ def conv2d(const floating[::1] x, const floating[::1] w, const floating[::1] bia
             st = fc_conv2d_f32(&ctx, &s, algo, _cptr(x), _cptr(w), bp, _ptr(y))
         else:
             st = fc_conv2d_f64(&ctx, &s, algo, _cptr(x), _cptr(w), bp, _ptr(y))
-    if st != FC_OK:
-        _raise(st, "conv2d")
-    return ctx.workspace_bytes
+    return _done(st, "conv2d", &ctx)
 
 
 def conv2d_grad_input(const floating[::1] gy, const floating[::1] w, floating[::1] gx,
                       tuple shape, int algo):
     """gx = input gradient of conv2d (also the transposed convolution)."""
     cdef fc_conv_shape s = _conv_shape(shape)
-    _need(gy.shape[0], s.n * s.c_out * s.h_out * s.w_out, "grad_out")
-    _need(w.shape[0], s.c_out * (s.c_in // s.groups) * s.kh * s.kw, "w")
-    _need(gx.shape[0], s.n * s.c_in * s.h_in * s.w_in, "grad_input")
-    cdef fc_context ctx
-    _fill_ctx(&ctx)
+    _need(gy.shape[0], _conv_y(&s), "grad_out")
+    _need(w.shape[0], _conv_w(&s), "w")
+    _need(gx.shape[0], _conv_x(&s), "grad_input")
+    cdef fc_context ctx = _ctx()
     cdef fc_status st
     with nogil:
         if floating is float:
             st = fc_conv2d_grad_input_f32(&ctx, &s, algo, _cptr(gy), _cptr(w), _ptr(gx))
         else:
             st = fc_conv2d_grad_input_f64(&ctx, &s, algo, _cptr(gy), _cptr(w), _ptr(gx))
-    if st != FC_OK:
-        _raise(st, "conv2d_grad_input")
-    return ctx.workspace_bytes
+    return _done(st, "conv2d_grad_input", &ctx)
 
 
 def conv2d_grad_weight(const floating[::1] gy, const floating[::1] x, floating[::1] gw,
                        tuple shape, int algo):
     cdef fc_conv_shape s = _conv_shape(shape)
-    _need(gy.shape[0], s.n * s.c_out * s.h_out * s.w_out, "grad_out")
-    _need(x.shape[0], s.n * s.c_in * s.h_in * s.w_in, "x")
-    _need(gw.shape[0], s.c_out * (s.c_in // s.groups) * s.kh * s.kw, "grad_weight")
-    cdef fc_context ctx
-    _fill_ctx(&ctx)
+    _need(gy.shape[0], _conv_y(&s), "grad_out")
+    _need(x.shape[0], _conv_x(&s), "x")
+    _need(gw.shape[0], _conv_w(&s), "grad_weight")
+    cdef fc_context ctx = _ctx()
     cdef fc_status st
     with nogil:
         if floating is float:
             st = fc_conv2d_grad_weight_f32(&ctx, &s, algo, _cptr(gy), _cptr(x), _ptr(gw))
         else:
             st = fc_conv2d_grad_weight_f64(&ctx, &s, algo, _cptr(gy), _cptr(x), _ptr(gw))
-    if st != FC_OK:
-        _raise(st, "conv2d_grad_weight")
-    return ctx.workspace_bytes
+    return _done(st, "conv2d_grad_weight", &ctx)
 
 
 def conv2d_grad_bias(const floating[::1] gy, floating[::1] gb, tuple shape):
     cdef fc_conv_shape s = _conv_shape(shape)
-    _need(gy.shape[0], s.n * s.c_out * s.h_out * s.w_out, "grad_out")
+    _need(gy.shape[0], _conv_y(&s), "grad_out")
     _need(gb.shape[0], s.c_out, "grad_bias")
-    cdef fc_context ctx
-    _fill_ctx(&ctx)
+    cdef fc_context ctx = _ctx()
     cdef fc_status st
     with nogil:
         if floating is float:
             st = fc_conv2d_grad_bias_f32(&ctx, &s, _cptr(gy), _ptr(gb))
         else:
             st = fc_conv2d_grad_bias_f64(&ctx, &s, _cptr(gy), _ptr(gb))
-    if st != FC_OK:
-        _raise(st, "conv2d_grad_bias")
-    return ctx.workspace_bytes
+    return _done(st, "conv2d_grad_bias", &ctx)
 
 
 def add_channel_bias(floating[::1] y, const floating[::1] bias, int64_t n, int64_t c, int64_t hw):
     """y[n, c, :] += bias[c] in place."""
     _need(y.shape[0], n * c * hw, "y")
     _need(bias.shape[0], c, "bias")
-    cdef fc_context ctx
-    _fill_ctx(&ctx)
+    cdef fc_context ctx = _ctx()
     cdef fc_status st
     with nogil:
         if floating is float:
@@ -401,96 +419,83 @@ def add_channel_bias(floating[::1] y, const floating[::1] bias, int64_t n, int64
 def max_pool2d(const floating[::1] x, floating[::1] y, int64_t[::1] indices, tuple shape):
     """indices may be None."""
     cdef fc_pool_shape s = _pool_shape(shape)
-    _need(x.shape[0], s.n * s.c * s.h_in * s.w_in, "x")
-    _need(y.shape[0], s.n * s.c * s.h_out * s.w_out, "y")
+    _need(x.shape[0], _pool_x(&s), "x")
+    _need(y.shape[0], _pool_y(&s), "y")
     cdef int64_t *ip = NULL
     if indices is not None:
-        _need(indices.shape[0], s.n * s.c * s.h_out * s.w_out, "indices")
+        _need(indices.shape[0], _pool_y(&s), "indices")
         if indices.shape[0] > 0:
             ip = &indices[0]
-    cdef fc_context ctx
-    _fill_ctx(&ctx)
+    cdef fc_context ctx = _ctx()
     cdef fc_status st
     with nogil:
         if floating is float:
             st = fc_max_pool2d_f32(&ctx, &s, _cptr(x), _ptr(y), ip)
         else:
             st = fc_max_pool2d_f64(&ctx, &s, _cptr(x), _ptr(y), ip)
-    if st != FC_OK:
-        _raise(st, "max_pool2d")
-    return ctx.workspace_bytes
+    return _done(st, "max_pool2d", &ctx)
 
 
 def max_pool2d_backward(const floating[::1] gy, const int64_t[::1] indices, const floating[::1] x,
                         floating[::1] gx, tuple shape):
     """Exactly one of indices / x is used (indices when not None)."""
     cdef fc_pool_shape s = _pool_shape(shape)
-    _need(gy.shape[0], s.n * s.c * s.h_out * s.w_out, "grad_out")
-    _need(gx.shape[0], s.n * s.c * s.h_in * s.w_in, "grad_input")
+    _need(gy.shape[0], _pool_y(&s), "grad_out")
+    _need(gx.shape[0], _pool_x(&s), "grad_input")
     cdef const int64_t *ip = NULL
     cdef const floating *xp = NULL
     if indices is not None:
-        _need(indices.shape[0], s.n * s.c * s.h_out * s.w_out, "indices")
+        _need(indices.shape[0], _pool_y(&s), "indices")
         if indices.shape[0] > 0:
             ip = &indices[0]
     elif x is not None:
-        _need(x.shape[0], s.n * s.c * s.h_in * s.w_in, "x")
+        _need(x.shape[0], _pool_x(&s), "x")
         xp = _cptr(x)
     else:
         raise ValueError("max_pool2d_backward needs indices or x")
-    cdef fc_context ctx
-    _fill_ctx(&ctx)
+    cdef fc_context ctx = _ctx()
     cdef fc_status st
     with nogil:
         if floating is float:
             st = fc_max_pool2d_backward_f32(&ctx, &s, _cptr(gy), ip, xp, _ptr(gx))
         else:
             st = fc_max_pool2d_backward_f64(&ctx, &s, _cptr(gy), ip, xp, _ptr(gx))
-    if st != FC_OK:
-        _raise(st, "max_pool2d_backward")
-    return ctx.workspace_bytes
+    return _done(st, "max_pool2d_backward", &ctx)
 
 
 def avg_pool2d(const floating[::1] x, floating[::1] y, tuple shape):
     cdef fc_pool_shape s = _pool_shape(shape)
-    _need(x.shape[0], s.n * s.c * s.h_in * s.w_in, "x")
-    _need(y.shape[0], s.n * s.c * s.h_out * s.w_out, "y")
-    cdef fc_context ctx
-    _fill_ctx(&ctx)
+    _need(x.shape[0], _pool_x(&s), "x")
+    _need(y.shape[0], _pool_y(&s), "y")
+    cdef fc_context ctx = _ctx()
     cdef fc_status st
     with nogil:
         if floating is float:
             st = fc_avg_pool2d_f32(&ctx, &s, _cptr(x), _ptr(y))
         else:
             st = fc_avg_pool2d_f64(&ctx, &s, _cptr(x), _ptr(y))
-    if st != FC_OK:
-        _raise(st, "avg_pool2d")
-    return ctx.workspace_bytes
+    return _done(st, "avg_pool2d", &ctx)
 
 
 def avg_pool2d_backward(const floating[::1] gy, floating[::1] gx, tuple shape):
     cdef fc_pool_shape s = _pool_shape(shape)
-    _need(gy.shape[0], s.n * s.c * s.h_out * s.w_out, "grad_out")
-    _need(gx.shape[0], s.n * s.c * s.h_in * s.w_in, "grad_input")
-    cdef fc_context ctx
-    _fill_ctx(&ctx)
+    _need(gy.shape[0], _pool_y(&s), "grad_out")
+    _need(gx.shape[0], _pool_x(&s), "grad_input")
+    cdef fc_context ctx = _ctx()
     cdef fc_status st
     with nogil:
         if floating is float:
             st = fc_avg_pool2d_backward_f32(&ctx, &s, _cptr(gy), _ptr(gx))
         else:
             st = fc_avg_pool2d_backward_f64(&ctx, &s, _cptr(gy), _ptr(gx))
-    if st != FC_OK:
-        _raise(st, "avg_pool2d_backward")
-    return ctx.workspace_bytes
+    return _done(st, "avg_pool2d_backward", &ctx)
 
 
 # ---- machine measurement ----------------------------------------------------------
 
 def measure_fma_peak(int dtype_size, double seconds, int threads):
     """GFLOP/s of a register-resident FMA loop on `threads` threads."""
-    cdef fc_context ctx
-    _fill_ctx(&ctx)
+    cdef fc_context ctx = _ctx()
     ctx.num_threads = threads
     cdef double g = 0
     cdef fc_status st
@@ -503,8 +508,7 @@ def measure_fma_peak(int dtype_size, double seconds, int threads):
 
 def measure_copy_bandwidth(int64_t nbytes, double seconds, int threads):
     """GB/s (bytes read + bytes written) of a streaming copy on `threads` threads."""
-    cdef fc_context ctx
-    _fill_ctx(&ctx)
+    cdef fc_context ctx = _ctx()
     ctx.num_threads = threads
     cdef double g = 0
     cdef fc_status st
