@@ -227,11 +227,16 @@ fc_status FC_SFXA(fc_max_pool2d)(fc_context *ctx, const fc_pool_shape *s, const 
     return FC_OK;
 }
 
+#include "pool_avx2_avg3.h"
+
 fc_status FC_SFXA(fc_avg_pool2d)(fc_context *ctx, const fc_pool_shape *s, const FC_T *x, FC_T *y) {
     const int kind = FC_SFX(fast_kind)(s);
     const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
+    const int sep = kind == 3 && FC_SFX(avg3_ok)(s);
+    FC_T recip[3][3];
     int64_t p;
     if (!kind) return FC_NOT_HANDLED;
+    if (sep) FC_SFX(avg3_recips)(s, recip);
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
     {
         fc_fpmode fm = fc_fpmode_enter();
@@ -239,7 +244,8 @@ fc_status FC_SFXA(fc_avg_pool2d)(fc_context *ctx, const fc_pool_shape *s, const 
         for (p = 0; p < planes; p++) {
             const FC_T *xp = x + p * hw_in;
             FC_T *yp = y + p * hw_out;
-            if (kind == 1) FC_SFX(avg_plane)(s, xp, yp, 2, 2, 0);
+            if (sep) FC_SFX(avg3_plane)(s, (const FC_T(*)[3])recip, xp, yp);
+            else if (kind == 1) FC_SFX(avg_plane)(s, xp, yp, 2, 2, 0);
             else if (kind == 2) FC_SFX(avg_plane)(s, xp, yp, 3, 2, 1);
             else FC_SFX(avg_plane)(s, xp, yp, 3, 1, 1);
         }
@@ -570,8 +576,11 @@ static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const F
 fc_status FC_SFXA(fc_avg_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s, const FC_T *gy, FC_T *gx) {
     const int kind = FC_SFX(fast_kind)(s);
     const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
+    const int sep = kind == 3 && FC_SFX(avg3_ok)(s);
+    FC_T recip[3][3];
     int64_t p;
     if (!kind || hw_out == 0) return FC_NOT_HANDLED;
+    if (sep) FC_SFX(avg3_recips)(s, recip);
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
     {
         fc_fpmode fm = fc_fpmode_enter();
@@ -579,7 +588,8 @@ fc_status FC_SFXA(fc_avg_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
         for (p = 0; p < planes; p++) {
             const FC_T *gp = gy + p * hw_out;
             FC_T *gxp = gx + p * hw_in;
-            if (kind == 1) FC_SFX(avg_backward_plane)(s, gp, gxp, 2, 2, 0);
+            if (sep) FC_SFX(avg3_backward_plane)(s, (const FC_T(*)[3])recip, gp, gxp);
+            else if (kind == 1) FC_SFX(avg_backward_plane)(s, gp, gxp, 2, 2, 0);
             else if (kind == 2) FC_SFX(avg_backward_plane)(s, gp, gxp, 3, 2, 1);
             else FC_SFX(avg_backward_plane)(s, gp, gxp, 3, 1, 1);
         }
