@@ -437,11 +437,14 @@ static FC_INLINE int FC_SFX(max_backward_plane)(const fc_pool_shape *s, const FC
     return 0;
 }
 
+#include "pool_avx2_max3bwd.h"
+
 fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s, const FC_T *gy,
                                           const int64_t *indices, const FC_T *x, FC_T *gx) {
     const int kind = FC_SFX(fast_kind)(s);
     const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
     int64_t p;
+    const int m3 = kind == 2 && FC_SFX(max3_ok)(s);
     int bad = 0;
     if (!kind || hw_out == 0) return FC_NOT_HANDLED;
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
@@ -455,6 +458,7 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
             FC_T *gxp = gx + p * hw_in;
             int r;
             if (kind == 1) r = FC_SFX(max_backward_k2_plane)(s, gp, ip, xp, gxp);
+            else if (kind == 2 && m3) r = FC_SFX(max3_backward_plane)(s, gp, ip, xp, gxp);
             else if (kind == 2) r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 3, 2, 1);
             else r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 3, 1, 1);
             if (r) {
