@@ -5,10 +5,16 @@
  * (compiled here with AVX2 too), so results equal the generic path. */
 #include <immintrin.h>
 #include <math.h>
+#include <stdint.h>
 #include "fc_internal.h"
 #include "pool_kernels.h"
 
 #define FC_INLINE inline __attribute__((always_inline))
+
+/* Calls whose arrays together exceed this stream their output past the
+ * cache (non-temporal stores): a typical last-level cache slice of one core
+ * complex.  Only speed depends on it, never a result. */
+static int64_t fc_pool_llc_bytes(void) { return (int64_t)32 << 20; }
 
 /* 1 when every index irow[o], o in [o, o1), lies in its own window, for
  * outputs whose window columns are all inside the input and whose valid
@@ -84,6 +90,7 @@ static inline void k2_store4_f64(const double *g, __m256i m00, __m256i m01, __m2
 #define VL 8
 #define VLOAD _mm256_loadu_ps
 #define VSTORE _mm256_storeu_ps
+#define VSTREAM _mm256_stream_ps
 #define VSET1 _mm256_set1_ps
 #define VZERO _mm256_setzero_ps
 #define VMAX _mm256_max_ps
@@ -153,6 +160,7 @@ static inline float scalar_max_f32(float m, float v, int *take) {
 #undef VL
 #undef VLOAD
 #undef VSTORE
+#undef VSTREAM
 #undef VSET1
 #undef VZERO
 #undef VMAX
@@ -184,6 +192,7 @@ static inline float scalar_max_f32(float m, float v, int *take) {
 #define VL 4
 #define VLOAD _mm256_loadu_pd
 #define VSTORE _mm256_storeu_pd
+#define VSTREAM _mm256_stream_pd
 #define VSET1 _mm256_set1_pd
 #define VZERO _mm256_setzero_pd
 #define VMAX _mm256_max_pd

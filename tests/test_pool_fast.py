@@ -136,3 +136,40 @@ def test_two_threads_bit_identical_on_many_planes(k, s, p, dtype):
                          max_pool2d_backward(g, x, k, s, p), ya, avg_pool2d_backward(g, x.shape, k, s, p)))
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
+
+
+def _max_2x2(x):
+    """2x2/2 max pooling and PyTorch's indices, vectorised (no NaN in x)."""
+    n, c, h, w = x.shape
+    ho, wo = h // 2, w // 2
+    win = x[:, :, :2 * ho, :2 * wo].reshape(n, c, ho, 2, wo, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho, wo, 4)
+    t = win.argmax(axis=-1)                       # first maximum in window order
+    rows = 2 * np.arange(ho)[:, None] + t // 2
+    cols = 2 * np.arange(wo)[None, :] + t % 2
+    return win.max(axis=-1), rows * w + cols
+
+
+def test_outputs_larger_than_cache_streamed(isa):
+    """Calls beyond the last-level cache stream their rows out (non-temporal
+    stores from a row buffer): same values, indices and thread invariance."""
+    rng = np.random.default_rng(12)
+    x = rand(rng, (1, 2, 2050, 2049), np.float32)          # 33.6 MB: over the streaming threshold
+    y, ind = max_pool2d(x, 2, return_indices=True)
+    wy, wind = _max_2x2(x)
+    np.testing.assert_array_equal(y, wy)
+    np.testing.assert_array_equal(ind, wind)
+    np.testing.assert_array_equal(max_pool2d(x, 2), wy)
+    ya = avg_pool2d(x, 2)
+    _close(ya, x[:, :, :2050, :2048].astype(np.float64).reshape(1, 2, 1025, 2, 1024, 2).mean(axis=(3, 5)))
+    y3 = max_pool2d(x, 3, 2, 1)
+    with config._forced_runtime(threads=2):
+        np.testing.assert_array_equal(max_pool2d(x, 3, 2, 1), y3)
+        np.testing.assert_array_equal(avg_pool2d(x, 2), ya)
+    # 3x3/2 p1 against the 2x2 result on the even-aligned sub-grid: each
+    # 3x3 window is the max of its centre 2x2 block and its left/top taps
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    want = np.full(y3.shape, -np.inf, dtype=np.float32)
+    for r in range(3):
+        for c in range(3):
+            want = np.maximum(want, xp[:, :, r:r + 2 * y3.shape[2]:2, c:c + 2 * y3.shape[3]:2][:, :, :y3.shape[2], :y3.shape[3]])
+    np.testing.assert_array_equal(y3, want)
