@@ -52,6 +52,25 @@ static FC_INLINE void FC_SFX(prefetch_rows)(const FC_T *x, int64_t H, int64_t W,
         if (ih + r < H) _mm_prefetch((const char *)(x + (ih + r) * W + col), _MM_HINT_T1);
 }
 
+#ifndef FC_PREFETCH_SPAN
+#define FC_PREFETCH_SPAN
+/* Prefetch (into L2) every cache line of [p, p + bytes). */
+static FC_INLINE void prefetch_span(const void *p, int64_t bytes) {
+    const char *c = (const char *)p;
+    int64_t i;
+    for (i = 0; i < bytes; i += 64) _mm_prefetch(c + i, _MM_HINT_T1);
+}
+#endif
+
+/* Backward: the grad_out (and index) rows FC_PF_ROWS output rows below. */
+static FC_INLINE void FC_SFX(prefetch_out_rows)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind,
+                                                int64_t oh) {
+    const int64_t ahead = oh + FC_PF_ROWS, wo = s->w_out;
+    if (ahead >= s->h_out) return;
+    prefetch_span(gy + ahead * wo, wo * (int64_t)sizeof(FC_T));
+    if (ind) prefetch_span(ind + ahead * wo, wo * 8);
+}
+
 /* Max over output row `oh`, outputs [ow, ow_hi) (lane-valid); output o is
  * stored at yrow[o - o_base] (and irow[o - o_base]).  Returns the first
  * output it did not compute. */
@@ -160,6 +179,7 @@ static FC_INLINE int64_t FC_SFX(avg_row)(const fc_pool_shape *s, const FC_T *x, 
 
 /* Rows of at most FC_NT_ROW outputs can be streamed (see stream_row). */
 #define FC_NT_ROW 2048
+#define FC_NT_BWD_W 2048      /* streamed backward: grad_input rows at most this wide */
 
 /* dst[0..n) = src[0..n), the 64-byte aligned whole cache lines with
  * non-temporal stores: an output far larger than the cache is not read
@@ -405,16 +425,19 @@ static FC_INLINE void FC_SFX(argmax_block)(const fc_pool_shape *s, const FC_T *x
  * and the index check comes free with the selects.  Partial windows
  * (ceil_mode) and uncovered edges fall back to memset + checked scatter. */
 static FC_INLINE int FC_SFX(max_backward_k2_plane)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind,
-                                                   const FC_T *x, FC_T *gx) {
+                                                   const FC_T *x, FC_T *gx, int nt) {
     const int64_t W = s->w_in, H = s->h_in, ho = s->h_out, wo = s->w_out;
     const int64_t hi = FC_MIN(wo, W / 2), oh_full = FC_MIN(ho, H / 2);
     const int exact = hi == wo && 2 * wo == W && oh_full == ho && 2 * ho == H;
+    FC_T buf[2][FC_NT_BWD_W];
     int64_t oh, o0, o;
     if (!exact) memset(gx, 0, (size_t)(H * W) * sizeof(FC_T));
+    nt = nt && exact;   /* streamed: each row pair built in buf, then written once */
     for (oh = 0; oh < ho; oh++) {
         const FC_T *gyrow = gy + oh * wo;
-        FC_T *r0 = gx + 2 * oh * W, *r1 = r0 + W;
+        FC_T *r0 = nt ? buf[0] : gx + 2 * oh * W, *r1 = nt ? buf[1] : r0 + W;
         int64_t ibuf[FC_POOL_BLK];
+        FC_SFX(prefetch_out_rows)(s, gy, ind, oh);
         if (oh >= oh_full) {                  /* a window row cut by the bottom edge */
             if (ind) {
                 if (FC_SFX(scatter_checked)(s, gyrow, ind + oh * wo, gx, oh, 0, wo, 2, 2, 0)) return 1;
@@ -474,6 +497,10 @@ static FC_INLINE int FC_SFX(max_backward_k2_plane)(const fc_pool_shape *s, const
             }
             if (bad) return 1;
         }
+        if (nt) {
+            FC_SFX(stream_row)(gx + 2 * oh * W, buf[0], W);
+            FC_SFX(stream_row)(gx + (2 * oh + 1) * W, buf[1], W);
+        }
         if (hi < wo) {                        /* windows cut by the right edge */
             if (ind) {
                 if (FC_SFX(scatter_checked)(s, gyrow, ind + oh * wo, gx, oh, hi, wo, 2, 2, 0)) return 1;
@@ -531,6 +558,7 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
     const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
     int64_t p;
     const int m3 = kind == 2 && FC_SFX(max3_ok)(s);
+    const int nt = s->w_in <= FC_NT_BWD_W && FC_SFX(use_nt)(s, indices ? 8 : 0);
     int bad = 0;
     if (!kind || hw_out == 0) return FC_NOT_HANDLED;
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
@@ -543,8 +571,9 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
             const int64_t *ip = indices ? indices + p * hw_out : NULL;
             FC_T *gxp = gx + p * hw_in;
             int r;
-            if (kind == 1) r = FC_SFX(max_backward_k2_plane)(s, gp, ip, xp, gxp);
-            else if (kind == 2 && m3) r = FC_SFX(max3_backward_plane)(s, gp, ip, xp, gxp);
+            if (kind == 1) r = FC_SFX(max_backward_k2_plane)(s, gp, ip, xp, gxp, nt);
+            else if (kind == 2 && m3) r = nt ? FC_SFX(max3_backward_plane)(s, gp, ip, xp, gxp, 1)
+                                             : FC_SFX(max3_backward_plane)(s, gp, ip, xp, gxp, 0);
             else if (kind == 2) r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 3, 2, 1);
             else r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 3, 1, 1);
             if (r) {
@@ -552,6 +581,7 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
                 bad = 1;
             }
         }
+        _mm_sfence();   /* streamed stores visible before the call returns */
     }
     return bad ? FC_ERR_INDEX : FC_OK;
 }

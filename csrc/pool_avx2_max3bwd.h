@@ -29,8 +29,8 @@ static FC_INLINE int FC_SFX(max3_code_ok)(int64_t code, int64_t W, int r_lo, int
 }
 
 /* Scalar pairs q in [q0, q1) of output row p (see the file comment). */
-static FC_INLINE int FC_SFX(max3_pairs)(const fc_pool_shape *s, const FC_T *gyrow, const int64_t *irow, FC_T *gx,
-                                        int64_t ih0, int r_lo, int r_hi, int64_t q0, int64_t q1) {
+static FC_INLINE int FC_SFX(max3_pairs)(const fc_pool_shape *s, const FC_T *gyrow, const int64_t *irow,
+                                        FC_T *const rows[3], int64_t ih0, int r_lo, int r_hi, int64_t q0, int64_t q1) {
     const int64_t W = s->w_in, wo = s->w_out;
     int64_t q;
     for (q = q0; q < q1; q++) {
@@ -43,7 +43,7 @@ static FC_INLINE int FC_SFX(max3_pairs)(const fc_pool_shape *s, const FC_T *gyro
         if (!FC_SFX(max3_code_ok)(code, W, r_lo, r_hi, iw0 < 0 ? 1 : 0, FC_MIN((int64_t)3, W - iw0)))
             return 1;
         for (r = r_lo; r < r_hi; r++) {
-            FC_T *row = gx + (ih0 + r) * W;
+            FC_T *row = rows[r];
             const int64_t rw = (int64_t)r * W;
             if (2 * q < W)
                 row[2 * q] = (r == 0 ? row[2 * q] : (FC_T)0) + (code == rw + 1 ? g : (FC_T)0);
@@ -56,9 +56,10 @@ static FC_INLINE int FC_SFX(max3_pairs)(const fc_pool_shape *s, const FC_T *gyro
     return 0;
 }
 
-/* Output row p, pairs [q0, q1); irow/gyrow indexable on [q0, min(q1 + 1, wo)). */
-static FC_INLINE int FC_SFX(max3_row)(const fc_pool_shape *s, const FC_T *gyrow, const int64_t *irow, FC_T *gx,
-                                      int64_t p, int64_t q0, int64_t q1) {
+/* Output row p, pairs [q0, q1); irow/gyrow indexable on [q0, min(q1 + 1, wo)).
+ * rows[r] = input row 2p-1+r (in grad_input or a row buffer). */
+static FC_INLINE int FC_SFX(max3_row)(const fc_pool_shape *s, const FC_T *gyrow, const int64_t *irow,
+                                      FC_T *const rows[3], int64_t p, int64_t q0, int64_t q1) {
     const int64_t W = s->w_in, wo = s->w_out, ih0 = 2 * p - 1;
     const int r_lo = ih0 < 0 ? 1 : 0;
     const int r_hi = (int)FC_MIN((int64_t)3, s->h_in - ih0);
@@ -74,8 +75,8 @@ static FC_INLINE int FC_SFX(max3_row)(const fc_pool_shape *s, const FC_T *gyrow,
         __m256i hib = _mm256_setzero_si256();
         VT bad = zero;
         int64_t done;
-        FC_T *r0 = gx + ih0 * W, *r1 = r0 + W, *r2 = r1 + W;
-        if (FC_SFX(max3_pairs)(s, gyrow, irow, gx, ih0, r_lo, r_hi, q0, vlo)) return 1;
+        FC_T *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
+        if (FC_SFX(max3_pairs)(s, gyrow, irow, rows, ih0, r_lo, r_hi, q0, vlo)) return 1;
         done = vlo;
         for (q = vlo;; q += VL) {
             VT g, g1, m, any = zero, e, a, b, lo, hi, c0ok;
@@ -127,7 +128,7 @@ static FC_INLINE int FC_SFX(max3_row)(const fc_pool_shape *s, const FC_T *gyrow,
         if (!VALLZERO(bad) || !_mm256_testz_si256(hib, hib)) return 1;
         q = vhi;
     }
-    return FC_SFX(max3_pairs)(s, gyrow, irow, gx, ih0, r_lo, r_hi, q, q1);
+    return FC_SFX(max3_pairs)(s, gyrow, irow, rows, ih0, r_lo, r_hi, q, q1);
 }
 
 /* 1 when the gather serves this (kind 2) plane shape: every window has a
@@ -138,22 +139,38 @@ static int FC_SFX(max3_ok)(const fc_pool_shape *s) {
            s->w_out >= 1;
 }
 
+/* nt: rows are built in three row buffers (2p-1, 2p, 2p+1; the last one
+ * becomes the next row's 2p-1) and streamed out when final. */
 static int FC_SFX(max3_backward_plane)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind, const FC_T *x,
-                                       FC_T *gx) {
-    const int64_t wo = s->w_out;
+                                       FC_T *gx, const int nt) {
+    const int64_t wo = s->w_out, W = s->w_in, H = s->h_in;
+    FC_T buf[3][FC_NT_BWD_W];
+    FC_T *prev = buf[0], *cur1 = buf[1], *cur2 = buf[2];
     int64_t p, lo, hi;
     FC_SFX(lane_valid)(s, 3, 2, 1, &lo, &hi);
     for (p = 0; p < s->h_out; p++) {
         const FC_T *gyrow = gy + p * wo;
+        const int64_t ih0 = 2 * p - 1;
+        FC_T *rows[3];
+        if (nt) { rows[0] = prev; rows[1] = cur1; rows[2] = cur2; }
+        else { rows[0] = gx + ih0 * W; rows[1] = rows[0] + W; rows[2] = rows[1] + W; }
+        FC_SFX(prefetch_out_rows)(s, gy, ind, p);
         if (ind) {
-            if (FC_SFX(max3_row)(s, gyrow, ind + p * wo, gx, p, 0, wo)) return 1;
+            if (FC_SFX(max3_row)(s, gyrow, ind + p * wo, rows, p, 0, wo)) return 1;
         } else {
             /* the row's argmax (forward kernels), then the same gather */
             int64_t ibuf[FC_MAX3_ROWBUF], q0;
             for (q0 = 0; q0 < wo; q0 += FC_POOL_BLK)
                 FC_SFX(argmax_block)(s, x, p, q0, FC_MIN(q0 + FC_POOL_BLK, wo), lo, hi, ibuf + q0, 3, 2, 1);
-            if (FC_SFX(max3_row)(s, gyrow, ibuf, gx, p, 0, wo)) return 1;
+            if (FC_SFX(max3_row)(s, gyrow, ibuf, rows, p, 0, wo)) return 1;
+        }
+        if (nt) {
+            FC_T *t;
+            if (p > 0) FC_SFX(stream_row)(gx + ih0 * W, prev, W);          /* row 2p-1 is final */
+            if (ih0 + 1 < H) FC_SFX(stream_row)(gx + (ih0 + 1) * W, cur1, W);
+            t = prev; prev = cur2; cur2 = t;
         }
     }
+    if (nt && 2 * s->h_out - 1 < H) FC_SFX(stream_row)(gx + (2 * s->h_out - 1) * W, prev, W);
     return 0;
 }

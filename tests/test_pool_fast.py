@@ -173,3 +173,23 @@ def test_outputs_larger_than_cache_streamed(isa):
         for c in range(3):
             want = np.maximum(want, xp[:, :, r:r + 2 * y3.shape[2]:2, c:c + 2 * y3.shape[3]:2][:, :, :y3.shape[2], :y3.shape[3]])
     np.testing.assert_array_equal(y3, want)
+
+
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1)])
+def test_backward_larger_than_cache_streamed(k, s, p, isa):
+    """Max backward beyond the last-level cache builds grad_input rows in
+    row buffers and streams them out: bit-equal to an in-order scatter, the
+    recompute path equal to the indexed one, and 2 threads equal to 1."""
+    rng = np.random.default_rng(13)
+    x = rand(rng, (1, 4, 1500, 2000), np.float32)          # 48 MB, rows within the streaming width
+    y, ind = max_pool2d(x, k, s, p, return_indices=True)
+    g = rand(rng, y.shape, np.float32)
+    gx = max_pool2d_backward(g, x, k, s, p, indices=ind)
+    np.testing.assert_array_equal(gx, _scatter(g, ind, x.shape))
+    np.testing.assert_array_equal(max_pool2d_backward(g, x, k, s, p), gx)
+    with config._forced_runtime(threads=2):
+        np.testing.assert_array_equal(max_pool2d_backward(g, x, k, s, p, indices=ind), gx)
+    bad = ind.copy()
+    bad[0, 3, -1, -2] += 3
+    with pytest.raises(ValueError, match="indices"):
+        max_pool2d_backward(g, x, k, s, p, indices=bad)
