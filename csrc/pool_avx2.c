@@ -115,6 +115,22 @@ static inline void store_idx_f32(int64_t *dst, __m256 code, int64_t base, int64_
     _mm256_storeu_si256((__m256i *)(dst + 4), hi);
 }
 #define VSTORE_IDX store_idx_f32
+/* lanes j < k (k clamped so the int32 compare cannot wrap) */
+#define VMASK32(k) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)FC_MAX(FC_MIN((int64_t)(k), 64), -1)), \
+                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define VMLOAD(p, k) _mm256_maskload_ps((p), VMASK32(k))
+#define VMSTORE(p, v, k) _mm256_maskstore_ps((p), VMASK32(k), (v))
+static inline void mstore_idx_f32(int64_t *dst, __m256 code, int64_t base, int64_t S, int64_t k) {
+    __m256i c = _mm256_castps_si256(code);
+    __m256i b = _mm256_add_epi64(_mm256_set1_epi64x(base), _mm256_set_epi64x(3 * S, 2 * S, S, 0));
+    __m256i lo = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(c)), b);
+    __m256i hi = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(c, 1)),
+                                  _mm256_add_epi64(b, _mm256_set1_epi64x(4 * S)));
+    const __m256i kv = _mm256_set1_epi64x(k);
+    _mm256_maskstore_epi64((long long *)dst, _mm256_cmpgt_epi64(kv, _mm256_setr_epi64x(0, 1, 2, 3)), lo);
+    _mm256_maskstore_epi64((long long *)(dst + 4), _mm256_cmpgt_epi64(kv, _mm256_setr_epi64x(4, 5, 6, 7)), hi);
+}
+#define VMSTORE_IDX mstore_idx_f32
 #define VAND _mm256_and_ps
 #define VANDNOT _mm256_andnot_ps
 #define VTRUE() _mm256_castsi256_ps(_mm256_set1_epi32(-1))
@@ -175,6 +191,9 @@ static inline float scalar_max_f32(float m, float v, int *take) {
 #undef VFIX
 #undef VCODE
 #undef VSTORE_IDX
+#undef VMLOAD
+#undef VMSTORE
+#undef VMSTORE_IDX
 #undef VINTERLEAVE
 #undef VAND
 #undef VANDNOT
@@ -211,6 +230,14 @@ static inline void store_idx_f64(int64_t *dst, __m256d code, int64_t base, int64
     _mm256_storeu_si256((__m256i *)dst, _mm256_add_epi64(_mm256_castpd_si256(code), b));
 }
 #define VSTORE_IDX store_idx_f64
+#define VMASK64(k) _mm256_cmpgt_epi64(_mm256_set1_epi64x((int64_t)(k)), _mm256_setr_epi64x(0, 1, 2, 3))
+#define VMLOAD(p, k) _mm256_maskload_pd((p), VMASK64(k))
+#define VMSTORE(p, v, k) _mm256_maskstore_pd((p), VMASK64(k), (v))
+static inline void mstore_idx_f64(int64_t *dst, __m256d code, int64_t base, int64_t S, int64_t k) {
+    __m256i b = _mm256_add_epi64(_mm256_set1_epi64x(base), _mm256_set_epi64x(3 * S, 2 * S, S, 0));
+    _mm256_maskstore_epi64((long long *)dst, VMASK64(k), _mm256_add_epi64(_mm256_castpd_si256(code), b));
+}
+#define VMSTORE_IDX mstore_idx_f64
 #define VAND _mm256_and_pd
 #define VANDNOT _mm256_andnot_pd
 #define VTRUE() _mm256_castsi256_pd(_mm256_set1_epi64x(-1))

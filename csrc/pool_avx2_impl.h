@@ -45,30 +45,45 @@ static FC_INLINE int FC_SFX(load_variant)(int64_t ow, int64_t W, int K, int S, i
  * prefetchers alone keep too few lines in flight for one core to stream at
  * memory speed (measured: 2x2/2 on 100 MB went from ~10 to ~20 GB/s). */
 #define FC_PF_ROWS 8
+#ifndef FC_PF_ROWS_FN
+#define FC_PF_ROWS_FN
+/* Prefetch distance in output rows of `row_bytes` each: FC_PF_ROWS, or
+ * more for narrow rows, so that at least ~8 KB are in flight (a DRAM
+ * latency's worth at streaming speed); a power-of-two estimate, no division. */
+static FC_INLINE int64_t fc_pf_rows(int64_t row_bytes) {
+    const int lg = row_bytes > 0 ? 63 - __builtin_clzll((unsigned long long)row_bytes) : 0;
+    const int64_t d = lg >= 13 ? 1 : ((int64_t)8192 >> lg);
+    return d > FC_PF_ROWS ? d : FC_PF_ROWS;
+}
+#endif
 static FC_INLINE void FC_SFX(prefetch_rows)(const FC_T *x, int64_t H, int64_t W, int64_t ih_next,
                                             int64_t col, const int S) {
-    int64_t ih = ih_next + (FC_PF_ROWS - 1) * S, r;
+    /* Rows past the plane are the next plane's (planes are contiguous), so
+     * small planes prefetch their successor; past the array's end a
+     * prefetch is only a hint and never faults. */
+    const uintptr_t base = (uintptr_t)x;
+    int64_t ih = ih_next + (fc_pf_rows(S * W * (int64_t)sizeof(FC_T)) - 1) * S, r;
+    (void)H;
     for (r = 0; r < S; r++)
-        if (ih + r < H) _mm_prefetch((const char *)(x + (ih + r) * W + col), _MM_HINT_T1);
+        _mm_prefetch((const char *)(base + (uintptr_t)(((ih + r) * W + col) * (int64_t)sizeof(FC_T))), _MM_HINT_T1);
 }
 
 #ifndef FC_PREFETCH_SPAN
 #define FC_PREFETCH_SPAN
 /* Prefetch (into L2) every cache line of [p, p + bytes). */
-static FC_INLINE void prefetch_span(const void *p, int64_t bytes) {
-    const char *c = (const char *)p;
+static FC_INLINE void prefetch_span(uintptr_t p, int64_t bytes) {
     int64_t i;
-    for (i = 0; i < bytes; i += 64) _mm_prefetch(c + i, _MM_HINT_T1);
+    for (i = 0; i < bytes; i += 64) _mm_prefetch((const char *)(p + (uintptr_t)i), _MM_HINT_T1);
 }
 #endif
 
 /* Backward: the grad_out (and index) rows FC_PF_ROWS output rows below. */
 static FC_INLINE void FC_SFX(prefetch_out_rows)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind,
                                                 int64_t oh) {
-    const int64_t ahead = oh + FC_PF_ROWS, wo = s->w_out;
-    if (ahead >= s->h_out) return;
-    prefetch_span(gy + ahead * wo, wo * (int64_t)sizeof(FC_T));
-    if (ind) prefetch_span(ind + ahead * wo, wo * 8);
+    /* rows past the plane belong to the next plane (a hint: never faults) */
+    const int64_t ahead = (oh + fc_pf_rows(s->w_out * 8)) * s->w_out, wo = s->w_out;
+    prefetch_span((uintptr_t)gy + (uintptr_t)(ahead * (int64_t)sizeof(FC_T)), wo * (int64_t)sizeof(FC_T));
+    if (ind) prefetch_span((uintptr_t)ind + (uintptr_t)(ahead * 8), wo * 8);
 }
 
 /* Max over output row `oh`, outputs [ow, ow_hi) (lane-valid); output o is
@@ -112,6 +127,33 @@ static FC_INLINE int64_t FC_SFX(max_row)(const fc_pool_shape *s, const FC_T *x, 
         if (S == 2) { m = VFIX(m); code = VFIX(code); }
         VSTORE(yrow + (ow - o_base), m);
         if (with_idx) VSTORE_IDX(irow + (ow - o_base), code, ih0 * W + ow * S, S);
+    }
+    /* a row with fewer than VL lane-valid outputs (narrow planes): one
+     * block with masked loads -- lanes past the row end read nothing, so
+     * never fault -- and masked stores of the n real outputs */
+    if (ow < ow_hi && ow_hi - ow < VL && ow == ow_start) {
+        const int64_t n = ow_hi - ow, left = W - (ow * S - P);  /* elements from the block start to the row end */
+        VT m = VSET1(-INFINITY), code = VCODE((int64_t)r_lo * W - P);
+        int r, c;
+        for (r = r_lo; r < r_hi; r++) {
+            const FC_T *row = x + (ih0 + r) * W + ow * S - P;
+            for (c = 0; c < K; c++) {
+                VT v = S == 1 ? VMLOAD(row + c, left - c)
+                              : VEVEN(VMLOAD(row + c, left - c), VMLOAD(row + c + VL, left - c - VL));
+                if (with_idx) {
+                    VT take = VOR(VGT(v, m), VUNORD(v));
+                    m = VBLEND(m, v, take);
+                    code = VBLEND(code, VCODE((int64_t)r * W + c - P), take);
+                } else {
+                    m = VMAX(v, m);
+                    m = VBLEND(m, v, VUNORD(v));
+                }
+            }
+        }
+        if (S == 2) { m = VFIX(m); code = VFIX(code); }
+        VMSTORE(yrow + (ow - o_base), m, n);
+        if (with_idx) VMSTORE_IDX(irow + (ow - o_base), code, ih0 * W + ow * S, S, n);
+        ow = ow_hi;
     }
     /* scalar tail over the remaining lane-valid outputs (same semantics) */
     for (; ow < ow_hi; ow++) {
@@ -163,6 +205,20 @@ static FC_INLINE int64_t FC_SFX(avg_row)(const fc_pool_shape *s, const FC_T *x, 
         }
         if (S == 2) sum = VFIX(sum);
         VSTORE(yrow + ow, VMUL(sum, vdiv));
+    }
+    if (ow < ow_hi && ow_hi - ow < VL && ow == ow_start) {    /* narrow row: masked block */
+        const int64_t n = ow_hi - ow, left = W - (ow * S - P);
+        VT sum = VZERO();
+        int r, c;
+        for (r = r_lo; r < r_hi; r++) {
+            const FC_T *row = x + (ih0 + r) * W + ow * S - P;
+            for (c = 0; c < K; c++)
+                sum = VADD(sum, S == 1 ? VMLOAD(row + c, left - c)
+                                       : VEVEN(VMLOAD(row + c, left - c), VMLOAD(row + c + VL, left - c - VL)));
+        }
+        if (S == 2) sum = VFIX(sum);
+        VMSTORE(yrow + ow, VMUL(sum, vdiv), n);
+        ow = ow_hi;
     }
     for (; ow < ow_hi; ow++) {
         FC_T sum = 0;
