@@ -81,7 +81,7 @@ static FC_INLINE void prefetch_span(uintptr_t p, int64_t bytes) {
 static FC_INLINE void FC_SFX(prefetch_out_rows)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind,
                                                 int64_t oh) {
     /* rows past the plane belong to the next plane (a hint: never faults) */
-    const int64_t ahead = (oh + fc_pf_rows(s->w_out * 8)) * s->w_out, wo = s->w_out;
+    const int64_t ahead = (oh + FC_PF_ROWS) * s->w_out, wo = s->w_out;
     prefetch_span((uintptr_t)gy + (uintptr_t)(ahead * (int64_t)sizeof(FC_T)), wo * (int64_t)sizeof(FC_T));
     if (ind) prefetch_span((uintptr_t)ind + (uintptr_t)(ahead * 8), wo * 8);
 }
@@ -516,7 +516,37 @@ static FC_INLINE int FC_SFX(max_backward_k2_plane)(const fc_pool_shape *s, const
                 FC_SFX(argmax_block)(s, x, oh, o0, o1, 0, hi, ibuf, 2, 2, 0);
                 ib = ibuf;
             }
-            {
+            if (o1 - o0 >= VL) {
+                /* VL outputs per step: window-relative codes as VL lanes
+                 * (int32 for float32, flagged if they do not fit), four
+                 * tap masks, two interleaved row stores */
+                const VT zero = VZERO();
+                __m256i hib = _mm256_setzero_si256();
+                VT badv = zero;
+                for (o = o0;; o += VL) {
+                    __m256i code;
+                    VT g, m00, m01, m10, m11, lo, hi;
+                    if (o + VL > o1) {
+                        if (o >= o1) break;
+                        o = o1 - VL;              /* overlapping last block: stores are idempotent */
+                    }
+                    code = FC_SFX(max3_codes)(ib + (o - o0), 2 * oh * W + 2 * o, &hib);
+                    g = VLOAD(gyrow + o);
+                    m00 = VCEQ(code, 0);
+                    m01 = VCEQ(code, 1);
+                    m10 = VCEQ(code, W);
+                    m11 = VCEQ(code, W + 1);
+                    badv = VOR(badv, VANDNOT(VOR(VOR(m00, m01), VOR(m10, m11)), VTRUE()));
+                    VINTERLEAVE(VADD(zero, VAND(g, m00)), VADD(zero, VAND(g, m01)), lo, hi);
+                    VSTORE(r0 + 2 * o, lo);
+                    VSTORE(r0 + 2 * o + VL, hi);
+                    VINTERLEAVE(VADD(zero, VAND(g, m10)), VADD(zero, VAND(g, m11)), lo, hi);
+                    VSTORE(r1 + 2 * o, lo);
+                    VSTORE(r1 + 2 * o + VL, hi);
+                }
+                bad = !VALLZERO(badv) || !_mm256_testz_si256(hib, hib);
+                o = o1;
+            } else {
                 const __m256i wv = _mm256_set1_epi64x(W), w1v = _mm256_set1_epi64x(W + 1);
                 const __m256i one = _mm256_set1_epi64x(1), zero = _mm256_setzero_si256();
                 __m256i base = _mm256_add_epi64(_mm256_set1_epi64x(2 * oh * W + 2 * o0),
@@ -546,10 +576,10 @@ static FC_INLINE int FC_SFX(max_backward_k2_plane)(const fc_pool_shape *s, const
                 const int64_t code = ib[o - o0] - (2 * oh * W + 2 * o);
                 const FC_T g = gyrow[o];
                 bad |= !((code == 0) | (code == 1) | (code == W) | (code == W + 1));
-                r0[2 * o] = code == 0 ? g : (FC_T)0;
-                r0[2 * o + 1] = code == 1 ? g : (FC_T)0;
-                r1[2 * o] = code == W ? g : (FC_T)0;
-                r1[2 * o + 1] = code == W + 1 ? g : (FC_T)0;
+                r0[2 * o] = (FC_T)0 + (code == 0 ? g : (FC_T)0);     /* +0, as the vector code */
+                r0[2 * o + 1] = (FC_T)0 + (code == 1 ? g : (FC_T)0);
+                r1[2 * o] = (FC_T)0 + (code == W ? g : (FC_T)0);
+                r1[2 * o + 1] = (FC_T)0 + (code == W + 1 ? g : (FC_T)0);
             }
             if (bad) return 1;
         }
