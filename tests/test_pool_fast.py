@@ -50,12 +50,15 @@ def _scatter(g, ind, shape):
 
 @pytest.mark.parametrize("h,w", [(13, 41), (12, 40), (5, 18), (7, 3), (2, 33), (1, 17)])
 @pytest.mark.parametrize("ceil", [False, True])
-def test_max3_backward_any_valid_index_bit_exact(h, w, ceil, dtype, isa):
+@pytest.mark.parametrize("k,s,p", [(3, 2, 1), (2, 2, 0)])
+def test_backward_gather_any_valid_index_bit_exact(h, w, ceil, k, s, p, dtype, isa):
+    if min(reference.pool_output_size(v, k, s, p, 1, ceil) for v in (h, w)) < 1:
+        pytest.skip("no output for this size")
     rng = np.random.default_rng(h * 100 + w)
     x = rand(rng, (2, 3, h, w), dtype)
-    ind = _random_valid_indices(rng, 2, 3, h, w, 3, 2, 1, ceil)
+    ind = _random_valid_indices(rng, 2, 3, h, w, k, s, p, ceil)
     g = rand(rng, ind.shape, dtype)
-    got = max_pool2d_backward(g, x, 3, 2, 1, ceil_mode=ceil, indices=ind)
+    got = max_pool2d_backward(g, x, k, s, p, ceil_mode=ceil, indices=ind)
     np.testing.assert_array_equal(got, _scatter(g, ind, x.shape))
 
 
@@ -70,12 +73,13 @@ def _bad_variants(ind, pos, w):
     return out
 
 
+@pytest.mark.parametrize("k,s,p", [(3, 2, 1), (2, 2, 0)])
 @pytest.mark.parametrize("dtype_", ["float32", "float64"])
-def test_max3_backward_refuses_bad_indices_in_every_lane(dtype_, isa):
+def test_backward_gather_refuses_bad_indices_in_every_lane(k, s, p, dtype_, isa):
     rng = np.random.default_rng(3)
-    h, w = 9, 37                               # 19 outputs per row: vector blocks, overlap, borders
+    h, w = 9, 37                               # 18-19 outputs per row: vector blocks, overlap, borders
     x = rand(rng, (1, 2, h, w), dtype_)
-    y, ind = max_pool2d(x, 3, 2, 1, return_indices=True)
+    y, ind = max_pool2d(x, k, s, p, return_indices=True)
     g = rand(rng, y.shape, dtype_)
     for oh in (0, 2, y.shape[2] - 1):
         for ow in range(y.shape[3]):
@@ -84,7 +88,7 @@ def test_max3_backward_refuses_bad_indices_in_every_lane(dtype_, isa):
                 ind2 = ind.copy()
                 ind2[pos] = bad
                 with pytest.raises(ValueError, match="indices"):
-                    max_pool2d_backward(g, x, 3, 2, 1, indices=ind2)
+                    max_pool2d_backward(g, x, k, s, p, indices=ind2)
 
 
 def test_max3_backward_wide_rows_fall_back(dtype, isa):
