@@ -119,16 +119,24 @@ static inline void store_idx_f32(int64_t *dst, __m256 code, int64_t base, int64_
 #define VMASK32(k) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)FC_MAX(FC_MIN((int64_t)(k), 64), -1)), \
                                       _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define VMLOAD(p, k) _mm256_maskload_ps((p), VMASK32(k))
-#define VMSTORE(p, v, k) _mm256_maskstore_ps((p), VMASK32(k), (v))
+/* Masked stores through a stack vector: vmaskmov stores are microcoded
+ * and slow on AMD cores. */
+#define VMSTORE(p, v, k) do {                                                          \
+        float vb_[8];                                                                  \
+        int64_t i_, k_ = (k);                                                          \
+        _mm256_storeu_ps(vb_, (v));                                                    \
+        for (i_ = 0; i_ < k_ && i_ < 8; i_++) (p)[i_] = vb_[i_];                       \
+    } while (0)
 static inline void mstore_idx_f32(int64_t *dst, __m256 code, int64_t base, int64_t S, int64_t k) {
     __m256i c = _mm256_castps_si256(code);
     __m256i b = _mm256_add_epi64(_mm256_set1_epi64x(base), _mm256_set_epi64x(3 * S, 2 * S, S, 0));
     __m256i lo = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(c)), b);
     __m256i hi = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(c, 1)),
                                   _mm256_add_epi64(b, _mm256_set1_epi64x(4 * S)));
-    const __m256i kv = _mm256_set1_epi64x(k);
-    _mm256_maskstore_epi64((long long *)dst, _mm256_cmpgt_epi64(kv, _mm256_setr_epi64x(0, 1, 2, 3)), lo);
-    _mm256_maskstore_epi64((long long *)(dst + 4), _mm256_cmpgt_epi64(kv, _mm256_setr_epi64x(4, 5, 6, 7)), hi);
+    int64_t buf[8], i;
+    _mm256_storeu_si256((__m256i *)buf, lo);
+    _mm256_storeu_si256((__m256i *)(buf + 4), hi);
+    for (i = 0; i < k && i < 8; i++) dst[i] = buf[i];
 }
 #define VMSTORE_IDX mstore_idx_f32
 #define VAND _mm256_and_ps
@@ -232,10 +240,17 @@ static inline void store_idx_f64(int64_t *dst, __m256d code, int64_t base, int64
 #define VSTORE_IDX store_idx_f64
 #define VMASK64(k) _mm256_cmpgt_epi64(_mm256_set1_epi64x((int64_t)(k)), _mm256_setr_epi64x(0, 1, 2, 3))
 #define VMLOAD(p, k) _mm256_maskload_pd((p), VMASK64(k))
-#define VMSTORE(p, v, k) _mm256_maskstore_pd((p), VMASK64(k), (v))
+#define VMSTORE(p, v, k) do {                                                          \
+        double vb_[4];                                                                 \
+        int64_t i_, k_ = (k);                                                          \
+        _mm256_storeu_pd(vb_, (v));                                                    \
+        for (i_ = 0; i_ < k_ && i_ < 4; i_++) (p)[i_] = vb_[i_];                       \
+    } while (0)
 static inline void mstore_idx_f64(int64_t *dst, __m256d code, int64_t base, int64_t S, int64_t k) {
     __m256i b = _mm256_add_epi64(_mm256_set1_epi64x(base), _mm256_set_epi64x(3 * S, 2 * S, S, 0));
-    _mm256_maskstore_epi64((long long *)dst, VMASK64(k), _mm256_add_epi64(_mm256_castpd_si256(code), b));
+    int64_t v[4], i;
+    _mm256_storeu_si256((__m256i *)v, _mm256_add_epi64(_mm256_castpd_si256(code), b));
+    for (i = 0; i < k && i < 4; i++) dst[i] = v[i];
 }
 #define VMSTORE_IDX mstore_idx_f64
 #define VAND _mm256_and_pd
