@@ -5,10 +5,16 @@
  * (compiled here with AVX2 too), so results equal the generic path. */
 #include <immintrin.h>
 #include <math.h>
+#include <stdint.h>
 #include "fc_internal.h"
 #include "pool_kernels.h"
 
 #define FC_INLINE inline __attribute__((always_inline))
+
+/* Calls whose arrays together exceed this stream their output past the
+ * cache (non-temporal stores): a typical last-level cache slice of one core
+ * complex.  Only speed depends on it, never a result. */
+static int64_t fc_pool_llc_bytes(void) { return (int64_t)32 << 20; }
 
 /* 1 when every index irow[o], o in [o, o1), lies in its own window, for
  * outputs whose window columns are all inside the input and whose valid
@@ -84,6 +90,7 @@ static inline void k2_store4_f64(const double *g, __m256i m00, __m256i m01, __m2
 #define VL 8
 #define VLOAD _mm256_loadu_ps
 #define VSTORE _mm256_storeu_ps
+#define VSTREAM _mm256_stream_ps
 #define VSET1 _mm256_set1_ps
 #define VZERO _mm256_setzero_ps
 #define VMAX _mm256_max_ps
@@ -108,7 +115,49 @@ static inline void store_idx_f32(int64_t *dst, __m256 code, int64_t base, int64_
     _mm256_storeu_si256((__m256i *)(dst + 4), hi);
 }
 #define VSTORE_IDX store_idx_f32
+/* lanes j < k (k clamped so the int32 compare cannot wrap) */
+#define VMASK32(k) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)FC_MAX(FC_MIN((int64_t)(k), 64), -1)), \
+                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define VMLOAD(p, k) _mm256_maskload_ps((p), VMASK32(k))
+/* Masked stores through a stack vector: vmaskmov stores are microcoded
+ * and slow on AMD cores. */
+#define VMSTORE(p, v, k) do {                                                          \
+        float vb_[8];                                                                  \
+        int64_t i_, k_ = (k);                                                          \
+        _mm256_storeu_ps(vb_, (v));                                                    \
+        for (i_ = 0; i_ < k_ && i_ < 8; i_++) (p)[i_] = vb_[i_];                       \
+    } while (0)
+static inline void mstore_idx_f32(int64_t *dst, __m256 code, int64_t base, int64_t S, int64_t k) {
+    __m256i c = _mm256_castps_si256(code);
+    __m256i b = _mm256_add_epi64(_mm256_set1_epi64x(base), _mm256_set_epi64x(3 * S, 2 * S, S, 0));
+    __m256i lo = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(c)), b);
+    __m256i hi = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(c, 1)),
+                                  _mm256_add_epi64(b, _mm256_set1_epi64x(4 * S)));
+    int64_t buf[8], i;
+    _mm256_storeu_si256((__m256i *)buf, lo);
+    _mm256_storeu_si256((__m256i *)(buf + 4), hi);
+    for (i = 0; i < k && i < 8; i++) dst[i] = buf[i];
+}
+#define VMSTORE_IDX mstore_idx_f32
 #define VAND _mm256_and_ps
+#define VANDNOT _mm256_andnot_ps
+#define VTRUE() _mm256_castsi256_ps(_mm256_set1_epi32(-1))
+#define VALLZERO(v) _mm256_testz_ps((v), (v))
+#define VCEQ(code, k) _mm256_castsi256_ps(_mm256_cmpeq_epi32((code), _mm256_set1_epi32((int)(k))))
+/* Window-relative codes of 8 int64 indices as int32 lanes: ind[j] - (B + 2j).
+ * Codes of valid taps are small and non-negative; any lane whose high 32
+ * bits are not zero is a bad index (flagged in *hib, never truncated into a
+ * valid-looking code). */
+static inline __m256i max3_codes_f32(const int64_t *ind, int64_t B, __m256i *hib) {
+    const __m256i pick = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    const __m256i b0 = _mm256_add_epi64(_mm256_set1_epi64x(B), _mm256_setr_epi64x(0, 2, 4, 6));
+    const __m256i c0 = _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)ind), b0);
+    const __m256i c1 = _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)(ind + 4)),
+                                        _mm256_add_epi64(b0, _mm256_set1_epi64x(8)));
+    *hib = _mm256_or_si256(*hib, _mm256_or_si256(_mm256_srli_epi64(c0, 32), _mm256_srli_epi64(c1, 32)));
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(c0, pick))),
+                                   _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(c1, pick)), 1);
+}
 /* all-ones in lanes j with start + j >= done (lanes not yet accumulated) */
 #define VLANES_GE(start, done) _mm256_castsi256_ps(_mm256_cmpgt_epi32(                   \
         _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),                    \
@@ -135,6 +184,7 @@ static inline float scalar_max_f32(float m, float v, int *take) {
 #undef VL
 #undef VLOAD
 #undef VSTORE
+#undef VSTREAM
 #undef VSET1
 #undef VZERO
 #undef VMAX
@@ -149,8 +199,15 @@ static inline float scalar_max_f32(float m, float v, int *take) {
 #undef VFIX
 #undef VCODE
 #undef VSTORE_IDX
+#undef VMLOAD
+#undef VMSTORE
+#undef VMSTORE_IDX
 #undef VINTERLEAVE
 #undef VAND
+#undef VANDNOT
+#undef VTRUE
+#undef VALLZERO
+#undef VCEQ
 #undef VLANES_GE
 #undef TAP
 
@@ -162,6 +219,7 @@ static inline float scalar_max_f32(float m, float v, int *take) {
 #define VL 4
 #define VLOAD _mm256_loadu_pd
 #define VSTORE _mm256_storeu_pd
+#define VSTREAM _mm256_stream_pd
 #define VSET1 _mm256_set1_pd
 #define VZERO _mm256_setzero_pd
 #define VMAX _mm256_max_pd
@@ -180,7 +238,31 @@ static inline void store_idx_f64(int64_t *dst, __m256d code, int64_t base, int64
     _mm256_storeu_si256((__m256i *)dst, _mm256_add_epi64(_mm256_castpd_si256(code), b));
 }
 #define VSTORE_IDX store_idx_f64
+#define VMASK64(k) _mm256_cmpgt_epi64(_mm256_set1_epi64x((int64_t)(k)), _mm256_setr_epi64x(0, 1, 2, 3))
+#define VMLOAD(p, k) _mm256_maskload_pd((p), VMASK64(k))
+#define VMSTORE(p, v, k) do {                                                          \
+        double vb_[4];                                                                 \
+        int64_t i_, k_ = (k);                                                          \
+        _mm256_storeu_pd(vb_, (v));                                                    \
+        for (i_ = 0; i_ < k_ && i_ < 4; i_++) (p)[i_] = vb_[i_];                       \
+    } while (0)
+static inline void mstore_idx_f64(int64_t *dst, __m256d code, int64_t base, int64_t S, int64_t k) {
+    __m256i b = _mm256_add_epi64(_mm256_set1_epi64x(base), _mm256_set_epi64x(3 * S, 2 * S, S, 0));
+    int64_t v[4], i;
+    _mm256_storeu_si256((__m256i *)v, _mm256_add_epi64(_mm256_castpd_si256(code), b));
+    for (i = 0; i < k && i < 4; i++) dst[i] = v[i];
+}
+#define VMSTORE_IDX mstore_idx_f64
 #define VAND _mm256_and_pd
+#define VANDNOT _mm256_andnot_pd
+#define VTRUE() _mm256_castsi256_pd(_mm256_set1_epi64x(-1))
+#define VALLZERO(v) _mm256_testz_pd((v), (v))
+#define VCEQ(code, k) _mm256_castsi256_pd(_mm256_cmpeq_epi64((code), _mm256_set1_epi64x((int64_t)(k))))
+static inline __m256i max3_codes_f64(const int64_t *ind, int64_t B, __m256i *hib) {
+    (void)hib;
+    return _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)ind),
+                            _mm256_add_epi64(_mm256_set1_epi64x(B), _mm256_setr_epi64x(0, 2, 4, 6)));
+}
 #define VLANES_GE(start, done) _mm256_castsi256_pd(_mm256_cmpgt_epi64(                   \
         _mm256_add_epi64(_mm256_setr_epi64x(0, 1, 2, 3), _mm256_set1_epi64x((start) - (done))), \
         _mm256_set1_epi64x(-1)))

@@ -39,6 +39,53 @@ static FC_INLINE int FC_SFX(load_variant)(int64_t ow, int64_t W, int K, int S, i
     return 0;
 }
 
+/* Software prefetch (into L2) of the S input rows that the row
+ * FC_PF_ROWS output rows below reads first, at this block's columns: one
+ * cache line per row per block of VL outputs at stride 2.  The hardware
+ * prefetchers alone keep too few lines in flight for one core to stream at
+ * memory speed (measured: 2x2/2 on 100 MB went from ~10 to ~20 GB/s). */
+#define FC_PF_ROWS 8
+#ifndef FC_PF_ROWS_FN
+#define FC_PF_ROWS_FN
+/* Prefetch distance in output rows of `row_bytes` each: FC_PF_ROWS, or
+ * more for narrow rows, so that at least ~8 KB are in flight (a DRAM
+ * latency's worth at streaming speed); a power-of-two estimate, no division. */
+static FC_INLINE int64_t fc_pf_rows(int64_t row_bytes) {
+    const int lg = row_bytes > 0 ? 63 - __builtin_clzll((unsigned long long)row_bytes) : 0;
+    const int64_t d = lg >= 13 ? 1 : ((int64_t)8192 >> lg);
+    return d > FC_PF_ROWS ? d : FC_PF_ROWS;
+}
+#endif
+static FC_INLINE void FC_SFX(prefetch_rows)(const FC_T *x, int64_t H, int64_t W, int64_t ih_next,
+                                            int64_t col, const int S) {
+    /* Rows past the plane are the next plane's (planes are contiguous), so
+     * small planes prefetch their successor; past the array's end a
+     * prefetch is only a hint and never faults. */
+    const uintptr_t base = (uintptr_t)x;
+    int64_t ih = ih_next + (fc_pf_rows(S * W * (int64_t)sizeof(FC_T)) - 1) * S, r;
+    (void)H;
+    for (r = 0; r < S; r++)
+        _mm_prefetch((const char *)(base + (uintptr_t)(((ih + r) * W + col) * (int64_t)sizeof(FC_T))), _MM_HINT_T1);
+}
+
+#ifndef FC_PREFETCH_SPAN
+#define FC_PREFETCH_SPAN
+/* Prefetch (into L2) every cache line of [p, p + bytes). */
+static FC_INLINE void prefetch_span(uintptr_t p, int64_t bytes) {
+    int64_t i;
+    for (i = 0; i < bytes; i += 64) _mm_prefetch((const char *)(p + (uintptr_t)i), _MM_HINT_T1);
+}
+#endif
+
+/* Backward: the grad_out (and index) rows FC_PF_ROWS output rows below. */
+static FC_INLINE void FC_SFX(prefetch_out_rows)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind,
+                                                int64_t oh) {
+    /* rows past the plane belong to the next plane (a hint: never faults) */
+    const int64_t ahead = (oh + FC_PF_ROWS) * s->w_out, wo = s->w_out;
+    prefetch_span((uintptr_t)gy + (uintptr_t)(ahead * (int64_t)sizeof(FC_T)), wo * (int64_t)sizeof(FC_T));
+    if (ind) prefetch_span((uintptr_t)ind + (uintptr_t)(ahead * 8), wo * 8);
+}
+
 /* Max over output row `oh`, outputs [ow, ow_hi) (lane-valid); output o is
  * stored at yrow[o - o_base] (and irow[o - o_base]).  Returns the first
  * output it did not compute. */
@@ -60,6 +107,7 @@ static FC_INLINE int64_t FC_SFX(max_row)(const fc_pool_shape *s, const FC_T *x, 
         }
         var = FC_SFX(load_variant)(ow, W, K, S, P);
         if (!var) break;
+        FC_SFX(prefetch_rows)(x, s->h_in, W, ih0 + K, ow * S - P, S);
         for (r = r_lo; r < r_hi; r++) {
             const FC_T *row = x + (ih0 + r) * W + ow * S - P;
             for (c = 0; c < K; c++) {
@@ -79,6 +127,33 @@ static FC_INLINE int64_t FC_SFX(max_row)(const fc_pool_shape *s, const FC_T *x, 
         if (S == 2) { m = VFIX(m); code = VFIX(code); }
         VSTORE(yrow + (ow - o_base), m);
         if (with_idx) VSTORE_IDX(irow + (ow - o_base), code, ih0 * W + ow * S, S);
+    }
+    /* a row with fewer than VL lane-valid outputs (narrow planes): one
+     * block with masked loads -- lanes past the row end read nothing, so
+     * never fault -- and masked stores of the n real outputs */
+    if (ow < ow_hi && ow_hi - ow < VL && ow == ow_start) {
+        const int64_t n = ow_hi - ow, left = W - (ow * S - P);  /* elements from the block start to the row end */
+        VT m = VSET1(-INFINITY), code = VCODE((int64_t)r_lo * W - P);
+        int r, c;
+        for (r = r_lo; r < r_hi; r++) {
+            const FC_T *row = x + (ih0 + r) * W + ow * S - P;
+            for (c = 0; c < K; c++) {
+                VT v = S == 1 ? VMLOAD(row + c, left - c)
+                              : VEVEN(VMLOAD(row + c, left - c), VMLOAD(row + c + VL, left - c - VL));
+                if (with_idx) {
+                    VT take = VOR(VGT(v, m), VUNORD(v));
+                    m = VBLEND(m, v, take);
+                    code = VBLEND(code, VCODE((int64_t)r * W + c - P), take);
+                } else {
+                    m = VMAX(v, m);
+                    m = VBLEND(m, v, VUNORD(v));
+                }
+            }
+        }
+        if (S == 2) { m = VFIX(m); code = VFIX(code); }
+        VMSTORE(yrow + (ow - o_base), m, n);
+        if (with_idx) VMSTORE_IDX(irow + (ow - o_base), code, ih0 * W + ow * S, S, n);
+        ow = ow_hi;
     }
     /* scalar tail over the remaining lane-valid outputs (same semantics) */
     for (; ow < ow_hi; ow++) {
@@ -123,12 +198,27 @@ static FC_INLINE int64_t FC_SFX(avg_row)(const fc_pool_shape *s, const FC_T *x, 
         }
         var = FC_SFX(load_variant)(ow, W, K, S, P);
         if (!var) break;
+        FC_SFX(prefetch_rows)(x, s->h_in, W, ih0 + K, ow * S - P, S);
         for (r = r_lo; r < r_hi; r++) {
             const FC_T *row = x + (ih0 + r) * W + ow * S - P;
             for (c = 0; c < K; c++) sum = VADD(sum, TAP(row, c, S, var == 2));
         }
         if (S == 2) sum = VFIX(sum);
         VSTORE(yrow + ow, VMUL(sum, vdiv));
+    }
+    if (ow < ow_hi && ow_hi - ow < VL && ow == ow_start) {    /* narrow row: masked block */
+        const int64_t n = ow_hi - ow, left = W - (ow * S - P);
+        VT sum = VZERO();
+        int r, c;
+        for (r = r_lo; r < r_hi; r++) {
+            const FC_T *row = x + (ih0 + r) * W + ow * S - P;
+            for (c = 0; c < K; c++)
+                sum = VADD(sum, S == 1 ? VMLOAD(row + c, left - c)
+                                       : VEVEN(VMLOAD(row + c, left - c), VMLOAD(row + c + VL, left - c - VL)));
+        }
+        if (S == 2) sum = VFIX(sum);
+        VMSTORE(yrow + ow, VMUL(sum, vdiv), n);
+        ow = ow_hi;
     }
     for (; ow < ow_hi; ow++) {
         FC_T sum = 0;
@@ -143,18 +233,72 @@ static FC_INLINE int64_t FC_SFX(avg_row)(const fc_pool_shape *s, const FC_T *x, 
     return ow;
 }
 
-/* One plane of max pooling with a fixed (K, S, P). */
+/* Rows of at most FC_NT_ROW outputs can be streamed (see stream_row). */
+#define FC_NT_ROW 2048
+#define FC_NT_BWD_W 2048      /* streamed backward: grad_input rows at most this wide */
+
+/* dst[0..n) = src[0..n), the 64-byte aligned whole cache lines with
+ * non-temporal stores: an output far larger than the cache is not read
+ * into it first (a normal store reads each line before writing it), which
+ * is a fifth of a 2x2/2 forward's memory traffic. */
+static FC_INLINE void FC_SFX(stream_row)(FC_T *dst, const FC_T *src, int64_t n) {
+    int64_t i = 0;
+    for (; i < n && ((uintptr_t)(dst + i) & 63); i++) dst[i] = src[i];
+    for (; i + 2 * VL <= n; i += 2 * VL) {
+        VSTREAM(dst + i, VLOAD(src + i));
+        VSTREAM(dst + i + VL, VLOAD(src + i + VL));
+    }
+    for (; i < n; i++) dst[i] = src[i];
+}
+
+#ifndef FC_STREAM_I64
+#define FC_STREAM_I64
+static FC_INLINE void stream_row_i64(int64_t *dst, const int64_t *src, int64_t n) {
+    int64_t i = 0;
+    for (; i < n && ((uintptr_t)(dst + i) & 63); i++) dst[i] = src[i];
+    for (; i + 8 <= n; i += 8) {
+        _mm256_stream_si256((__m256i *)(dst + i), _mm256_loadu_si256((const __m256i *)(src + i)));
+        _mm256_stream_si256((__m256i *)(dst + i + 4), _mm256_loadu_si256((const __m256i *)(src + i + 4)));
+    }
+    for (; i < n; i++) dst[i] = src[i];
+}
+#endif
+
+/* One plane of max pooling with a fixed (K, S, P); nt: rows are built in
+ * a buffer and streamed out (w_out <= FC_NT_ROW). */
 static FC_INLINE void FC_SFX(max_plane)(const fc_pool_shape *s, const FC_T *x, FC_T *y, int64_t *ind,
-                                        const int K, const int S, const int P) {
+                                        const int K, const int S, const int P, const int nt) {
+    FC_T ybuf[FC_NT_ROW];
+    int64_t ibuf[FC_NT_ROW];
     int64_t lo, hi, oh, wo = s->w_out;
     FC_SFX(lane_valid)(s, K, S, P, &lo, &hi);
     for (oh = 0; oh < s->h_out; oh++) {
-        int64_t ow;
-        FC_SFX(fc_pool_max_rect)(s, x, y, ind, oh, oh + 1, 0, lo);
-        ow = ind ? FC_SFX(max_row)(s, x, y + oh * wo, ind + oh * wo, 0, oh, lo, hi, K, S, P, 1)
-                 : FC_SFX(max_row)(s, x, y + oh * wo, NULL, 0, oh, lo, hi, K, S, P, 0);
-        FC_SFX(fc_pool_max_rect)(s, x, y, ind, oh, oh + 1, ow, wo);
+        FC_T *yr = nt ? ybuf : y + oh * wo;
+        int64_t *ir = ind ? (nt ? ibuf : ind + oh * wo) : NULL;
+        int64_t ow, k;
+        for (ow = 0; ow < FC_MIN(lo, wo); ow++) {
+            yr[ow] = FC_SFX(fc_pool_max_one)(s, x, oh, ow, &k);
+            if (ir) ir[ow] = k;
+        }
+        ow = ir ? FC_SFX(max_row)(s, x, yr, ir, 0, oh, lo, hi, K, S, P, 1)
+                : FC_SFX(max_row)(s, x, yr, NULL, 0, oh, lo, hi, K, S, P, 0);
+        for (; ow < wo; ow++) {
+            yr[ow] = FC_SFX(fc_pool_max_one)(s, x, oh, ow, &k);
+            if (ir) ir[ow] = k;
+        }
+        if (nt) {
+            FC_SFX(stream_row)(y + oh * wo, ybuf, wo);
+            if (ind) stream_row_i64(ind + oh * wo, ibuf, wo);
+        }
     }
+}
+
+/* Stream the output when the call's arrays together exceed the last-level
+ * cache (they would not stay cached for the next layer anyway). */
+static int FC_SFX(use_nt)(const fc_pool_shape *s, int64_t extra_bytes_per_out) {
+    const double bytes = (double)(s->n * s->c) *
+        ((double)(s->h_in * s->w_in) * sizeof(FC_T) + (double)(s->h_out * s->w_out) * (sizeof(FC_T) + extra_bytes_per_out));
+    return s->w_out <= FC_NT_ROW && bytes >= (double)fc_pool_llc_bytes();
 }
 
 /* Border outputs [o0, o1) of row oh with a fixed K: taps outside the input
@@ -186,14 +330,17 @@ static FC_INLINE void FC_SFX(avg_border)(const fc_pool_shape *s, const FC_T *x, 
 }
 
 static FC_INLINE void FC_SFX(avg_plane)(const fc_pool_shape *s, const FC_T *x, FC_T *y,
-                                        const int K, const int S, const int P) {
+                                        const int K, const int S, const int P, const int nt) {
+    FC_T ybuf[FC_NT_ROW];
     int64_t lo, hi, oh, wo = s->w_out;
     FC_SFX(lane_valid)(s, K, S, P, &lo, &hi);
     for (oh = 0; oh < s->h_out; oh++) {
+        FC_T *yr = nt ? ybuf : y + oh * wo;
         int64_t ow;
-        FC_SFX(avg_border)(s, x, y + oh * wo, oh, 0, FC_MIN(lo, wo), K, S, P);
-        ow = FC_SFX(avg_row)(s, x, y + oh * wo, oh, lo, hi, K, S, P);
-        FC_SFX(avg_border)(s, x, y + oh * wo, oh, ow, wo, K, S, P);
+        FC_SFX(avg_border)(s, x, yr, oh, 0, FC_MIN(lo, wo), K, S, P);
+        ow = FC_SFX(avg_row)(s, x, yr, oh, lo, hi, K, S, P);
+        FC_SFX(avg_border)(s, x, yr, oh, ow, wo, K, S, P);
+        if (nt) FC_SFX(stream_row)(y + oh * wo, ybuf, wo);
     }
 }
 
@@ -215,23 +362,38 @@ fc_status FC_SFXA(fc_max_pool2d)(fc_context *ctx, const fc_pool_shape *s, const 
     const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
     int64_t p;
     if (!kind) return FC_NOT_HANDLED;
-#pragma omp parallel for schedule(static) num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
-    for (p = 0; p < planes; p++) {
-        const FC_T *xp = x + p * hw_in;
-        FC_T *yp = y + p * hw_out;
-        int64_t *ip = indices ? indices + p * hw_out : NULL;
-        if (kind == 1) FC_SFX(max_plane)(s, xp, yp, ip, 2, 2, 0);
-        else if (kind == 2) FC_SFX(max_plane)(s, xp, yp, ip, 3, 2, 1);
-        else FC_SFX(max_plane)(s, xp, yp, ip, 3, 1, 1);
+    const int nt = FC_SFX(use_nt)(s, indices ? 8 : 0);
+#pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
+    {
+#pragma omp for schedule(static)
+        for (p = 0; p < planes; p++) {
+            const FC_T *xp = x + p * hw_in;
+            FC_T *yp = y + p * hw_out;
+            int64_t *ip = indices ? indices + p * hw_out : NULL;
+            if (kind == 1) {
+                if (nt) FC_SFX(max_plane)(s, xp, yp, ip, 2, 2, 0, 1);
+                else FC_SFX(max_plane)(s, xp, yp, ip, 2, 2, 0, 0);
+            } else if (kind == 2) {
+                if (nt) FC_SFX(max_plane)(s, xp, yp, ip, 3, 2, 1, 1);
+                else FC_SFX(max_plane)(s, xp, yp, ip, 3, 2, 1, 0);
+            } else FC_SFX(max_plane)(s, xp, yp, ip, 3, 1, 1, 0);
+        }
+        _mm_sfence();   /* streamed stores visible before the call returns */
     }
     return FC_OK;
 }
 
+#include "pool_avx2_avg3.h"
+
 fc_status FC_SFXA(fc_avg_pool2d)(fc_context *ctx, const fc_pool_shape *s, const FC_T *x, FC_T *y) {
     const int kind = FC_SFX(fast_kind)(s);
     const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
+    const int sep = kind == 3 && FC_SFX(avg3_ok)(s);
+    FC_T recip[3][3];
     int64_t p;
     if (!kind) return FC_NOT_HANDLED;
+    const int nt = FC_SFX(use_nt)(s, 0);
+    if (sep) FC_SFX(avg3_recips)(s, recip);
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
     {
         fc_fpmode fm = fc_fpmode_enter();
@@ -239,10 +401,16 @@ fc_status FC_SFXA(fc_avg_pool2d)(fc_context *ctx, const fc_pool_shape *s, const 
         for (p = 0; p < planes; p++) {
             const FC_T *xp = x + p * hw_in;
             FC_T *yp = y + p * hw_out;
-            if (kind == 1) FC_SFX(avg_plane)(s, xp, yp, 2, 2, 0);
-            else if (kind == 2) FC_SFX(avg_plane)(s, xp, yp, 3, 2, 1);
-            else FC_SFX(avg_plane)(s, xp, yp, 3, 1, 1);
+            if (sep) FC_SFX(avg3_plane)(s, (const FC_T(*)[3])recip, xp, yp);
+            else if (kind == 1) {
+                if (nt) FC_SFX(avg_plane)(s, xp, yp, 2, 2, 0, 1);
+                else FC_SFX(avg_plane)(s, xp, yp, 2, 2, 0, 0);
+            } else if (kind == 2) {
+                if (nt) FC_SFX(avg_plane)(s, xp, yp, 3, 2, 1, 1);
+                else FC_SFX(avg_plane)(s, xp, yp, 3, 2, 1, 0);
+            } else FC_SFX(avg_plane)(s, xp, yp, 3, 1, 1, 0);
         }
+        _mm_sfence();
         fc_fpmode_leave(fm);
     }
     return FC_OK;
@@ -313,16 +481,19 @@ static FC_INLINE void FC_SFX(argmax_block)(const fc_pool_shape *s, const FC_T *x
  * and the index check comes free with the selects.  Partial windows
  * (ceil_mode) and uncovered edges fall back to memset + checked scatter. */
 static FC_INLINE int FC_SFX(max_backward_k2_plane)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind,
-                                                   const FC_T *x, FC_T *gx) {
+                                                   const FC_T *x, FC_T *gx, int nt) {
     const int64_t W = s->w_in, H = s->h_in, ho = s->h_out, wo = s->w_out;
     const int64_t hi = FC_MIN(wo, W / 2), oh_full = FC_MIN(ho, H / 2);
     const int exact = hi == wo && 2 * wo == W && oh_full == ho && 2 * ho == H;
+    FC_T buf[2][FC_NT_BWD_W];
     int64_t oh, o0, o;
     if (!exact) memset(gx, 0, (size_t)(H * W) * sizeof(FC_T));
+    nt = nt && exact;   /* streamed: each row pair built in buf, then written once */
     for (oh = 0; oh < ho; oh++) {
         const FC_T *gyrow = gy + oh * wo;
-        FC_T *r0 = gx + 2 * oh * W, *r1 = r0 + W;
+        FC_T *r0 = nt ? buf[0] : gx + 2 * oh * W, *r1 = nt ? buf[1] : r0 + W;
         int64_t ibuf[FC_POOL_BLK];
+        FC_SFX(prefetch_out_rows)(s, gy, ind, oh);
         if (oh >= oh_full) {                  /* a window row cut by the bottom edge */
             if (ind) {
                 if (FC_SFX(scatter_checked)(s, gyrow, ind + oh * wo, gx, oh, 0, wo, 2, 2, 0)) return 1;
@@ -345,7 +516,37 @@ static FC_INLINE int FC_SFX(max_backward_k2_plane)(const fc_pool_shape *s, const
                 FC_SFX(argmax_block)(s, x, oh, o0, o1, 0, hi, ibuf, 2, 2, 0);
                 ib = ibuf;
             }
-            {
+            if (o1 - o0 >= VL) {
+                /* VL outputs per step: window-relative codes as VL lanes
+                 * (int32 for float32, flagged if they do not fit), four
+                 * tap masks, two interleaved row stores */
+                const VT zero = VZERO();
+                __m256i hib = _mm256_setzero_si256();
+                VT badv = zero;
+                for (o = o0;; o += VL) {
+                    __m256i code;
+                    VT g, m00, m01, m10, m11, lo, hi;
+                    if (o + VL > o1) {
+                        if (o >= o1) break;
+                        o = o1 - VL;              /* overlapping last block: stores are idempotent */
+                    }
+                    code = FC_SFX(max3_codes)(ib + (o - o0), 2 * oh * W + 2 * o, &hib);
+                    g = VLOAD(gyrow + o);
+                    m00 = VCEQ(code, 0);
+                    m01 = VCEQ(code, 1);
+                    m10 = VCEQ(code, W);
+                    m11 = VCEQ(code, W + 1);
+                    badv = VOR(badv, VANDNOT(VOR(VOR(m00, m01), VOR(m10, m11)), VTRUE()));
+                    VINTERLEAVE(VADD(zero, VAND(g, m00)), VADD(zero, VAND(g, m01)), lo, hi);
+                    VSTORE(r0 + 2 * o, lo);
+                    VSTORE(r0 + 2 * o + VL, hi);
+                    VINTERLEAVE(VADD(zero, VAND(g, m10)), VADD(zero, VAND(g, m11)), lo, hi);
+                    VSTORE(r1 + 2 * o, lo);
+                    VSTORE(r1 + 2 * o + VL, hi);
+                }
+                bad = !VALLZERO(badv) || !_mm256_testz_si256(hib, hib);
+                o = o1;
+            } else {
                 const __m256i wv = _mm256_set1_epi64x(W), w1v = _mm256_set1_epi64x(W + 1);
                 const __m256i one = _mm256_set1_epi64x(1), zero = _mm256_setzero_si256();
                 __m256i base = _mm256_add_epi64(_mm256_set1_epi64x(2 * oh * W + 2 * o0),
@@ -375,12 +576,16 @@ static FC_INLINE int FC_SFX(max_backward_k2_plane)(const fc_pool_shape *s, const
                 const int64_t code = ib[o - o0] - (2 * oh * W + 2 * o);
                 const FC_T g = gyrow[o];
                 bad |= !((code == 0) | (code == 1) | (code == W) | (code == W + 1));
-                r0[2 * o] = code == 0 ? g : (FC_T)0;
-                r0[2 * o + 1] = code == 1 ? g : (FC_T)0;
-                r1[2 * o] = code == W ? g : (FC_T)0;
-                r1[2 * o + 1] = code == W + 1 ? g : (FC_T)0;
+                r0[2 * o] = (FC_T)0 + (code == 0 ? g : (FC_T)0);     /* +0, as the vector code */
+                r0[2 * o + 1] = (FC_T)0 + (code == 1 ? g : (FC_T)0);
+                r1[2 * o] = (FC_T)0 + (code == W ? g : (FC_T)0);
+                r1[2 * o + 1] = (FC_T)0 + (code == W + 1 ? g : (FC_T)0);
             }
             if (bad) return 1;
+        }
+        if (nt) {
+            FC_SFX(stream_row)(gx + 2 * oh * W, buf[0], W);
+            FC_SFX(stream_row)(gx + (2 * oh + 1) * W, buf[1], W);
         }
         if (hi < wo) {                        /* windows cut by the right edge */
             if (ind) {
@@ -431,11 +636,15 @@ static FC_INLINE int FC_SFX(max_backward_plane)(const fc_pool_shape *s, const FC
     return 0;
 }
 
+#include "pool_avx2_max3bwd.h"
+
 fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s, const FC_T *gy,
                                           const int64_t *indices, const FC_T *x, FC_T *gx) {
     const int kind = FC_SFX(fast_kind)(s);
     const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
     int64_t p;
+    const int m3 = kind == 2 && FC_SFX(max3_ok)(s);
+    const int nt = s->w_in <= FC_NT_BWD_W && FC_SFX(use_nt)(s, indices ? 8 : 0);
     int bad = 0;
     if (!kind || hw_out == 0) return FC_NOT_HANDLED;
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
@@ -448,7 +657,9 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
             const int64_t *ip = indices ? indices + p * hw_out : NULL;
             FC_T *gxp = gx + p * hw_in;
             int r;
-            if (kind == 1) r = FC_SFX(max_backward_k2_plane)(s, gp, ip, xp, gxp);
+            if (kind == 1) r = FC_SFX(max_backward_k2_plane)(s, gp, ip, xp, gxp, nt);
+            else if (kind == 2 && m3) r = nt ? FC_SFX(max3_backward_plane)(s, gp, ip, xp, gxp, 1)
+                                             : FC_SFX(max3_backward_plane)(s, gp, ip, xp, gxp, 0);
             else if (kind == 2) r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 3, 2, 1);
             else r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 3, 1, 1);
             if (r) {
@@ -456,6 +667,7 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
                 bad = 1;
             }
         }
+        _mm_sfence();   /* streamed stores visible before the call returns */
     }
     return bad ? FC_ERR_INDEX : FC_OK;
 }
@@ -570,8 +782,11 @@ static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const F
 fc_status FC_SFXA(fc_avg_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s, const FC_T *gy, FC_T *gx) {
     const int kind = FC_SFX(fast_kind)(s);
     const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
+    const int sep = kind == 3 && FC_SFX(avg3_ok)(s);
+    FC_T recip[3][3];
     int64_t p;
     if (!kind || hw_out == 0) return FC_NOT_HANDLED;
+    if (sep) FC_SFX(avg3_recips)(s, recip);
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
     {
         fc_fpmode fm = fc_fpmode_enter();
@@ -579,7 +794,8 @@ fc_status FC_SFXA(fc_avg_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
         for (p = 0; p < planes; p++) {
             const FC_T *gp = gy + p * hw_out;
             FC_T *gxp = gx + p * hw_in;
-            if (kind == 1) FC_SFX(avg_backward_plane)(s, gp, gxp, 2, 2, 0);
+            if (sep) FC_SFX(avg3_backward_plane)(s, (const FC_T(*)[3])recip, gp, gxp);
+            else if (kind == 1) FC_SFX(avg_backward_plane)(s, gp, gxp, 2, 2, 0);
             else if (kind == 2) FC_SFX(avg_backward_plane)(s, gp, gxp, 3, 2, 1);
             else FC_SFX(avg_backward_plane)(s, gp, gxp, 3, 1, 1);
         }

@@ -1,0 +1,199 @@
+"""The specialised pooling kernels beyond tests/test_pool.py's sweeps.
+
+- max_pool2d_backward 3x3/2 p1 gathers per output row: any valid tap index
+  (not only the argmax) must route its gradient there, with colliding
+  windows summed in output order (compared bit for bit with an in-order
+  scatter), and every kind of bad index must be refused, in the vector
+  lanes as well as the scalar borders.
+- avg_pool2d 3x3/1 p1 runs as separable sums with a per-row buffer: wide
+  planes, every divisor option, and the fallback above the buffer width.
+- 1 and 2 threads agree bit for bit.
+"""
+import numpy as np
+import pytest
+
+from fastconv import config, reference
+from fastconv.pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+from conftest import rand, tol
+
+
+def _close(got, want):
+    rtol, atol = tol(got.dtype)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+def _taps(o, k, s, p, size):
+    return [t for t in range(o * s - p, o * s - p + k) if 0 <= t < size]
+
+
+def _random_valid_indices(rng, n, c, h, w, k, s, p, ceil=False):
+    ho = reference.pool_output_size(h, k, s, p, 1, ceil)
+    wo = reference.pool_output_size(w, k, s, p, 1, ceil)
+    ind = np.empty((n, c, ho, wo), dtype=np.int64)
+    for oh in range(ho):
+        rows = _taps(oh, k, s, p, h)
+        for ow in range(wo):
+            cols = _taps(ow, k, s, p, w)
+            ind[:, :, oh, ow] = (rng.choice(rows, (n, c)) * w + rng.choice(cols, (n, c)))
+    return ind
+
+
+def _scatter(g, ind, shape):
+    """gx[ind[o]] += g[o] in output order (np.add.at is unbuffered and in order)."""
+    n, c, h, w = shape
+    gx = np.zeros((n * c, h * w), dtype=g.dtype)
+    gi, ii = g.reshape(n * c, -1), ind.reshape(n * c, -1)
+    for pl in range(n * c):
+        np.add.at(gx[pl], ii[pl], gi[pl])
+    return gx.reshape(shape)
+
+
+@pytest.mark.parametrize("h,w", [(13, 41), (12, 40), (5, 18), (7, 3), (2, 33), (1, 17)])
+@pytest.mark.parametrize("ceil", [False, True])
+@pytest.mark.parametrize("k,s,p", [(3, 2, 1), (2, 2, 0)])
+def test_backward_gather_any_valid_index_bit_exact(h, w, ceil, k, s, p, dtype, isa):
+    if min(reference.pool_output_size(v, k, s, p, 1, ceil) for v in (h, w)) < 1:
+        pytest.skip("no output for this size")
+    rng = np.random.default_rng(h * 100 + w)
+    x = rand(rng, (2, 3, h, w), dtype)
+    ind = _random_valid_indices(rng, 2, 3, h, w, k, s, p, ceil)
+    g = rand(rng, ind.shape, dtype)
+    got = max_pool2d_backward(g, x, k, s, p, ceil_mode=ceil, indices=ind)
+    np.testing.assert_array_equal(got, _scatter(g, ind, x.shape))
+
+
+def _bad_variants(ind, pos, w):
+    """Indices of the neighbouring windows, a column -1 alias, out of the
+    plane, and a valid code plus 2**32 (its low 32 bits look valid)."""
+    v = ind[pos]
+    out = [v + 3, v - 3, v + 3 * w, v - 3 * w, v + (1 << 32), v - (1 << 32), -1, 1 << 40]
+    oh, ow = pos[2], pos[3]
+    if ow == 0:
+        out.append((2 * oh) * w - 1)      # tap column -1 of output 0: the previous row's last element
+    return out
+
+
+@pytest.mark.parametrize("k,s,p", [(3, 2, 1), (2, 2, 0)])
+@pytest.mark.parametrize("dtype_", ["float32", "float64"])
+def test_backward_gather_refuses_bad_indices_in_every_lane(k, s, p, dtype_, isa):
+    rng = np.random.default_rng(3)
+    h, w = 9, 37                               # 18-19 outputs per row: vector blocks, overlap, borders
+    x = rand(rng, (1, 2, h, w), dtype_)
+    y, ind = max_pool2d(x, k, s, p, return_indices=True)
+    g = rand(rng, y.shape, dtype_)
+    for oh in (0, 2, y.shape[2] - 1):
+        for ow in range(y.shape[3]):
+            pos = (0, 1, oh, ow)
+            for bad in _bad_variants(ind, pos, w):
+                ind2 = ind.copy()
+                ind2[pos] = bad
+                with pytest.raises(ValueError, match="indices"):
+                    max_pool2d_backward(g, x, k, s, p, indices=ind2)
+
+
+def test_max3_backward_wide_rows_fall_back(dtype, isa):
+    """Rows wider than the argmax row buffer take the scatter path."""
+    rng = np.random.default_rng(5)
+    x = rand(rng, (1, 1, 3, 4203), dtype)
+    y, ind = max_pool2d(x, 3, 2, 1, return_indices=True)
+    g = rand(rng, y.shape, dtype)
+    want = reference.max_pool2d_backward(g, x, 3, 2, 1)
+    _close(max_pool2d_backward(g, x, 3, 2, 1), want)
+    _close(max_pool2d_backward(g, x, 3, 2, 1, indices=ind), want)
+
+
+AVG3 = [dict(count_include_pad=True), dict(count_include_pad=False), dict(divisor_override=4)]
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (1, 9), (2, 2), (3, 8), (6, 7), (5, 33), (4, 100), (2, 4097)])
+@pytest.mark.parametrize("opts", AVG3, ids=["cip", "nopad", "div4"])
+def test_avg3_separable_matches_reference(h, w, opts, dtype, isa):
+    rng = np.random.default_rng(h * 7 + w)
+    x = rand(rng, (2, 3, h, w), dtype)
+    _close(avg_pool2d(x, 3, 1, 1, **opts), reference.avg_pool2d(x, 3, 1, 1, **opts))
+    g = rand(rng, x.shape, dtype)
+    _close(avg_pool2d_backward(g, x.shape, 3, 1, 1, **opts),
+           reference.avg_pool2d_backward(g, x.shape, 3, 1, 1, **opts))
+
+
+def test_avg3_nan_inf_propagate(dtype, isa):
+    x = np.zeros((1, 1, 5, 20), dtype=dtype)
+    x[0, 0, 0, 0] = np.nan
+    x[0, 0, 3, 10] = np.inf
+    x[0, 0, 4, 19] = -np.inf
+    want = reference.avg_pool2d(x, 3, 1, 1)
+    np.testing.assert_array_equal(np.isnan(avg_pool2d(x, 3, 1, 1)), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(avg_pool2d(x, 3, 1, 1)), np.isinf(want))
+
+
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
+def test_two_threads_bit_identical_on_many_planes(k, s, p, dtype):
+    rng = np.random.default_rng(9)
+    x = rand(rng, (3, 7, 30, 45), dtype)
+    outs = []
+    for t in (1, 2):
+        with config._forced_runtime(threads=t):
+            y, ind = max_pool2d(x, k, s, p, return_indices=True)
+            g = rand(np.random.default_rng(1), y.shape, dtype)
+            ya = avg_pool2d(x, k, s, p)
+            outs.append((y, ind, max_pool2d_backward(g, x, k, s, p, indices=ind),
+                         max_pool2d_backward(g, x, k, s, p), ya, avg_pool2d_backward(g, x.shape, k, s, p)))
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+
+
+def _max_2x2(x):
+    """2x2/2 max pooling and PyTorch's indices, vectorised (no NaN in x)."""
+    n, c, h, w = x.shape
+    ho, wo = h // 2, w // 2
+    win = x[:, :, :2 * ho, :2 * wo].reshape(n, c, ho, 2, wo, 2).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho, wo, 4)
+    t = win.argmax(axis=-1)                       # first maximum in window order
+    rows = 2 * np.arange(ho)[:, None] + t // 2
+    cols = 2 * np.arange(wo)[None, :] + t % 2
+    return win.max(axis=-1), rows * w + cols
+
+
+def test_outputs_larger_than_cache_streamed(isa):
+    """Calls beyond the last-level cache stream their rows out (non-temporal
+    stores from a row buffer): same values, indices and thread invariance."""
+    rng = np.random.default_rng(12)
+    x = rand(rng, (1, 2, 2050, 2049), np.float32)          # 33.6 MB: over the streaming threshold
+    y, ind = max_pool2d(x, 2, return_indices=True)
+    wy, wind = _max_2x2(x)
+    np.testing.assert_array_equal(y, wy)
+    np.testing.assert_array_equal(ind, wind)
+    np.testing.assert_array_equal(max_pool2d(x, 2), wy)
+    ya = avg_pool2d(x, 2)
+    _close(ya, x[:, :, :2050, :2048].astype(np.float64).reshape(1, 2, 1025, 2, 1024, 2).mean(axis=(3, 5)))
+    y3 = max_pool2d(x, 3, 2, 1)
+    with config._forced_runtime(threads=2):
+        np.testing.assert_array_equal(max_pool2d(x, 3, 2, 1), y3)
+        np.testing.assert_array_equal(avg_pool2d(x, 2), ya)
+    # 3x3/2 p1 against the 2x2 result on the even-aligned sub-grid: each
+    # 3x3 window is the max of its centre 2x2 block and its left/top taps
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    want = np.full(y3.shape, -np.inf, dtype=np.float32)
+    for r in range(3):
+        for c in range(3):
+            want = np.maximum(want, xp[:, :, r:r + 2 * y3.shape[2]:2, c:c + 2 * y3.shape[3]:2][:, :, :y3.shape[2], :y3.shape[3]])
+    np.testing.assert_array_equal(y3, want)
+
+
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1)])
+def test_backward_larger_than_cache_streamed(k, s, p, isa):
+    """Max backward beyond the last-level cache builds grad_input rows in
+    row buffers and streams them out: bit-equal to an in-order scatter, the
+    recompute path equal to the indexed one, and 2 threads equal to 1."""
+    rng = np.random.default_rng(13)
+    x = rand(rng, (1, 4, 1500, 2000), np.float32)          # 48 MB, rows within the streaming width
+    y, ind = max_pool2d(x, k, s, p, return_indices=True)
+    g = rand(rng, y.shape, np.float32)
+    gx = max_pool2d_backward(g, x, k, s, p, indices=ind)
+    np.testing.assert_array_equal(gx, _scatter(g, ind, x.shape))
+    np.testing.assert_array_equal(max_pool2d_backward(g, x, k, s, p), gx)
+    with config._forced_runtime(threads=2):
+        np.testing.assert_array_equal(max_pool2d_backward(g, x, k, s, p, indices=ind), gx)
+    bad = ind.copy()
+    bad[0, 3, -1, -2] += 3
+    with pytest.raises(ValueError, match="indices"):
+        max_pool2d_backward(g, x, k, s, p, indices=bad)
