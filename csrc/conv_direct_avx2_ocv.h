@@ -211,7 +211,7 @@ static fc_status SFX(ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x, c
         fc_fpmode fpm = fc_fpmode_enter();
         FC_ALIGNED(32) T wp[FC_OCV_KMAX * FC_OCV_NCO];
         FC_ALIGNED(32) T acc[FC_OCV_PMAX * FC_OCV_NCO];
-        FC_ALIGNED(32) T xb[FC_OCV_XMAX];
+        FC_ALIGNED(32) T xb[FC_OCV_XMAX + VL];
         FC_ALIGNED(32) T binit[FC_OCV_NCO];
         int64_t off[FC_OCV_KMAX];
         int64_t pbase[FC_OCV_PMAX];
@@ -251,24 +251,25 @@ static fc_status SFX(ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x, c
                 /* pack weights [ci][kh][kw][NCO] */
                 SFX(ocv_pack)(wp, w + (co_abs * cig + ci0) * khkw, cig * khkw, nco, K);
                 if (pl.copy) {
-                    /* zero-padded rows [ih_s, ih_s + rows_b) x cols [-pad_w, -pad_w + wb) */
+                    /* zero-padded rows [ih_s, ih_s + rows_b) x cols [-pad_w, -pad_w + wb):
+                     * inline loops, the rows are too short for memcpy calls to pay */
                     const int64_t c_lo = FC_MIN(wb, FC_MAX(0, s->pad_w));
                     const int64_t c_hi = FC_MAX(c_lo, FC_MIN(wb, s->w_in + s->pad_w));
                     for (ci = 0; ci < cib; ci++) {
-                        const T *xp = ximg + (ci0 + ci) * s->h_in * s->w_in;
-                        int64_t i;
+                        const T *xp = ximg + (ci0 + ci) * s->h_in * s->w_in - s->pad_w;
+                        int64_t i, q;
                         for (i = 0; i < rows_b; i++) {
                             T *dst = xb + ci * plane_b + i * wb;
                             const int64_t ih = ih_s + i;
-                            if (ih < 0 || ih >= s->h_in) {
-                                memset(dst, 0, (size_t)wb * sizeof(T));
-                                continue;
+                            /* zero the row (vectors may run past it: the next
+                             * row is written after, the block has VL slack) */
+                            for (q = 0; q < wb; q += VL) V_STOREU(dst + q, V_ZERO());
+                            if (ih < 0 || ih >= s->h_in) continue;
+                            for (q = c_lo; q < c_hi; q += VL) {
+                                const T *src = xp + ih * s->w_in + q;
+                                if (c_hi - q >= VL) V_STOREU(dst + q, V_LOADU(src));
+                                else SFX(store_part)(dst + q, SFX(load_part)(src, c_hi - q), c_hi - q);
                             }
-                            if (c_lo > 0) memset(dst, 0, (size_t)c_lo * sizeof(T));
-                            if (c_hi > c_lo)
-                                memcpy(dst + c_lo, xp + ih * s->w_in + (c_lo - s->pad_w),
-                                       (size_t)(c_hi - c_lo) * sizeof(T));
-                            if (wb > c_hi) memset(dst + c_hi, 0, (size_t)(wb - c_hi) * sizeof(T));
                         }
                     }
                     xsrc = xb;
@@ -281,10 +282,25 @@ static fc_status SFX(ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x, c
                         for (j = 0; j < s->kw; j++)
                             off[(ci * s->kh + i) * s->kw + j] = ci * plane_b + i * s->dil_h * wb + j * s->dil_w;
                 }
-                for (p = 0; p < P; p += FC_OCV_NP) {
+                /* prefetch the next block's weights (16 strided rows that the
+                 * hardware prefetcher follows poorly), spread over the tiles */
+                const int64_t ntile = (P + FC_OCV_NP - 1) / FC_OCV_NP;
+                const int64_t nci_next = kb + 1 < pl.ncib ? FC_MIN(pl.cib, cig - ci0 - cib) : 0;
+                const int64_t lines = (nci_next * khkw * (int64_t)sizeof(T) + 63) / 64;
+                const int64_t lpt = (lines + ntile - 1) / ntile;  /* lines per tile per channel */
+                const char *wnext = (const char *)(w + (co_abs * cig + ci0 + cib) * khkw);
+                int64_t tile = 0;
+                for (p = 0; p < P; p += FC_OCV_NP, tile++) {
                     const int np = (int)FC_MIN(FC_OCV_NP, P - p);
                     const T *xp[FC_OCV_NP];
                     int j;
+                    if (lines > 0) {
+                        const int64_t l0 = tile * lpt, l1 = FC_MIN(lines, l0 + lpt);
+                        int64_t l;
+                        for (c = 0; c < nco; c++)
+                            for (l = l0; l < l1; l++)
+                                _mm_prefetch(wnext + c * cig * khkw * (int64_t)sizeof(T) + 64 * l, _MM_HINT_T0);
+                    }
                     for (j = 0; j < np; j++) xp[j] = xsrc + pbase[p + j];
                     SFX(ocv_tile_dispatch)(np, nv, xp, off, K, wp, acc + p * FC_OCV_NCO,
                                            kb == 0 ? binit : NULL);
