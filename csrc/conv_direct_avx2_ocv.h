@@ -179,7 +179,9 @@ static int SFX(ocv_make_plan)(const fc_conv_shape *s, SFX(ocv_plan) *pl) {
         while (rows > 1 && SFX(ocv_rows_in)(s, rows) * pl->wb > FC_OCV_XMAX) rows--;
     pl->nrc = (s->h_out + rows - 1) / rows;
     pl->rows_per = (s->h_out + pl->nrc - 1) / pl->nrc;  /* even chunks */
-    cib = FC_OCV_KMAX / khkw;
+    /* 1x1: x is read in place with a plane stride per tap, so fewer taps
+     * per block keep the tile's x lines and weights in L1 (measured) */
+    cib = khkw == 1 ? 128 : FC_OCV_KMAX / khkw;
     if (pl->copy) {
         const int64_t plane_b = SFX(ocv_rows_in)(s, pl->rows_per) * pl->wb;
         if (plane_b > FC_OCV_XMAX) return 0;
