@@ -22,7 +22,10 @@
 #define FC_OCV_KMAX 576                            /* taps per ci-block */
 #endif
 #define FC_OCV_PMAX 512                            /* output pixels per chunk */
-#define FC_OCV_XMAX ((int64_t)(49152 / sizeof(T))) /* padded input block elements */
+#ifndef FC_OCV_XBYTES
+#define FC_OCV_XBYTES 49152
+#endif
+#define FC_OCV_XMAX ((int64_t)(FC_OCV_XBYTES / sizeof(T))) /* padded input block elements */
 
 /* One tile: np pixels (x pointers xp[0..np)) x nv vectors of channels.
  * init: per-lane initial values (bias) or NULL to resume from acc. */
