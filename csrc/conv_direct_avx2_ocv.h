@@ -295,10 +295,16 @@ static fc_status SFX(ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x, c
                 const int64_t lpt = (lines + ntile - 1) / ntile;  /* lines per tile per channel */
                 const char *wnext = (const char *)(w + (co_abs * cig + ci0 + cib) * khkw);
                 int64_t tile = 0;
-                for (p = 0; p < P; p += FC_OCV_NP, tile++) {
-                    const int np = (int)FC_MIN(FC_OCV_NP, P - p);
+                int np;
+                for (p = 0; p < P; p += np, tile++) {
+                    /* tiles of >= 4 pixels are throughput-bound (np*K cycles),
+                     * smaller ones latency-bound (~4K): split the end of the
+                     * chunk into tiles of 4-6 (49 = 6*6 + 5 + 4 + 4) */
+                    const int64_t rem = P - p;
                     const T *xp[FC_OCV_NP];
                     int j;
+                    np = rem >= 14 || (rem >= 10 && rem <= 12) ? 6 : rem == 13 || rem == 9 ? 5
+                       : rem >= 7 ? 4 : (int)rem;
                     if (lines > 0) {
                         const int64_t l0 = tile * lpt, l1 = FC_MIN(lines, l0 + lpt);
                         int64_t l;
