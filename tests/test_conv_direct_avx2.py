@@ -124,6 +124,8 @@ CASES = [
     (1, 4, 5, 6, 12, 5, 6, 1, 2, 1, 1),         # kernel as large as the input, padded
     (1, 3, 8, 9, 10, 3, 3, (1, 2), (0, 1), (2, 1), 1),  # asymmetric stride/pad/dil
     (1, 3, 8, 9, 10, 3, 3, (2, 1), (1, 0), (1, 2), 1),  # asymmetric, the other way
+    (1, 9, 1, 13, 16, 1, 1, 1, 0, 1, 1),        # 13 pixels: tiles 5 + 4 + 4
+    (1, 4, 3, 9, 10, 3, 3, 1, 0, 1, 1),         # 7 pixels: tiles 4 + 3
 ]
 
 
