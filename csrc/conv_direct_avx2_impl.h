@@ -372,6 +372,7 @@ static void SFX(pack)(T *wp, const T *w, const fc_conv_shape *s, int64_t cig, in
 }
 
 #include "conv_direct_avx2_dw.h"
+#include "conv_direct_avx2_ocv.h"
 
 static fc_status SFX(direct)(fc_context *ctx, const fc_conv_shape *s0, const T *x, const T *w,
                              const T *bias, T *y) {
@@ -384,6 +385,10 @@ static fc_status SFX(direct)(fc_context *ctx, const fc_conv_shape *s0, const T *
     fc_status st;
     if (s->n == 0 || s->c_out == 0 || s->h_out == 0 || s->w_out == 0) return FC_OK;
     if ((st = SFX(depthwise3x3)(ctx, s, x, w, bias, y)) != FC_NOT_HANDLED) return st;
+#ifdef FC_OCV_TEST  /* A/B timing harness: FC_OCV unset -> pixel-vectorised kernel */
+    if (getenv("FC_OCV"))
+#endif
+    if ((st = SFX(ocv)(ctx, s, x, w, bias, y)) != FC_NOT_HANDLED) return st;
     if (s->kw > FC_DIRECT_MAX_KW) return FC_NOT_HANDLED;
     khkw = s->kh * s->kw;
     if (6 * khkw > FC_DIRECT_WP) return FC_NOT_HANDLED;

@@ -3,7 +3,8 @@
 Calls ``fastconv._kernels.conv2d`` directly under the AVX2 runtime so the
 hand-written kernel itself is exercised (not the dispatcher's fallbacks),
 over awkward shapes: odd sizes, channel counts and widths that are not
-multiples of the 6-channel x 16/8-pixel tile, 1x1, kernels as large as the
+multiples of the tiles (6 channels x 16/8 pixels; 16/8 channels x 6
+pixels), 1x1, kernels as large as the
 input, stride > kernel, dilation, groups, depthwise, empty batch, with and
 without bias.  Outputs are NaN-prefilled so unwritten elements fail.
 """
@@ -103,6 +104,28 @@ CASES = [
     (1, 2, 3, 1100, 7, 1, 3, 1, 1, 1, 1),       # very wide rows (column chunks)
     (1, 2, 40, 40, 7, 1, 1, 1, 0, 1, 1),        # flattened 1x1, column chunks
     (1, 3, 8, 9, 4, 3, 3, (1, 2), (0, 1), (2, 1), 1),  # asymmetric stride/pad/dil
+    # >= 8 output channels per group: the output-channel-vectorised kernel
+    # (16 f32 / 8 f64 channels per vector pair, 6 flattened pixels per tile)
+    (1, 16, 12, 20, 16, 3, 3, 1, 1, 1, 1),      # exact channel block
+    (2, 7, 9, 13, 17, 3, 3, 1, 1, 1, 1),        # 16 + 1 channels, pixel tails
+    (1, 3, 29, 35, 24, 7, 7, 2, 3, 1, 1),       # first-layer style, 16 + 8 channels
+    (1, 9, 9, 11, 20, 1, 1, 2, 0, 1, 1),        # 1x1 stride 2 (reads x in place)
+    (1, 4, 10, 10, 10, 1, 1, 1, 1, 1, 1),       # 1x1 with padding (padded copy)
+    (1, 70, 7, 7, 20, 3, 3, 1, 1, 1, 1),        # several ci-blocks, padded copy
+    (1, 600, 3, 3, 8, 1, 1, 1, 0, 1, 1),        # several ci-blocks, in place
+    (1, 5, 40, 40, 10, 3, 3, 1, 1, 1, 1),       # several row chunks
+    (1, 5, 37, 41, 9, 1, 1, 1, 0, 1, 1),        # several row chunks, in place
+    (1, 2, 9, 260, 12, 3, 3, 1, 1, 1, 1),       # one row per chunk
+    (1, 2, 3, 600, 9, 1, 3, 1, 1, 1, 1),        # rows too wide: pixel-vectorised kernel
+    (1, 1, 30, 30, 8, 25, 25, 1, 0, 1, 1),      # too many taps: pixel-vectorised kernel
+    (1, 6, 25, 27, 9, 3, 3, 3, 2, 2, 1),        # dilation 2, stride 3
+    (1, 8, 9, 17, 32, 3, 3, 1, 1, 1, 2),        # groups, 16 channels per group
+    (1, 6, 9, 10, 27, 3, 3, 2, 1, 1, 3),        # groups, 9 channels per group
+    (1, 4, 5, 6, 12, 5, 6, 1, 2, 1, 1),         # kernel as large as the input, padded
+    (1, 3, 8, 9, 10, 3, 3, (1, 2), (0, 1), (2, 1), 1),  # asymmetric stride/pad/dil
+    (1, 3, 8, 9, 10, 3, 3, (2, 1), (1, 0), (1, 2), 1),  # asymmetric, the other way
+    (1, 9, 1, 13, 16, 1, 1, 1, 0, 1, 1),        # 13 pixels: tiles 5 + 4 + 4
+    (1, 4, 3, 9, 10, 3, 3, 1, 0, 1, 1),         # 7 pixels: tiles 4 + 3
 ]
 
 
@@ -141,6 +164,9 @@ LARGE = [
     (1, 3, 64, 64, 64, 7, 7, 2, 3, 1, 1),
     (1, 96, 28, 28, 96, 3, 3, 1, 1, 1, 96),
     (1, 96, 28, 28, 96, 3, 3, 2, 1, 1, 96),
+    (1, 512, 7, 7, 40, 3, 3, 1, 1, 1, 1),
+    (2, 256, 14, 14, 40, 1, 1, 2, 0, 1, 1),
+    (1, 16, 70, 70, 24, 3, 3, 1, 1, 1, 1),
 ]
 
 
