@@ -251,7 +251,7 @@ static fc_status SFX(ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x, c
                 const int64_t ci0 = kb * pl.cib, cib = FC_MIN(pl.cib, cig - ci0);
                 const int64_t K = cib * khkw;
                 const T *xsrc;
-                int64_t ci, t;
+                int64_t ci;
                 if (cib <= 0) break;
                 /* pack weights [ci][kh][kw][NCO] */
                 SFX(ocv_pack)(wp, w + (co_abs * cig + ci0) * khkw, cig * khkw, nco, K);
