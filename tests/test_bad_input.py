@@ -266,6 +266,29 @@ add("x-2^40-bcast-bad-bias", "conv_transpose2d", (Z(1, 1, HUGE_DIM, 1), A(1, 1, 
 add("output-4TiB", "conv_transpose2d", (A(1, 1, 1, 1), Z(1, 1, HUGE_DIM, 1)), {}, [],
     exc=(MemoryError,))
 
+# ---- conv ops: every parameter is validated before a huge (zero-stride) input is
+# copied to C-contiguous memory; copying 4 TiB first would give MemoryError instead
+_XH = Z(1, 1, HUGE_DIM, 1)
+_ONE = A(1, 1, 1, 1)
+_EARLY = {
+    "stride-0": ({"stride": 0}, ["stride"]), "dilation-0": ({"dilation": 0}, ["dilation"]),
+    "padding-neg": ({"padding": -1}, ["padding"]), "padding-str": ({"padding": "full"}, ["padding"]),
+    "groups-0": ({"groups": 0}, ["groups"]), "groups-2": ({"groups": 2}, ["groups"]),
+    "algo-unknown": ({"algo": "nope"}, ["algo"]), "stride-float": ({"stride": 1.5}, ["stride"]),
+}
+for k, (kw, names) in _EARLY.items():
+    add(f"x-2^40-bcast-{k}", "conv2d", (_XH, _ONE), kw, names)
+    add(f"x-2^40-bcast-{k}", "conv2d_backward", (_XH, _XH, _ONE), kw, names + ["grad_out"])
+    if k != "padding-str":
+        add(f"x-2^40-bcast-{k}", "conv_transpose2d", (_XH, _ONE), kw, names)
+add("x-2^40-bcast-out-shape", "conv2d", (_XH, _ONE), {"out": np.empty((1, 1, 2, 1), F32)}, ["out"])
+add("x-2^40-bcast-w-int", "conv2d", (_XH, _ONE.astype(np.int32)), {}, ["w"])
+add("x-2^40-bcast-needs", "conv2d_backward", (_XH, _XH, _ONE), {"needs": ("grad",)}, ["needs"])
+add("x-2^40-bcast-w-f64", "conv2d_backward", (_XH, _XH, _ONE.astype(F64)), {}, ["w"])
+add("x-2^40-bcast-output_padding", "conv_transpose2d", (_XH, _ONE), {"output_padding": 1},
+    ["output_padding"])
+add("x-2^40-bcast-w-cin", "conv_transpose2d", (_XH, A(2, 1, 1, 1)), {}, ["w"])
+
 # ---- compose
 W1 = A(5, 3, 2, 2)
 W2 = A(4, 5, 3, 2)
@@ -672,9 +695,10 @@ def test_valid_indices_from_other_ties_accepted():
 
 # ------------------------------------------------------------------ empty arrays with huge dims
 
-def _runs_quickly(code, timeout=60):
+def _runs_quickly(code, timeout=60, asan_options=None):
     """Run `code` in a fresh interpreter (a hang must not hang the suite); True when it
-    finished in time with exit code 0."""
+    finished in time with exit code 0.  `asan_options` are appended to ASAN_OPTIONS
+    (they matter only when the sanitizer run preloads ASan)."""
     import os
     import subprocess
     import sys
@@ -683,9 +707,12 @@ def _runs_quickly(code, timeout=60):
     # Run beside the fastconv under test: from the repository root, `python -c`
     # would import the source tree, which has no compiled extension.
     cwd = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = dict(os.environ)
+    if asan_options:
+        env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), asan_options]))
     try:
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           timeout=timeout, cwd=cwd)
+                           timeout=timeout, cwd=cwd, env=env)
     except subprocess.TimeoutExpired:
         return False, f"still running after {timeout} s"
     return r.returncode == 0, r.stderr[-2000:]
@@ -723,6 +750,48 @@ k = conv.compose(np.empty((0, 1, 1, 1), np.float32), np.empty((1, 0, 2, 2**20), 
 assert k.shape == (1, 1, 2, 2**20) and not k.any()
 """
     ok, err = _runs_quickly(code, timeout=15)
+    assert ok, err
+
+
+def test_bad_parameters_on_2e33_broadcast_input_never_copy_it():
+    """A zero-stride x of 2**33 elements (32 GiB as float32 if copied) with one bad
+    parameter gives ValueError/TypeError before anything is copied.  Run with the address
+    space (or ASan's allocation size) limited to a few GiB, so a copy made first would
+    show up as MemoryError rather than page 32 GiB in."""
+    code = _PRELUDE + """
+import os, resource
+if "asan" not in os.environ.get("LD_PRELOAD", ""):   # ASan reserves terabytes of shadow
+    resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+x = np.broadcast_to(np.zeros((), np.float32), (1, 1, 2**33, 1))
+gy = np.broadcast_to(np.zeros((), np.float32), (1, 1, 2**33, 2))
+calls = {
+    "conv2d stride": lambda: conv.conv2d(x, one, stride=0),
+    "conv2d dilation": lambda: conv.conv2d(x, one, dilation=(1, 0)),
+    "conv2d padding": lambda: conv.conv2d(x, one, padding=-1),
+    "conv2d groups": lambda: conv.conv2d(x, one, groups=0),
+    "conv2d algo": lambda: conv.conv2d(x, one, algo="nope"),
+    "conv2d bias": lambda: conv.conv2d(x, one, np.ones(3, np.float32)),
+    "conv2d out": lambda: conv.conv2d(x, one, out=np.empty(3, np.float32)),
+    "backward stride": lambda: conv.conv2d_backward(x, x, one, stride=0),
+    "backward needs": lambda: conv.conv2d_backward(x, x, one, needs=("grad",)),
+    "backward grad_out": lambda: conv.conv2d_backward(gy, x, one),
+    "transpose stride": lambda: conv.conv_transpose2d(x, one, stride=0),
+    "transpose output_padding": lambda: conv.conv_transpose2d(x, one, output_padding=1),
+    "transpose bias": lambda: conv.conv_transpose2d(x, one, np.ones(3, np.float32)),
+    "max_pool2d kernel": lambda: pool.max_pool2d(x, 0),
+    "avg_pool2d padding": lambda: pool.avg_pool2d(x, 2, padding=2),
+}
+for name, call in calls.items():
+    try:
+        call()
+    except (ValueError, TypeError):
+        continue
+    except BaseException as e:
+        raise AssertionError(f"{name}: {type(e).__name__}: {e}")
+    raise AssertionError(f"{name}: no error")
+"""
+    env_asan = "max_allocation_size_mb=4096:allocator_may_return_null=1"
+    ok, err = _runs_quickly(code, timeout=60, asan_options=env_asan)
     assert ok, err
 
 
