@@ -843,3 +843,90 @@ def test_untouched_nan_does_not_reach_grad_weight(algo, request):
     want = ref.conv2d_backward(gy, np.nan_to_num(x), w, dilation=(3, 1))
     np.testing.assert_array_equal(gw, want[1])
     np.testing.assert_array_equal(gx, want[0])
+
+
+# ------------------------------------------------------------------ 64-bit size/offset helpers
+# A plane past 2**31 elements cannot be allocated here, so the C helpers every size and
+# offset goes through are driven directly with values past 2**31 and 2**32 (a 32-bit
+# intermediate anywhere would wrap and show up as a wrong value or a refused shape).
+
+_B31, _B32 = 2 ** 31, 2 ** 32
+
+
+@pytest.mark.parametrize("a,b", [(_B31 - 1, 1), (_B31, _B31), (_B32 - 1, 1), (_B32, _B32),
+                                 (_B32 + 7, -(_B31 + 3)), (-_B32, -_B32), (2 ** 62, 2 ** 62 - 1)])
+def test_checked_add_past_32_bits(a, b):
+    from fastconv import _kernels
+    assert _kernels.checked_add(a, b) == a + b
+
+
+@pytest.mark.parametrize("a,b", [(_B31 + 1, _B31 - 1), (_B32 + 1, _B31 - 1), (-_B32, _B31 - 5),
+                                 (_B32 * 3, 2 ** 29), (2 ** 33 + 1, 2 ** 29)])
+def test_checked_mul_signed_past_32_bits(a, b):
+    """Exact products past 2**62, and the first factor that overflows int64 is refused."""
+    from fastconv import _kernels
+    assert _kernels.checked_mul(a, b) == a * b
+    last = (2 ** 63 - 1) // abs(a)          # largest |b| whose product still fits
+    assert _kernels.checked_mul(abs(a), last) == abs(a) * last
+    with pytest.raises(OverflowError):
+        _kernels.checked_mul(abs(a), last + 1)
+
+
+def _shape(n=1, c_in=1, h=5, w=5, c_out=1, kh=3, kw=3, sh=1, sw=1, ph=0, pw=0, dh=1, dw=1, g=1):
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    return (n, c_in, h, w, c_out, kh, kw, ho, wo, sh, sw, ph, pw, dh, dw, g)
+
+
+@pytest.mark.parametrize("h,w", [(_B31 + 1, 1), (1, _B32 + 3), (2 ** 16 + 1, 2 ** 16 + 1),
+                                 (2 ** 17, 2 ** 17 + 5)])
+def test_shape_checks_accept_planes_past_32_bits(h, w):
+    """conv/pool shape checks accept planes of more than 2**31 and 2**32 elements (they
+    fit int64), with strides, padding and dilation past 2**31 as well."""
+    from fastconv import _kernels
+    _kernels.conv_check(_shape(h=h, w=w, kh=1, kw=1))
+    _kernels.conv_check(_shape(n=3, c_in=4, h=h, w=w, c_out=8, kh=1, kw=1, g=2))
+    _kernels.conv_check(_shape(h=h + 2 * _B31, w=1, kh=3, kw=1, sh=_B31 + 1, ph=_B32, dh=_B31))
+    _kernels.conv_check(_shape(h=1, w=w + _B32, kh=1, kw=2, sw=_B32 + 1, pw=_B31 + 1, dw=_B32))
+    ph = pw = 1
+    ho, wo = h + 2 * ph - 2, w + 2 * pw - 2
+    _kernels.pool_check((2, 3, h, w, ho, wo, 3, 3, 1, 1, ph, pw, 1, 1, 1, 0))
+
+
+@pytest.mark.parametrize("elems", [2 ** 60 - 1, 2 ** 60, 2 ** 61])
+def test_shape_checks_refuse_at_the_byte_limit(elems):
+    """Byte sizes (elements * 8) must fit int64: 2**60 - 1 elements do, 2**60 do not."""
+    from fastconv import _kernels
+    s = _shape(n=elems // _B32 if elems % _B32 == 0 else 1, h=_B32 if elems % _B32 == 0 else elems,
+               w=1, kh=1, kw=1)
+    p = (s[0], 1, s[2], 1, s[2], 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0)
+    if elems * 8 < 2 ** 63:
+        _kernels.conv_check(s)
+        _kernels.pool_check(p)
+    else:
+        with pytest.raises(ValueError, match="overflow"):
+            _kernels.conv_check(s)
+        with pytest.raises(ValueError, match="overflow"):
+            _kernels.pool_check(p)
+
+
+@pytest.mark.parametrize("pass_", ["forward", "input", "weight"])
+@pytest.mark.parametrize("hw", [(2 ** 15 + 3, 2 ** 15 + 1), (2 ** 16 + 3, 2 ** 15 + 1),
+                                (2 ** 16 + 1, 2 ** 16 + 5), (3, _B32 + 9)])
+def test_workspace_query_past_32_bits_matches_model(pass_, hw):
+    """The C workspace computation for inputs of more than 2**33 elements (planes below and
+    past 2**31 / 2**32) equals the pure-Python model (which cannot overflow).  im2col's
+    GEMM takes 32-bit BLAS dimensions, so it refuses planes past 2**31 - 1 elements."""
+    from fastconv import _kernels, _workspace
+    h, w = hw
+    for algo in [a for a in conv.algorithms("conv2d") if a != "auto"]:
+        dil = 2 if algo == "dilated" else 1
+        s = _shape(n=2, c_in=6, h=h, w=w, c_out=4, kh=3, kw=3, ph=1, pw=1, dh=dil, dw=dil, g=2)
+        code, pas = conv._ALGO_CODES[algo], {"forward": 0, "input": 1, "weight": 2}[pass_]
+        if algo == "im2col" and s[7] * s[8] > _B31 - 1:
+            with pytest.raises(ValueError, match="cannot serve"):
+                _kernels.conv2d_workspace(s, code, 4, pas)
+            continue
+        model = _workspace.conv2d(algo, pass_, s[0:4], (4, 3, 3, 3), (2, 4, s[7], s[8]), (1, 1),
+                                  (1, 1), (dil, dil), 2, 4)
+        assert _kernels.conv2d_workspace(s, code, 4, pas) == model, algo
