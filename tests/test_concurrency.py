@@ -228,7 +228,7 @@ def test_gil_released_during_kernel(op):
             if stamps["a_in"] < stamps["b_in"] and stamps["b_out"] < stamps["a_out"]:
                 o = outcomes[-1]
                 print(f"\n[gil] {op}: long call {o['a_out'] * 1e3:.0f} ms; short call ran "
-                      f"{o["b_in"] * 1e3:.1f}-{o["b_out"] * 1e3:.1f} ms inside it "
+                      f"{o['b_in'] * 1e3:.1f}-{o['b_out'] * 1e3:.1f} ms inside it "
                       f"(attempt {attempt + 1})", end="")
                 return
     pytest.fail(f"{op}: a short call never completed inside a {dt:.3f} s call: {outcomes}")
