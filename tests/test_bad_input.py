@@ -828,6 +828,25 @@ def test_zero_width_padded_input_every_algo(algo):
 
 
 @pytest.mark.parametrize("algo", conv.algorithms("conv2d_backward"))
+@pytest.mark.parametrize("dtype", [F32, F64], ids=["f32", "f64"])
+def test_zero_input_channels_every_algo(algo, dtype, isa):
+    """C_in = 0 with padding: y is the bias, grad_x empty, grad_w empty, grad_b the sums.
+    x reaches C as a NULL pointer; the AVX2 direct kernel used to offset it by a padding
+    tap's -1 (UBSan under .ci/sanitize)."""
+    dil = 2 if algo == "dilated" else 1
+    x = np.empty((2, 0, 6, 5), dtype)
+    w = np.empty((3, 0, 3, 3), dtype)
+    b = A(3, dtype=dtype)
+    kw = dict(padding=1, dilation=dil)
+    y = conv.conv2d(x, w, b, algo=algo, **kw)
+    np.testing.assert_array_equal(y, np.broadcast_to(b[None, :, None, None], y.shape))
+    gy = A(*y.shape, dtype=dtype)
+    gx, gw, gb = conv.conv2d_backward(gy, x, w, algo=algo, **kw)
+    assert gx.shape == x.shape and gw.shape == w.shape
+    np.testing.assert_allclose(gb, gy.sum(axis=(0, 2, 3)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("algo", conv.algorithms("conv2d_backward"))
 def test_untouched_nan_does_not_reach_grad_weight(algo, request):
     """An input element no tap ever reads (rows skipped by the dilation) must not affect
     any gradient, even when it is NaN (found by fuzz/)."""
