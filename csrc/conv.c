@@ -52,7 +52,7 @@ fc_status fc_conv2d_##SFX(fc_context *ctx, const fc_conv_shape *s, int algo, con
     fc_status st = enter(ctx, s, algo, OUT_Y, y, &empty); \
     if (st != FC_OK || empty) return st;                                                           \
     if (s->c_in > 0 && s->h_in > 0 && s->w_in > 0 && (!x || !w)) return FC_ERR_ARG;                \
-    if ((s->h_in == 0 || s->w_in == 0) && algo != FC_ALGO_DILATED) { /* all taps are padding: y = bias (no kernel reads x) */   \
+    if ((s->c_in == 0 || s->h_in == 0 || s->w_in == 0) && algo != FC_ALGO_DILATED) { /* no input element (x may be NULL): y = bias */ \
         const int64_t hw = s->h_out * s->w_out;                                                    \
         int64_t i, c;                                                                              \
         for (i = 0; i < s->n; i++)                                                                 \

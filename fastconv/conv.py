@@ -514,7 +514,17 @@ def compose(w1, w2):
     shape = (c2, c0, k1h + k2h - 1, k1w + k2w - 1)
     _check_bytes(shape, a.dtype.itemsize, "composed kernel")
     out = np.zeros(shape, a.dtype)
-    for i in range(k2h):
-        for j in range(k2w):
-            out[:, :, i:i + k1h, j:j + k1w] += np.tensordot(b[:, :, i, j], a, axes=(1, 0))
+    if out.size == 0 or c1 == 0:
+        # nothing to sum: return before looping over (possibly ~2**31) taps
+        return out
+    # loop over the taps of the smaller kernel, a whole-array product per tap
+    if k2h * k2w <= k1h * k1w:
+        for i in range(k2h):
+            for j in range(k2w):
+                out[:, :, i:i + k1h, j:j + k1w] += np.tensordot(b[:, :, i, j], a, axes=(1, 0))
+    else:
+        for k in range(k1h):
+            for l in range(k1w):
+                part = np.tensordot(b, a[:, :, k, l], axes=(1, 0))   # (C2, k2h, k2w, C0)
+                out[:, :, k:k + k2h, l:l + k2w] += part.transpose(0, 3, 1, 2)
     return out

@@ -6,7 +6,8 @@
 # behaviour in them.
 #
 #   bash fuzz/run.sh                        # 60 seconds (the bounded CI-style run)
-#   FUZZ_SECONDS=3600 bash fuzz/run.sh      # an hour
+#   bash fuzz/run.sh --help                 # this text
+#   FUZZ_SECONDS=3600 bash fuzz/run.sh      # longer: an hour (any number of seconds)
 #   FUZZ_SECONDS=0 bash fuzz/run.sh         # until stopped (Ctrl-C) or a finding
 #   bash fuzz/run.sh -jobs=4 -workers=2     # extra arguments go to libFuzzer
 #   bash fuzz/run.sh build/fuzz/crash-XXXX  # replay one input (a file, not a directory)
@@ -28,6 +29,12 @@
 #   FUZZ_UBSAN_HALT=0  print UBSan reports and carry on (each location reported
 #                  once) instead of stopping at the first; ASan reports still stop
 set -euo pipefail
+
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+    # the usage is the comment block above
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+    exit 0
+fi
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python}"

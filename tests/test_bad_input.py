@@ -266,6 +266,29 @@ add("x-2^40-bcast-bad-bias", "conv_transpose2d", (Z(1, 1, HUGE_DIM, 1), A(1, 1, 
 add("output-4TiB", "conv_transpose2d", (A(1, 1, 1, 1), Z(1, 1, HUGE_DIM, 1)), {}, [],
     exc=(MemoryError,))
 
+# ---- conv ops: every parameter is validated before a huge (zero-stride) input is
+# copied to C-contiguous memory; copying 4 TiB first would give MemoryError instead
+_XH = Z(1, 1, HUGE_DIM, 1)
+_ONE = A(1, 1, 1, 1)
+_EARLY = {
+    "stride-0": ({"stride": 0}, ["stride"]), "dilation-0": ({"dilation": 0}, ["dilation"]),
+    "padding-neg": ({"padding": -1}, ["padding"]), "padding-str": ({"padding": "full"}, ["padding"]),
+    "groups-0": ({"groups": 0}, ["groups"]), "groups-2": ({"groups": 2}, ["groups"]),
+    "algo-unknown": ({"algo": "nope"}, ["algo"]), "stride-float": ({"stride": 1.5}, ["stride"]),
+}
+for k, (kw, names) in _EARLY.items():
+    add(f"x-2^40-bcast-{k}", "conv2d", (_XH, _ONE), kw, names)
+    add(f"x-2^40-bcast-{k}", "conv2d_backward", (_XH, _XH, _ONE), kw, names + ["grad_out"])
+    if k != "padding-str":
+        add(f"x-2^40-bcast-{k}", "conv_transpose2d", (_XH, _ONE), kw, names)
+add("x-2^40-bcast-out-shape", "conv2d", (_XH, _ONE), {"out": np.empty((1, 1, 2, 1), F32)}, ["out"])
+add("x-2^40-bcast-w-int", "conv2d", (_XH, _ONE.astype(np.int32)), {}, ["w"])
+add("x-2^40-bcast-needs", "conv2d_backward", (_XH, _XH, _ONE), {"needs": ("grad",)}, ["needs"])
+add("x-2^40-bcast-w-f64", "conv2d_backward", (_XH, _XH, _ONE.astype(F64)), {}, ["w"])
+add("x-2^40-bcast-output_padding", "conv_transpose2d", (_XH, _ONE), {"output_padding": 1},
+    ["output_padding"])
+add("x-2^40-bcast-w-cin", "conv_transpose2d", (_XH, A(2, 1, 1, 1)), {}, ["w"])
+
 # ---- compose
 W1 = A(5, 3, 2, 2)
 W2 = A(4, 5, 3, 2)
@@ -672,9 +695,10 @@ def test_valid_indices_from_other_ties_accepted():
 
 # ------------------------------------------------------------------ empty arrays with huge dims
 
-def _runs_quickly(code, timeout=60):
+def _runs_quickly(code, timeout=60, asan_options=None):
     """Run `code` in a fresh interpreter (a hang must not hang the suite); True when it
-    finished in time with exit code 0."""
+    finished in time with exit code 0.  `asan_options` are appended to ASAN_OPTIONS
+    (they matter only when the sanitizer run preloads ASan)."""
     import os
     import subprocess
     import sys
@@ -683,9 +707,12 @@ def _runs_quickly(code, timeout=60):
     # Run beside the fastconv under test: from the repository root, `python -c`
     # would import the source tree, which has no compiled extension.
     cwd = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = dict(os.environ)
+    if asan_options:
+        env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), asan_options]))
     try:
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           timeout=timeout, cwd=cwd)
+                           timeout=timeout, cwd=cwd, env=env)
     except subprocess.TimeoutExpired:
         return False, f"still running after {timeout} s"
     return r.returncode == 0, r.stderr[-2000:]
@@ -711,15 +738,60 @@ assert pool.avg_pool2d_backward(e(1, 0, 2**31, 1), (1, 0, 2**31, 1), 1).shape ==
     assert ok, err
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: conv.compose loops in Python over every tap of w2 "
-                                       "(k2h*k2w iterations) even when the result is empty: "
-                                       "compose(ones((1,1,1,1)), empty((0,1,2,2**31))) hangs (found by fuzz/)")
 def test_compose_empty_with_huge_kernel_returns_at_once():
+    """compose(ones((1,1,1,1)), empty((0,1,2,2**31))) looped over every tap of w2 in
+    Python although the result is empty (found by fuzz/)."""
     code = _PRELUDE + """
 w2 = np.empty((0, 1, 2, 2**31), np.float32)
 assert conv.compose(one, w2).shape == (0, 1, 2, 2**31)
+assert conv.compose(np.empty((1, 0, 2**31, 2), np.float32), one).shape == (1, 0, 2**31, 2)
+# no middle channels: an all-zero kernel, without a loop over w2's 2**21 taps
+k = conv.compose(np.empty((0, 1, 1, 1), np.float32), np.empty((1, 0, 2, 2**20), np.float32))
+assert k.shape == (1, 1, 2, 2**20) and not k.any()
 """
     ok, err = _runs_quickly(code, timeout=15)
+    assert ok, err
+
+
+def test_bad_parameters_on_2e33_broadcast_input_never_copy_it():
+    """A zero-stride x of 2**33 elements (32 GiB as float32 if copied) with one bad
+    parameter gives ValueError/TypeError before anything is copied.  Run with the address
+    space (or ASan's allocation size) limited to a few GiB, so a copy made first would
+    show up as MemoryError rather than page 32 GiB in."""
+    code = _PRELUDE + """
+import os, resource
+if "asan" not in os.environ.get("LD_PRELOAD", ""):   # ASan reserves terabytes of shadow
+    resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+x = np.broadcast_to(np.zeros((), np.float32), (1, 1, 2**33, 1))
+gy = np.broadcast_to(np.zeros((), np.float32), (1, 1, 2**33, 2))
+calls = {
+    "conv2d stride": lambda: conv.conv2d(x, one, stride=0),
+    "conv2d dilation": lambda: conv.conv2d(x, one, dilation=(1, 0)),
+    "conv2d padding": lambda: conv.conv2d(x, one, padding=-1),
+    "conv2d groups": lambda: conv.conv2d(x, one, groups=0),
+    "conv2d algo": lambda: conv.conv2d(x, one, algo="nope"),
+    "conv2d bias": lambda: conv.conv2d(x, one, np.ones(3, np.float32)),
+    "conv2d out": lambda: conv.conv2d(x, one, out=np.empty(3, np.float32)),
+    "backward stride": lambda: conv.conv2d_backward(x, x, one, stride=0),
+    "backward needs": lambda: conv.conv2d_backward(x, x, one, needs=("grad",)),
+    "backward grad_out": lambda: conv.conv2d_backward(gy, x, one),
+    "transpose stride": lambda: conv.conv_transpose2d(x, one, stride=0),
+    "transpose output_padding": lambda: conv.conv_transpose2d(x, one, output_padding=1),
+    "transpose bias": lambda: conv.conv_transpose2d(x, one, np.ones(3, np.float32)),
+    "max_pool2d kernel": lambda: pool.max_pool2d(x, 0),
+    "avg_pool2d padding": lambda: pool.avg_pool2d(x, 2, padding=2),
+}
+for name, call in calls.items():
+    try:
+        call()
+    except (ValueError, TypeError):
+        continue
+    except BaseException as e:
+        raise AssertionError(f"{name}: {type(e).__name__}: {e}")
+    raise AssertionError(f"{name}: no error")
+"""
+    env_asan = "max_allocation_size_mb=4096:allocator_may_return_null=1"
+    ok, err = _runs_quickly(code, timeout=60, asan_options=env_asan)
     assert ok, err
 
 
@@ -756,6 +828,25 @@ def test_zero_width_padded_input_every_algo(algo):
 
 
 @pytest.mark.parametrize("algo", conv.algorithms("conv2d_backward"))
+@pytest.mark.parametrize("dtype", [F32, F64], ids=["f32", "f64"])
+def test_zero_input_channels_every_algo(algo, dtype, isa):
+    """C_in = 0 with padding: y is the bias, grad_x empty, grad_w empty, grad_b the sums.
+    x reaches C as a NULL pointer; the AVX2 direct kernel used to offset it by a padding
+    tap's -1 (UBSan under .ci/sanitize)."""
+    dil = 2 if algo == "dilated" else 1
+    x = np.empty((2, 0, 6, 5), dtype)
+    w = np.empty((3, 0, 3, 3), dtype)
+    b = A(3, dtype=dtype)
+    kw = dict(padding=1, dilation=dil)
+    y = conv.conv2d(x, w, b, algo=algo, **kw)
+    np.testing.assert_array_equal(y, np.broadcast_to(b[None, :, None, None], y.shape))
+    gy = A(*y.shape, dtype=dtype)
+    gx, gw, gb = conv.conv2d_backward(gy, x, w, algo=algo, **kw)
+    assert gx.shape == x.shape and gw.shape == w.shape
+    np.testing.assert_allclose(gb, gy.sum(axis=(0, 2, 3)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("algo", conv.algorithms("conv2d_backward"))
 def test_untouched_nan_does_not_reach_grad_weight(algo, request):
     """An input element no tap ever reads (rows skipped by the dilation) must not affect
     any gradient, even when it is NaN (found by fuzz/)."""
@@ -767,3 +858,90 @@ def test_untouched_nan_does_not_reach_grad_weight(algo, request):
     want = ref.conv2d_backward(gy, np.nan_to_num(x), w, dilation=(3, 1))
     np.testing.assert_array_equal(gw, want[1])
     np.testing.assert_array_equal(gx, want[0])
+
+
+# ------------------------------------------------------------------ 64-bit size/offset helpers
+# A plane past 2**31 elements cannot be allocated here, so the C helpers every size and
+# offset goes through are driven directly with values past 2**31 and 2**32 (a 32-bit
+# intermediate anywhere would wrap and show up as a wrong value or a refused shape).
+
+_B31, _B32 = 2 ** 31, 2 ** 32
+
+
+@pytest.mark.parametrize("a,b", [(_B31 - 1, 1), (_B31, _B31), (_B32 - 1, 1), (_B32, _B32),
+                                 (_B32 + 7, -(_B31 + 3)), (-_B32, -_B32), (2 ** 62, 2 ** 62 - 1)])
+def test_checked_add_past_32_bits(a, b):
+    from fastconv import _kernels
+    assert _kernels.checked_add(a, b) == a + b
+
+
+@pytest.mark.parametrize("a,b", [(_B31 + 1, _B31 - 1), (_B32 + 1, _B31 - 1), (-_B32, _B31 - 5),
+                                 (_B32 * 3, 2 ** 29), (2 ** 33 + 1, 2 ** 29)])
+def test_checked_mul_signed_past_32_bits(a, b):
+    """Exact products past 2**62, and the first factor that overflows int64 is refused."""
+    from fastconv import _kernels
+    assert _kernels.checked_mul(a, b) == a * b
+    last = (2 ** 63 - 1) // abs(a)          # largest |b| whose product still fits
+    assert _kernels.checked_mul(abs(a), last) == abs(a) * last
+    with pytest.raises(OverflowError):
+        _kernels.checked_mul(abs(a), last + 1)
+
+
+def _shape(n=1, c_in=1, h=5, w=5, c_out=1, kh=3, kw=3, sh=1, sw=1, ph=0, pw=0, dh=1, dw=1, g=1):
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    return (n, c_in, h, w, c_out, kh, kw, ho, wo, sh, sw, ph, pw, dh, dw, g)
+
+
+@pytest.mark.parametrize("h,w", [(_B31 + 1, 1), (1, _B32 + 3), (2 ** 16 + 1, 2 ** 16 + 1),
+                                 (2 ** 17, 2 ** 17 + 5)])
+def test_shape_checks_accept_planes_past_32_bits(h, w):
+    """conv/pool shape checks accept planes of more than 2**31 and 2**32 elements (they
+    fit int64), with strides, padding and dilation past 2**31 as well."""
+    from fastconv import _kernels
+    _kernels.conv_check(_shape(h=h, w=w, kh=1, kw=1))
+    _kernels.conv_check(_shape(n=3, c_in=4, h=h, w=w, c_out=8, kh=1, kw=1, g=2))
+    _kernels.conv_check(_shape(h=h + 2 * _B31, w=1, kh=3, kw=1, sh=_B31 + 1, ph=_B32, dh=_B31))
+    _kernels.conv_check(_shape(h=1, w=w + _B32, kh=1, kw=2, sw=_B32 + 1, pw=_B31 + 1, dw=_B32))
+    ph = pw = 1
+    ho, wo = h + 2 * ph - 2, w + 2 * pw - 2
+    _kernels.pool_check((2, 3, h, w, ho, wo, 3, 3, 1, 1, ph, pw, 1, 1, 1, 0))
+
+
+@pytest.mark.parametrize("elems", [2 ** 60 - 1, 2 ** 60, 2 ** 61])
+def test_shape_checks_refuse_at_the_byte_limit(elems):
+    """Byte sizes (elements * 8) must fit int64: 2**60 - 1 elements do, 2**60 do not."""
+    from fastconv import _kernels
+    s = _shape(n=elems // _B32 if elems % _B32 == 0 else 1, h=_B32 if elems % _B32 == 0 else elems,
+               w=1, kh=1, kw=1)
+    p = (s[0], 1, s[2], 1, s[2], 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0)
+    if elems * 8 < 2 ** 63:
+        _kernels.conv_check(s)
+        _kernels.pool_check(p)
+    else:
+        with pytest.raises(ValueError, match="overflow"):
+            _kernels.conv_check(s)
+        with pytest.raises(ValueError, match="overflow"):
+            _kernels.pool_check(p)
+
+
+@pytest.mark.parametrize("pass_", ["forward", "input", "weight"])
+@pytest.mark.parametrize("hw", [(2 ** 15 + 3, 2 ** 15 + 1), (2 ** 16 + 3, 2 ** 15 + 1),
+                                (2 ** 16 + 1, 2 ** 16 + 5), (3, _B32 + 9)])
+def test_workspace_query_past_32_bits_matches_model(pass_, hw):
+    """The C workspace computation for inputs of more than 2**33 elements (planes below and
+    past 2**31 / 2**32) equals the pure-Python model (which cannot overflow).  im2col's
+    GEMM takes 32-bit BLAS dimensions, so it refuses planes past 2**31 - 1 elements."""
+    from fastconv import _kernels, _workspace
+    h, w = hw
+    for algo in [a for a in conv.algorithms("conv2d") if a != "auto"]:
+        dil = 2 if algo == "dilated" else 1
+        s = _shape(n=2, c_in=6, h=h, w=w, c_out=4, kh=3, kw=3, ph=1, pw=1, dh=dil, dw=dil, g=2)
+        code, pas = conv._ALGO_CODES[algo], {"forward": 0, "input": 1, "weight": 2}[pass_]
+        if algo == "im2col" and s[7] * s[8] > _B31 - 1:
+            with pytest.raises(ValueError, match="cannot serve"):
+                _kernels.conv2d_workspace(s, code, 4, pas)
+            continue
+        model = _workspace.conv2d(algo, pass_, s[0:4], (4, 3, 3, 3), (2, 4, s[7], s[8]), (1, 1),
+                                  (1, 1), (dil, dil), 2, 4)
+        assert _kernels.conv2d_workspace(s, code, 4, pas) == model, algo

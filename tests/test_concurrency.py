@@ -124,6 +124,8 @@ def test_eight_threads_every_op_at_once():
     assert not any(t.is_alive() for t in threads), "a thread hung"
     assert not errors, errors
     assert sum(counts) == n_threads * (rounds * len(calls) + len(bad))
+    print(f"\n[concurrency] {n_threads} threads, {sum(counts)} calls ({len(calls)} op/algo kinds, "
+          f"{n_threads * len(bad)} failing), all bit-identical to the single-threaded results", end="")
 
 
 # ---------------------------------------------------------------- GIL release
@@ -224,6 +226,10 @@ def test_gil_released_during_kernel(op):
             outcomes.append({k: round(v - stamps["a_in"], 4) for k, v in stamps.items()})
             # B entered and left while A's call was running: A's kernel did not hold the GIL
             if stamps["a_in"] < stamps["b_in"] and stamps["b_out"] < stamps["a_out"]:
+                o = outcomes[-1]
+                print(f"\n[gil] {op}: long call {o['a_out'] * 1e3:.0f} ms; short call ran "
+                      f"{o['b_in'] * 1e3:.1f}-{o['b_out'] * 1e3:.1f} ms inside it "
+                      f"(attempt {attempt + 1})", end="")
                 return
     pytest.fail(f"{op}: a short call never completed inside a {dt:.3f} s call: {outcomes}")
 
@@ -243,3 +249,5 @@ def test_one_and_two_kernel_threads_bit_identical(isa, dtype):
             _bits_equal(one[name], two[name])
         except AssertionError as e:
             raise AssertionError(f"{name} ({isa}, {np.dtype(dtype)}): 1 vs 2 threads: {e}") from None
+    print(f"\n[threads] {isa} {np.dtype(dtype)}: {len(calls)} op/algo results bit-identical "
+          "with 1 and 2 kernel threads", end="")

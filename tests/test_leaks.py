@@ -157,6 +157,9 @@ ERR = _error_calls()
 
 def _check(name, growth, what):
     rss_growth, used_growth = growth
+    # the figures (shown with pytest -s): growth over CALLS calls after WARMUP
+    print(f"\n[leak] {name}: {CALLS} {what}: RSS {rss_growth / 1024:+.0f} KiB, malloc in use "
+          f"{'n/a' if used_growth is None else f'{used_growth / 1024:+.0f} KiB'}", end="")
     assert rss_growth < BOUND, f"{name}: RSS grew by {rss_growth / 2**20:.2f} MiB over {CALLS} {what}"
     if used_growth is not None:
         assert used_growth < BOUND, \
