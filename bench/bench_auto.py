@@ -204,8 +204,10 @@ TRAIN = [
 ]
 
 SUITES = {"heldout": HELDOUT, "train": TRAIN}
-PASSES = {"fwd": "conv2d", "bwd": "conv2d_backward"}
-NEEDS = ("input", "weight")
+# fwd: conv2d; bwd: conv2d_backward(needs=input+weight); gin: grad input alone, the
+# kernels (and shape tuple) conv_transpose2d runs, so auto's conv_transpose2d rules.
+PASSES = {"fwd": "conv2d", "bwd": "conv2d_backward", "gin": "conv_transpose2d"}
+NEEDS = {"fwd": None, "bwd": ("input", "weight"), "gin": ("input",)}
 
 
 # ---------------------------------------------------------------- timing
@@ -223,7 +225,10 @@ def _runner(layer, pas, algo, arrays):
               groups=layer["groups"], algo=algo)
     if pas == "fwd":
         return lambda: fastconv.conv2d(x, w, **kw)
-    return lambda: fastconv.conv2d_backward(gy, x, w, needs=NEEDS, **kw)
+    op = "conv2d_backward" if pas == "bwd" else "conv_transpose2d"
+    if algo not in fastconv.algorithms(op):
+        raise ValueError(f"{algo} not available for {op}")
+    return lambda: fastconv.conv2d_backward(gy, x, w, needs=NEEDS[pas], **kw)
 
 
 def _clock(name, threads):
@@ -282,7 +287,7 @@ def time_layer(layer, pas, dtype, rounds, budget, inner=None, clock=time.perf_co
 def auto_choice(layer, pas, dtype):
     """What ``algo="auto"`` picks (tuning off: the heuristic) for this layer and pass."""
     return _auto.choose(PASSES[pas], _geo(layer), fastconv.algorithms(PASSES[pas]), config.isa(),
-                        dtype=np.dtype(dtype).name, threads=config.get_num_threads())
+                        dtype=np.dtype(dtype).name, threads=config.get_num_threads(), needs=NEEDS[pas])
 
 
 def measure(suite, dtype, rounds, budget, passes, progress=True, filt=None, clock=time.perf_counter):
@@ -341,7 +346,7 @@ def _heuristic_choose(dtype, threads, isa):
     def choose(r):
         op = PASSES[r["pass_"]]
         return _auto.choose(op, tuple(r["shape"]), ["auto"] + list(r["times"]), isa,
-                            dtype=dtype, threads=threads)
+                            dtype=dtype, threads=threads, needs=NEEDS[r["pass_"]])
     return choose
 
 
@@ -363,7 +368,7 @@ def fit(rows, dtype, threads, isa):
         def choose(r, rules=rules):
             op = PASSES[r["pass_"]]
             return _auto.choose(op, tuple(r["shape"]), ["auto"] + list(r["times"]), isa,
-                                dtype=dtype, threads=threads, rules=rules)
+                                dtype=dtype, threads=threads, needs=NEEDS[r["pass_"]], rules=rules)
         mx, gm = score(rows, choose)
         over = sum(r["ratio"] > 1.10 for r in rows)
         obj = (over, round(mx, 3), gm)
@@ -400,7 +405,7 @@ def main(argv=None):
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     ap.add_argument("--rounds", type=int, default=9, help="interleaved rounds per layer (median kept)")
     ap.add_argument("--budget", type=float, default=1.5, help="seconds per layer and pass before stopping early")
-    ap.add_argument("--passes", default="fwd,bwd")
+    ap.add_argument("--passes", default="fwd,bwd,gin", help="fwd, bwd (grad input+weight), gin (grad input = conv_transpose2d)")
     ap.add_argument("--clock", choices=("auto", "cpu", "wall"), default="auto",
                     help="cpu = calling thread's CPU time (default with 1 thread), wall = perf_counter")
     ap.add_argument("--filter", default=None, help="only layers whose name contains this")

@@ -1,18 +1,130 @@
-"""``algo="auto"``: pick a convolution algorithm from the layer's geometry (provisional)."""
+"""``algo="auto"``: pick a convolution algorithm from the layer's geometry.
 
-RULES = {"gemm_min_channels": 8}
-FIT_GRID = {"gemm_min_channels": [4, 8, 16]}
+A cost-model heuristic: a short decision list per pass over shape features
+(channels per group ``cg``/``og``, taps ``k = kH*kW``, GEMM depth
+``K = cg*k``, stride, dilation, output pixels ``P = N*H_out*W_out``).  Every
+number it compares against lives in ``RULES``, fitted on the TRAIN suite of
+``bench/bench_auto.py`` (1 thread, float32, AVX2) and measured on its
+held-out suite of ResNet/VGG/MobileNet/DeepLab layers; when the kernels
+change, rerun ``bench/bench_auto.py --suite train --json F`` and ``--fit F``
+and paste the printed table here.
+
+What the measurements say (the why behind the rules):
+
+* forward: fastconv's direct kernels win for depthwise and few-channel
+  layers and for grouped convolutions; on dense layers direct wins on large
+  images with moderate channel counts, im2col (BLAS GEMM) on small images
+  with many channels and on every strided layer; the space-to-batch
+  ``dilated`` algorithm wins from dilation ``fwd_dilated_min`` on (it skips
+  taps that only read padding and runs one GEMM per tap).
+* backward (grad input + grad weight): the direct grad-weight kernel is
+  5-20x slower than GEMM on dense layers, so it only wins for depthwise
+  layers; im2col wins on most dense layers; ``dilated``'s GEMM path (one
+  GEMM per tap, no column buffer) wins for narrow layers (8 to
+  ``bwd_dilated_max_cg`` input channels per group), large kernels and large
+  dilations.
+* grad input alone (``conv_transpose2d``): as the backward rules.
+
+``isa``, ``dtype`` and ``threads`` are inputs so rules can depend on them;
+the fitted table is shared by both ISAs and dtypes (baseline kernels are
+slower for every algorithm alike) until measurements say otherwise.
+"""
+
+#: Thresholds of the decision lists (fitted; see the module docstring).
+RULES = {
+    # forward
+    "fwd_few_channels": 8,         # min(cg, og) below this: direct ...
+    "fwd_first_im2col_K": 256,     # ... unless K = cg*k is this deep and og >= 32 (AlexNet conv1)
+    "fwd_dilated_min": 5,          # dilation from which the space-to-batch algorithm wins
+    "fwd_direct_pixels": 1024,     # dense kxk, stride 1: direct when P >= this ...
+    "fwd_direct_max_cg": 128,      # ... and cg <= this (wide layers: GEMM even on large images)
+    "fwd_1x1_direct_pixels": 512,  # 1x1 stride 1: direct when P >= this
+    # backward (grad input and grad weight) and transposed convolution
+    "bwd_dilated_min": 4,          # dilation from which "dilated" wins
+    "bwd_dilated_max_cg": 12,      # 8 <= cg <= this (narrow layers): "dilated"
+    "bwd_direct_max_k": 9,         # depthwise, stride 1, taps <= this: direct
+}
+
+#: Candidate values ``bench_auto.py --fit`` searches for each threshold.
+FIT_GRID = {
+    "fwd_direct_pixels": [512, 1024, 2048, 4096],
+    "fwd_direct_max_cg": [64, 96, 128, 192, 256],
+    "fwd_1x1_direct_pixels": [256, 512, 1024, 2048],
+    "fwd_dilated_min": [3, 4, 5, 8],
+    "bwd_dilated_min": [3, 4, 5, 8],
+    "bwd_dilated_max_cg": [8, 12, 16, 24],
+}
+
+# The GEMM-based paths need this many channels per group (below it, BLAS
+# micro-tiles run mostly empty and conv_dilated.c falls back to direct).
+_GEMM_MIN_CHANNELS = 8
 
 
-def choose(op, shape, available, isa, dtype="float32", threads=1, rules=None):
+def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, rules=None):
+    """Algorithm name for one call.
+
+    Parameters
+    ----------
+    op : str
+        ``"conv2d"``, ``"conv2d_backward"`` or ``"conv_transpose2d"``.
+    shape : tuple
+        The C conv shape tuple of the forward convolution
+        ``(n, c_in, h_in, w_in, c_out, kh, kw, h_out, w_out, sh, sw, ph, pw, dh, dw, groups)``.
+    available : sequence of str
+        Algorithms usable for ``op`` in this process.
+    isa : str
+        ``"avx2"`` or ``"baseline"``.
+    dtype : str
+        ``"float32"`` or ``"float64"``.
+    threads : int
+        fastconv's kernel threads.
+    needs : sequence of str, optional
+        For ``conv2d_backward``, the gradients asked for.
+    rules : dict, optional
+        Thresholds to use instead of ``RULES`` (for fitting).
+
+    Returns
+    -------
+    str
+        One of `available` (never ``"auto"``).
+    """
     r = RULES if rules is None else rules
-    c_in, c_out = shape[1], shape[4]
-    dh, dw, g = shape[13], shape[14], shape[15]
+    (n, c_in, _, _, c_out, kh, kw, ho, wo, sh, sw, _, _, dh, dw, g) = shape
+    g = max(int(g), 1)
     cg, og = c_in // g, c_out // g
-    m = r["gemm_min_channels"]
-    gemm_ok = "im2col" in available and cg >= m and og >= m
-    if not gemm_ok:
+    k = kh * kw
+    stride, dil = max(sh, sw), max(dh, dw)
+    pixels = n * ho * wo
+    has_gemm = "im2col" in available
+    has_dil = "dilated" in available
+    if not has_gemm:
         return "direct"
-    if (dh, dw) != (1, 1) and "dilated" in available:
-        return "dilated"
+    narrow = min(cg, og) < _GEMM_MIN_CHANNELS
+
+    if op == "conv2d":
+        if narrow:
+            if cg * k >= r["fwd_first_im2col_K"] and og >= 32:
+                return "im2col"
+            return "direct"
+        if has_dil and dil >= r["fwd_dilated_min"]:
+            return "dilated"
+        if g > 1:
+            return "direct"
+        if stride > 1:
+            return "im2col"
+        if k == 1:
+            return "direct" if pixels >= r["fwd_1x1_direct_pixels"] else "im2col"
+        if pixels >= r["fwd_direct_pixels"] and cg <= r["fwd_direct_max_cg"]:
+            return "direct"
+        return "im2col"
+
+    # conv2d_backward, conv_transpose2d (grad input)
+    if g > 1 and cg == 1:
+        # depthwise: the direct kernels are tight for small stride-1 windows
+        if stride == 1 and k <= r["bwd_direct_max_k"]:
+            return "direct"
+        return "im2col"
+    if has_dil and cg >= _GEMM_MIN_CHANNELS and og >= _GEMM_MIN_CHANNELS:
+        if dil >= r["bwd_dilated_min"] or cg <= r["bwd_dilated_max_cg"]:
+            return "dilated"
     return "im2col"

@@ -90,11 +90,11 @@ def store(key, entry, file=None):
 
 
 def clear(file=None):
-    """Delete the cache file; True if a file was removed."""
+    """Delete the cache file; True if a file was removed (other OS errors propagate)."""
     file = file or path()
     with _lock:
         try:
             os.unlink(file)
             return True
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return False
