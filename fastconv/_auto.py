@@ -32,27 +32,40 @@ slower for every algorithm alike) until measurements say otherwise.
 
 #: Thresholds of the decision lists (fitted; see the module docstring).
 RULES = {
-    # forward
-    "fwd_few_channels": 8,         # min(cg, og) below this: direct ...
-    "fwd_first_im2col_K": 256,     # ... unless K = cg*k is this deep and og >= 32 (AlexNet conv1)
-    "fwd_dilated_min": 5,          # dilation from which the space-to-batch algorithm wins
-    "fwd_direct_pixels": 1024,     # dense kxk, stride 1: direct when P >= this ...
-    "fwd_direct_max_cg": 128,      # ... and cg <= this (wide layers: GEMM even on large images)
-    "fwd_1x1_direct_pixels": 512,  # 1x1 stride 1: direct when P >= this
-    # backward (grad input and grad weight) and transposed convolution
-    "bwd_dilated_min": 4,          # dilation from which "dilated" wins
-    "bwd_dilated_max_cg": 12,      # 8 <= cg <= this (narrow layers): "dilated"
-    "bwd_direct_max_k": 9,         # depthwise, stride 1, taps <= this: direct
+    # forward (conv2d)
+    "fwd_few_channels": 8,          # min(cg, og) below this: direct, except ...
+    "fwd_first_im2col_K": 256,      # ... GEMM depth K = cg*k this deep with og >= 32: im2col (AlexNet conv1)
+    "fwd_few_dilated_min_k": 49,    # ... strided stems with this many taps: dilated (7x7/2 stems)
+    "fwd_dilated_min": 5,           # dilation from which the space-to-batch algorithm wins
+    "fwd_direct_max_cg": 64,        # dense kxk, stride 1: direct when cg <= this ...
+    "fwd_direct_max_pixels": 8192,  # ... and N*H_out*W_out <= this (larger images: GEMM)
+    "fwd_1x1_direct_pixels": 512,   # 1x1 stride 1: direct when this <= N*H_out*W_out ...
+    "fwd_1x1_max_pixels": 4096,     # ... <= this
+    # backward (grad input + grad weight) and conv_transpose2d (grad input)
+    "bwd_direct_max_k": 9,          # depthwise: direct at stride 1 with taps <= this ...
+    "bwd_dw_direct_pixels": 2048,   # ... or with N*H_out*W_out >= this; else im2col
+    "bwd_dilated_min": 3,           # dilation from which "dilated" wins
+    "bwd_dilated_max_cg": 12,       # narrow layers (8 <= cg <= this): "dilated"
+    "bwd_dilated_min_k": 25,        # stride-1 kernels with this many taps ...
+    "bwd_dilated_k_pixels": 512,    # ... on at least this many output pixels: "dilated"
 }
 
-#: Candidate values ``bench_auto.py --fit`` searches for each threshold.
+#: Candidate values ``bench_auto.py --fit`` searches for each threshold
+#: (forward ones on the forward rows, the others on the backward rows).
 FIT_GRID = {
-    "fwd_direct_pixels": [512, 1024, 2048, 4096],
-    "fwd_direct_max_cg": [64, 96, 128, 192, 256],
-    "fwd_1x1_direct_pixels": [256, 512, 1024, 2048],
+    "fwd_first_im2col_K": [128, 256],
+    "fwd_few_dilated_min_k": [25, 49, 81],
     "fwd_dilated_min": [3, 4, 5, 8],
-    "bwd_dilated_min": [3, 4, 5, 8],
+    "fwd_direct_max_cg": [48, 64, 96, 128],
+    "fwd_direct_max_pixels": [4096, 8192, 16384],
+    "fwd_1x1_direct_pixels": [256, 512, 1024],
+    "fwd_1x1_max_pixels": [2304, 4096, 8192],
+    "bwd_direct_max_k": [9, 25, 49],
+    "bwd_dw_direct_pixels": [1024, 2048, 4096],
+    "bwd_dilated_min": [2, 3, 4, 5],
     "bwd_dilated_max_cg": [8, 12, 16, 24],
+    "bwd_dilated_min_k": [25, 49],
+    "bwd_dilated_k_pixels": [256, 512, 1024],
 }
 
 # The GEMM-based paths need this many channels per group (below it, BLAS
@@ -95,16 +108,16 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
     k = kh * kw
     stride, dil = max(sh, sw), max(dh, dw)
     pixels = n * ho * wo
-    has_gemm = "im2col" in available
     has_dil = "dilated" in available
-    if not has_gemm:
+    if "im2col" not in available:       # no BLAS: the GEMM paths are gone
         return "direct"
-    narrow = min(cg, og) < _GEMM_MIN_CHANNELS
 
     if op == "conv2d":
-        if narrow:
+        if min(cg, og) < r["fwd_few_channels"]:
             if cg * k >= r["fwd_first_im2col_K"] and og >= 32:
                 return "im2col"
+            if has_dil and stride > 1 and k >= r["fwd_few_dilated_min_k"]:
+                return "dilated"
             return "direct"
         if has_dil and dil >= r["fwd_dilated_min"]:
             return "dilated"
@@ -113,18 +126,19 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
         if stride > 1:
             return "im2col"
         if k == 1:
-            return "direct" if pixels >= r["fwd_1x1_direct_pixels"] else "im2col"
-        if pixels >= r["fwd_direct_pixels"] and cg <= r["fwd_direct_max_cg"]:
-            return "direct"
-        return "im2col"
+            ok = r["fwd_1x1_direct_pixels"] <= pixels <= r["fwd_1x1_max_pixels"]
+            return "direct" if ok else "im2col"
+        ok = cg <= r["fwd_direct_max_cg"] and pixels <= r["fwd_direct_max_pixels"]
+        return "direct" if ok else "im2col"
 
     # conv2d_backward, conv_transpose2d (grad input)
-    if g > 1 and cg == 1:
-        # depthwise: the direct kernels are tight for small stride-1 windows
-        if stride == 1 and k <= r["bwd_direct_max_k"]:
+    if g > 1 and cg == 1:       # depthwise
+        if stride == 1 and k <= r["bwd_direct_max_k"] or pixels >= r["bwd_dw_direct_pixels"]:
             return "direct"
         return "im2col"
     if has_dil and cg >= _GEMM_MIN_CHANNELS and og >= _GEMM_MIN_CHANNELS:
         if dil >= r["bwd_dilated_min"] or cg <= r["bwd_dilated_max_cg"]:
+            return "dilated"
+        if stride == 1 and k >= r["bwd_dilated_min_k"] and pixels >= r["bwd_dilated_k_pixels"]:
             return "dilated"
     return "im2col"
