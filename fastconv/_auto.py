@@ -37,13 +37,13 @@ RULES = {
     "fwd_first_im2col_K": 256,      # ... GEMM depth K = cg*k this deep with og >= 32: im2col (AlexNet conv1)
     "fwd_few_dilated_min_k": 49,    # ... strided stems with this many taps: dilated (7x7/2 stems)
     "fwd_dilated_min": 5,           # dilation from which the space-to-batch algorithm wins
-    "fwd_direct_max_cg": 64,        # dense kxk, stride 1: direct when cg <= this ...
-    "fwd_direct_max_pixels": 8192,  # ... and N*H_out*W_out <= this (larger images: GEMM)
-    "fwd_1x1_direct_pixels": 512,   # 1x1 stride 1: direct when this <= N*H_out*W_out ...
+    "fwd_direct_max_wkib": 192,     # stride 1: direct only while a group's weights (KiB) fit L2 ...
+    "fwd_direct_max_pixels": 8192,  # ... and (kxk) N*H_out*W_out <= this (larger images: GEMM)
+    "fwd_1x1_direct_pixels": 512,   # 1x1: direct when this <= N*H_out*W_out ...
     "fwd_1x1_max_pixels": 4096,     # ... <= this
     # backward (grad input + grad weight) and conv_transpose2d (grad input)
-    "bwd_direct_max_k": 9,          # depthwise: direct at stride 1 with taps <= this ...
-    "bwd_dw_direct_pixels": 2048,   # ... or with N*H_out*W_out >= this; else im2col
+    "bwd_dw_direct_pixels": 1536,   # depthwise: direct on planes of N*H_out*W_out >= this ...
+    "bwd_dw_small_pixels": 128,     # ... or, at stride 1, <= this; im2col in between
     "bwd_dilated_min": 3,           # dilation from which "dilated" wins
     "bwd_dilated_max_cg": 12,       # narrow layers (8 <= cg <= this): "dilated"
     "bwd_dilated_min_k": 25,        # stride-1 kernels with this many taps ...
@@ -56,12 +56,12 @@ FIT_GRID = {
     "fwd_first_im2col_K": [128, 256],
     "fwd_few_dilated_min_k": [25, 49, 81],
     "fwd_dilated_min": [3, 4, 5, 8],
-    "fwd_direct_max_cg": [48, 64, 96, 128],
+    "fwd_direct_max_wkib": [96, 128, 192, 256, 384],
     "fwd_direct_max_pixels": [4096, 8192, 16384],
     "fwd_1x1_direct_pixels": [256, 512, 1024],
     "fwd_1x1_max_pixels": [2304, 4096, 8192],
-    "bwd_direct_max_k": [9, 25, 49],
-    "bwd_dw_direct_pixels": [1024, 2048, 4096],
+    "bwd_dw_direct_pixels": [1024, 1536, 2048, 4096],
+    "bwd_dw_small_pixels": [0, 64, 128, 256],
     "bwd_dilated_min": [2, 3, 4, 5],
     "bwd_dilated_max_cg": [8, 12, 16, 24],
     "bwd_dilated_min_k": [25, 49],
@@ -108,6 +108,7 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
     k = kh * kw
     stride, dil = max(sh, sw), max(dh, dw)
     pixels = n * ho * wo
+    itemsize = 8 if str(dtype) == "float64" else 4
     has_dil = "dilated" in available
     if "im2col" not in available:       # no BLAS: the GEMM paths are gone
         return "direct"
@@ -125,15 +126,17 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
             return "direct"
         if stride > 1:
             return "im2col"
+        if og * cg * k * itemsize > r["fwd_direct_max_wkib"] * 1024:
+            return "im2col"
         if k == 1:
             ok = r["fwd_1x1_direct_pixels"] <= pixels <= r["fwd_1x1_max_pixels"]
-            return "direct" if ok else "im2col"
-        ok = cg <= r["fwd_direct_max_cg"] and pixels <= r["fwd_direct_max_pixels"]
+        else:
+            ok = pixels <= r["fwd_direct_max_pixels"]
         return "direct" if ok else "im2col"
 
     # conv2d_backward, conv_transpose2d (grad input)
     if g > 1 and cg == 1:       # depthwise
-        if stride == 1 and k <= r["bwd_direct_max_k"] or pixels >= r["bwd_dw_direct_pixels"]:
+        if pixels >= r["bwd_dw_direct_pixels"] or stride == 1 and pixels <= r["bwd_dw_small_pixels"]:
             return "direct"
         return "im2col"
     if has_dil and cg >= _GEMM_MIN_CHANNELS and og >= _GEMM_MIN_CHANNELS:
