@@ -433,21 +433,19 @@ def fit(rows, dtype, threads, isa):
 
 
 def merge(runs):
-    """One row per (layer, pass): each algorithm's fastest median over the runs.
+    """One row per (layer, pass): each algorithm's median over the runs' medians.
 
-    Noise on a shared machine only ever adds time, so the minimum over runs
-    is the best estimate of each algorithm's own speed.
+    On a shared machine whole runs are slower or faster (other jobs come and
+    go); the median over several runs is steadier than any single run.
     """
-    out = {}
+    out, times = {}, {}
     for rows in runs:
         for r in rows:
             k = (r["layer"]["name"], r["pass_"])
-            if k not in out:
-                out[k] = dict(r, times=dict(r["times"]))
-            else:
-                for a, t in r["times"].items():
-                    out[k]["times"][a] = min(t, out[k]["times"].get(a, t))
-    return list(out.values())
+            out.setdefault(k, r)
+            for a, t in r["times"].items():
+                times.setdefault(k, {}).setdefault(a, []).append(t)
+    return [dict(r, times={a: statistics.median(v) for a, v in times[k].items()}) for k, r in out.items()]
 
 
 # ---------------------------------------------------------------- main

@@ -36,7 +36,8 @@ RULES = {
     "fwd_few_channels": 8,          # min(cg, og) below this: direct, except ...
     "fwd_first_im2col_K": 256,      # ... GEMM depth K = cg*k this deep with og >= 32: im2col (AlexNet conv1)
     "fwd_few_dilated_min_k": 49,    # ... strided stems with this many taps: dilated (7x7/2 stems)
-    "fwd_dilated_min": 5,           # dilation from which the space-to-batch algorithm wins
+    "fwd_dilated_min": 5,           # dilation from which the space-to-batch algorithm wins ...
+    "fwd_dilated_wide_pixels": 1600,  # ... or from 2, with weights over L2 and this many outputs
     "fwd_direct_max_wkib": 192,     # stride 1: direct only while a group's weights (KiB) fit L2 ...
     "fwd_direct_max_pixels": 8192,  # ... and (kxk) N*H_out*W_out <= this (larger images: GEMM)
     "fwd_1x1_direct_pixels": 512,   # 1x1: direct when this <= N*H_out*W_out ...
@@ -56,6 +57,7 @@ FIT_GRID = {
     "fwd_first_im2col_K": [128, 256],
     "fwd_few_dilated_min_k": [25, 49, 81],
     "fwd_dilated_min": [3, 4, 5, 8],
+    "fwd_dilated_wide_pixels": [1024, 1600, 2304, 4096, 1 << 40],
     "fwd_direct_max_wkib": [96, 128, 192, 256, 384],
     "fwd_direct_max_pixels": [4096, 8192, 16384],
     "fwd_1x1_direct_pixels": [256, 512, 1024],
@@ -120,13 +122,13 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
             if has_dil and stride > 1 and k >= r["fwd_few_dilated_min_k"]:
                 return "dilated"
             return "direct"
-        if has_dil and dil >= r["fwd_dilated_min"]:
+        wide = og * cg * k * itemsize > r["fwd_direct_max_wkib"] * 1024
+        if has_dil and (dil >= r["fwd_dilated_min"]
+                        or dil > 1 and wide and pixels >= r["fwd_dilated_wide_pixels"]):
             return "dilated"
         if g > 1:
             return "direct"
-        if stride > 1:
-            return "im2col"
-        if og * cg * k * itemsize > r["fwd_direct_max_wkib"] * 1024:
+        if stride > 1 or wide:
             return "im2col"
         if k == 1:
             ok = r["fwd_1x1_direct_pixels"] <= pixels <= r["fwd_1x1_max_pixels"]

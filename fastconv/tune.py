@@ -341,7 +341,11 @@ def tune(input_shape=None, weight_shape=None, stride=1, padding=0, dilation=1, g
     in a block).  The mode is process-wide while the block runs.
 
     Called with shapes, times every algorithm for that configuration now,
-    stores the winner in the cache, and returns the timings.
+    stores the winner in the cache, and returns the timings.  Later
+    ``algo="auto"`` calls with the same key use that winner whenever tuning
+    is ``"on"`` or ``"cached"`` (``FASTCONV_TUNE=cached`` in production: use
+    what was tuned, never time); with tuning off (the default) ``auto`` stays
+    the deterministic heuristic.
 
     Parameters
     ----------
