@@ -36,7 +36,7 @@ RULES = {
     "fwd_few_channels": 8,          # min(cg, og) below this: direct, except ...
     "fwd_first_im2col_K": 256,      # ... GEMM depth K = cg*k this deep with og >= 32: im2col (AlexNet conv1)
     "fwd_few_dilated_min_k": 49,    # ... strided stems with this many taps: dilated (7x7/2 stems)
-    "fwd_dilated_min": 5,           # dilation from which the space-to-batch algorithm wins ...
+    "fwd_dilated_pad": 0.2,         # "dilated" when this fraction of dense taps reads padding ...
     "fwd_dilated_wide_pixels": 1600,  # ... or from 2, with weights over L2 and this many outputs
     "fwd_direct_max_wkib": 192,     # stride 1: direct only while a group's weights (KiB) fit L2 ...
     "fwd_direct_max_pixels": 8192,  # ... and (kxk) N*H_out*W_out <= this (larger images: GEMM)
@@ -45,7 +45,7 @@ RULES = {
     # backward (grad input + grad weight) and conv_transpose2d (grad input)
     "bwd_dw_direct_pixels": 1536,   # depthwise: direct on planes of N*H_out*W_out >= this ...
     "bwd_dw_small_pixels": 128,     # ... or, at stride 1, <= this; im2col in between
-    "bwd_dilated_min": 3,           # dilation from which "dilated" wins
+    "bwd_dilated_pad": 0.15,        # "dilated" when this fraction of dense taps reads padding
     "bwd_dilated_max_cg": 12,       # narrow layers (8 <= cg <= this): "dilated"
     "bwd_dilated_min_k": 25,        # stride-1 kernels with this many taps ...
     "bwd_dilated_k_pixels": 512,    # ... on at least this many output pixels: "dilated"
@@ -56,7 +56,7 @@ RULES = {
 FIT_GRID = {
     "fwd_first_im2col_K": [128, 256],
     "fwd_few_dilated_min_k": [25, 49, 81],
-    "fwd_dilated_min": [3, 4, 5, 8],
+    "fwd_dilated_pad": [0.1, 0.15, 0.2, 0.25, 0.3],
     "fwd_dilated_wide_pixels": [1024, 1600, 2304, 4096, 1 << 40],
     "fwd_direct_max_wkib": [96, 128, 192, 256, 384],
     "fwd_direct_max_pixels": [4096, 8192, 16384],
@@ -64,11 +64,31 @@ FIT_GRID = {
     "fwd_1x1_max_pixels": [2304, 4096, 8192],
     "bwd_dw_direct_pixels": [1024, 1536, 2048, 4096],
     "bwd_dw_small_pixels": [0, 64, 128, 256],
-    "bwd_dilated_min": [2, 3, 4, 5],
+    "bwd_dilated_pad": [0.05, 0.1, 0.15, 0.2, 0.25],
     "bwd_dilated_max_cg": [8, 12, 16, 24],
     "bwd_dilated_min_k": [25, 49],
     "bwd_dilated_k_pixels": [256, 512, 1024],
 }
+
+def _pad_fraction(shape):
+    """Fraction of the dense (output, tap) pairs whose tap reads padding.
+
+    The space-to-batch algorithm skips those taps; the other algorithms
+    multiply by the zeros (cost.py's effective vs dense mults).
+    """
+    (_, _, h, w, _, kh, kw, ho, wo, sh, sw, ph, pw, dh, dw, _) = shape
+    useful = 1.0
+    for size, k, out, s, p, d in ((h, kh, ho, sh, ph, dh), (w, kw, wo, sw, pw, dw)):
+        if out <= 0 or k <= 0:
+            return 0.0
+        valid = 0
+        for t in range(k):
+            lo = max(0, -((t * d - p) // s))                 # ceil((p - t*d) / s)
+            hi = min(out - 1, (size - 1 + p - t * d) // s)
+            valid += max(0, hi - lo + 1)
+        useful *= valid / (k * out)
+    return 1.0 - useful
+
 
 # The GEMM-based paths need this many channels per group (below it, BLAS
 # micro-tiles run mostly empty and conv_dilated.c falls back to direct).
@@ -117,14 +137,16 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
 
     if op == "conv2d":
         if min(cg, og) < r["fwd_few_channels"]:
+            if g > 1 and cg == 1 and dil > 1:    # the direct depthwise kernels are for dilation 1
+                return "im2col"
             if cg * k >= r["fwd_first_im2col_K"] and og >= 32:
                 return "im2col"
             if has_dil and stride > 1 and k >= r["fwd_few_dilated_min_k"]:
                 return "dilated"
             return "direct"
         wide = og * cg * k * itemsize > r["fwd_direct_max_wkib"] * 1024
-        if has_dil and (dil >= r["fwd_dilated_min"]
-                        or dil > 1 and wide and pixels >= r["fwd_dilated_wide_pixels"]):
+        if has_dil and dil > 1 and (_pad_fraction(shape) >= r["fwd_dilated_pad"]
+                                    or wide and pixels >= r["fwd_dilated_wide_pixels"]):
             return "dilated"
         if g > 1:
             return "direct"
@@ -142,7 +164,9 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
             return "direct"
         return "im2col"
     if has_dil and cg >= _GEMM_MIN_CHANNELS and og >= _GEMM_MIN_CHANNELS:
-        if dil >= r["bwd_dilated_min"] or cg <= r["bwd_dilated_max_cg"]:
+        if dil > 1 and _pad_fraction(shape) >= r["bwd_dilated_pad"]:
+            return "dilated"
+        if g == 1 and cg <= r["bwd_dilated_max_cg"]:    # per-group GEMMs get tiny with groups
             return "dilated"
         if stride == 1 and k >= r["bwd_dilated_min_k"] and pixels >= r["bwd_dilated_k_pixels"]:
             return "dilated"
