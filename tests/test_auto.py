@@ -117,3 +117,18 @@ def test_auto_reaches_each_algorithm():
         used.add(prof.records[0].algo)
     expected = {"im2col", "dilated"} & set(fc.algorithms("conv2d"))
     assert expected <= used
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation", [
+    ((1, 8, 33, 33), (8, 8, 3, 3), 1, 12, 12),
+    ((2, 4, 13, 10), (4, 4, 3, 5), (2, 1), (1, 3), (2, 3)),
+    ((1, 4, 9, 9), (4, 4, 7, 7), 3, 3, 1),
+    ((1, 4, 6, 6), (4, 4, 1, 1), 1, 0, 1),
+    ((1, 4, 5, 5), (4, 4, 3, 3), 2, 4, 5),
+])
+def test_pad_fraction_matches_the_cost_models_effective_taps(xs, ws, stride, padding, dilation):
+    """The taps the rules think read padding are those fastconv.cost excludes."""
+    c = fc.cost.conv2d(xs, ws, stride=stride, padding=padding, dilation=dilation)
+    from fastconv.conv import _Conv
+    shape = _Conv(xs, ws, stride, padding, dilation, 1).tuple()
+    assert _auto._pad_fraction(shape) == pytest.approx(1 - c.effective_mults / c.mults, abs=1e-12)
