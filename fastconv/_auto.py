@@ -41,7 +41,8 @@ RULES = {
     "fwd_direct_max_wkib": 192,     # stride 1: direct only while a group's weights (KiB) fit L2 ...
     "fwd_direct_max_pixels": 8192,  # ... and (kxk) N*H_out*W_out <= this (larger images: GEMM)
     "fwd_1x1_direct_pixels": 512,   # 1x1: direct when this <= N*H_out*W_out ...
-    "fwd_1x1_max_pixels": 4096,     # ... <= this
+    "fwd_1x1_max_pixels": 2304,     # ... <= this, or at any size when cg*og <= this:
+    "fwd_1x1_thin": 512,            # a GEMM this thin runs memory-bound in the BLAS
     # backward (grad input + grad weight) and conv_transpose2d (grad input)
     "bwd_dw_direct_pixels": 1536,   # depthwise: direct on planes of N*H_out*W_out >= this ...
     "bwd_dw_small_pixels": 128,     # ... or, at stride 1, <= this; im2col in between
@@ -62,6 +63,7 @@ FIT_GRID = {
     "fwd_direct_max_pixels": [4096, 8192, 16384],
     "fwd_1x1_direct_pixels": [256, 512, 1024],
     "fwd_1x1_max_pixels": [2304, 4096, 8192],
+    "fwd_1x1_thin": [0, 512, 1024, 2048],
     "bwd_dw_direct_pixels": [1024, 1536, 2048, 4096],
     "bwd_dw_small_pixels": [0, 64, 128, 256],
     "bwd_dilated_pad": [0.05, 0.1, 0.15, 0.2, 0.25],
@@ -153,7 +155,8 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
         if stride > 1 or wide:
             return "im2col"
         if k == 1:
-            ok = r["fwd_1x1_direct_pixels"] <= pixels <= r["fwd_1x1_max_pixels"]
+            ok = (r["fwd_1x1_direct_pixels"] <= pixels <= r["fwd_1x1_max_pixels"]
+                  or cg * og <= r["fwd_1x1_thin"])
         else:
             ok = pixels <= r["fwd_direct_max_pixels"]
         return "direct" if ok else "im2col"
