@@ -1,33 +1,37 @@
 """``algo="auto"``: pick a convolution algorithm from the layer's geometry.
 
-A cost-model heuristic: a short decision list per pass over shape features
-(channels per group ``cg``/``og``, taps ``k = kH*kW``, GEMM depth
-``K = cg*k``, stride, dilation, output pixels ``P = N*H_out*W_out``).  Every
-number it compares against lives in ``RULES``, fitted on the TRAIN suite of
-``bench/bench_auto.py`` (1 thread, float32, AVX2) and measured on its
-held-out suite of ResNet/VGG/MobileNet/DeepLab layers; when the kernels
-change, rerun ``bench/bench_auto.py --suite train --json F`` and ``--fit F``
-and paste the printed table here.
+A cost-model heuristic: a short decision list per pass over shape features:
+channels per group ``cg``/``og``, taps ``k = kH*kW``, GEMM depth
+``K = cg*k``, stride, output pixels ``P = N*H_out*W_out``, a group's weight
+bytes (``og*cg*k*itemsize``: does it stay in L2?) and the fraction of dense
+taps that read padding (``_pad_fraction``; what the space-to-batch
+``dilated`` algorithm skips).  Every number the lists compare against lives
+in one table, ``RULES`` (``RULES_F64`` overrides for float64), fitted on the
+TRAIN suite of ``bench/bench_auto.py`` (1 thread, AVX2) and measured on its
+held-out suites (ResNet/VGG/MobileNet/DeepLab; EfficientNet/ResNeXt/
+Inception/ESPNet).  When the kernels change, rerun
+``bench/bench_auto.py --suite train --json F`` (two or three runs) and
+``--fit F1 F2 ...`` and paste the printed table here.
 
 What the measurements say (the why behind the rules):
 
-* forward: fastconv's direct kernels win for depthwise and few-channel
-  layers and for grouped convolutions; on dense layers direct wins on large
-  images with moderate channel counts, im2col (BLAS GEMM) on small images
-  with many channels and on every strided layer; the space-to-batch
-  ``dilated`` algorithm wins from dilation ``fwd_dilated_min`` on (it skips
-  taps that only read padding and runs one GEMM per tap).
+* forward: fastconv's direct kernels win for depthwise, few-channel and
+  grouped layers, for dense stride-1 layers whose weights fit L2 on images
+  up to ``fwd_direct_max_pixels`` and for thin 1x1 layers; im2col (BLAS
+  GEMM) wins on strided layers, wide layers and large images; ``dilated``
+  wins when many taps read padding (ASPP rates on small maps) and on wide
+  dilated layers with large outputs.
 * backward (grad input + grad weight): the direct grad-weight kernel is
-  5-20x slower than GEMM on dense layers, so it only wins for depthwise
-  layers; im2col wins on most dense layers; ``dilated``'s GEMM path (one
-  GEMM per tap, no column buffer) wins for narrow layers (8 to
-  ``bwd_dilated_max_cg`` input channels per group), large kernels and large
-  dilations.
-* grad input alone (``conv_transpose2d``): as the backward rules.
+  5-20x slower than GEMM on dense layers, so direct only serves depthwise
+  layers (on large or tiny planes); im2col serves most layers; ``dilated``'s
+  GEMM path (one GEMM per tap, no column buffer) wins for narrow layers
+  (8 to ``bwd_dilated_max_cg`` channels, no groups), large stride-1 kernels
+  and padding-heavy dilations.
+* grad input alone (``conv_transpose2d``): the backward rules.
 
-``isa``, ``dtype`` and ``threads`` are inputs so rules can depend on them;
-the fitted table is shared by both ISAs and dtypes (baseline kernels are
-slower for every algorithm alike) until measurements say otherwise.
+``isa`` and ``threads`` are inputs so rules can depend on them; no rule
+does yet (the baseline ISA slows every algorithm alike; two-thread timings
+on the shared development machine were too noisy to fit).
 """
 
 #: Thresholds of the decision lists (fitted; see the module docstring).
