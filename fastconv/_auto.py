@@ -60,6 +60,13 @@ RULES = {
 #: column buffers of im2col move twice the bytes, the direct kernels half
 #: the lanes).
 RULES_F64 = dict(RULES, **{
+    "fwd_few_dilated_min_k": 81,
+    "fwd_direct_max_wkib": 512,
+    "fwd_1x1_direct_pixels": 1 << 40,   # float64 1x1: im2col (the BLAS) at every size
+    "fwd_1x1_thin": 0,
+    "bwd_dw_direct_pixels": 1024,
+    "bwd_dw_small_pixels": 64,
+    "bwd_dilated_pad": 0.1,
 })
 
 
@@ -75,9 +82,9 @@ FIT_GRID = {
     "fwd_few_dilated_min_k": [25, 49, 81],
     "fwd_dilated_pad": [0.1, 0.15, 0.2, 0.25, 0.3],
     "fwd_dilated_wide_pixels": [1024, 1600, 2304, 4096, 1 << 40],
-    "fwd_direct_max_wkib": [96, 128, 192, 256, 384],
+    "fwd_direct_max_wkib": [96, 128, 192, 256, 384, 512],
     "fwd_direct_max_pixels": [4096, 8192, 16384],
-    "fwd_1x1_direct_pixels": [256, 512, 1024],
+    "fwd_1x1_direct_pixels": [256, 512, 1024, 1 << 40],     # 1 << 40: never (by size)
     "fwd_1x1_max_pixels": [2304, 4096, 8192],
     "fwd_1x1_thin": [0, 512, 1024, 2048],
     "bwd_dw_direct_pixels": [1024, 1536, 2048, 4096],
