@@ -252,7 +252,7 @@ def _measure(op, shape, dtype, needs, candidates, threads, repeats):
             t0 = clock()
             run(a)
             first[a] = clock() - t0
-        except ValueError:
+        except (ValueError, MemoryError):   # declines the shape, or its workspace cannot be had
             continue
     if not first:
         return {}
@@ -281,8 +281,8 @@ def choose(op, shape, dtype, needs, available, refresh=False):
     """
     from . import config
     isa, threads, limit = config.isa(), config.get_num_threads(), config.get_workspace_limit()
-    heuristic = _auto.choose(op, shape, available, isa, dtype=dtype, threads=threads)
     needs = tuple(needs or ())
+    heuristic = _auto.choose(op, shape, available, isa, dtype=dtype, threads=threads, needs=needs)
     key = _key(op, shape, dtype, needs, threads, isa, limit)
     cands = [a for a in available if a != "auto"]
     trivial = (len(cands) < 2 or min(shape[:9]) == 0
