@@ -190,9 +190,13 @@ def decisions():
 
 def describe():
     """One line for ``show_config()``: where ``algo="auto"`` choices come from."""
-    if _mode == "off":
-        return "heuristic (tuning off; FASTCONV_TUNE=1 or `with fastconv.tune():` to tune)"
     c = _counts
+    if _mode == "off":
+        line = "heuristic (tuning off; FASTCONV_TUNE=1 or `with fastconv.tune():` to tune)"
+        if any(c.values()):
+            line += (f"; earlier with tuning on: {c['measured']} measured, {c['cache']} from cache, "
+                     f"{c['heuristic']} heuristic")
+        return line
     return (f"tuning {_mode}: this process {c['measured']} measured, {c['cache']} from cache, "
             f"{c['heuristic']} heuristic; cache {cache_file()} ({len(entries())} entries)")
 
