@@ -82,6 +82,8 @@ def test_show_config_line(capsys):
         fc.tune(X, W, padding=1, repeats=1)
         line = fc.show_config(file=io.StringIO())["auto"]
     assert line.startswith("tuning on") and "1 measured" in line and "(1 entries)" in line
+    after = fc.show_config(file=io.StringIO())["auto"]      # the block ended: heuristic again
+    assert after.startswith("heuristic") and "earlier with tuning on: 1 measured" in after
 
 
 @pytest.mark.parametrize("content", [b"{not json", b"", b"\x00\xff\xfe", b"[1, 2]",
