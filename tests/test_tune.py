@@ -20,6 +20,8 @@ X, W = (1, 16, 10, 9), (16, 16, 3, 3)   # every algorithm serves it; quick to ti
 def cache(tmp_path, monkeypatch):
     """A private, empty cache directory and a clean in-memory state per test."""
     monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(_tune, "_env_mode", "off")    # whatever FASTCONV_TUNE the run has
+    monkeypatch.setattr(_tune, "_mode", "off")
     _tune.clear()
     yield tmp_path / "cache"
     _tune.clear()
