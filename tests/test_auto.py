@@ -21,6 +21,13 @@ WIDE = {
 ALL = dict(CASES, **WIDE)
 
 
+@pytest.fixture(autouse=True)
+def heuristic_only(monkeypatch):
+    """These tests are about the heuristic: tuning off whatever FASTCONV_TUNE says."""
+    import sys
+    monkeypatch.setattr(sys.modules["fastconv.tune"], "_mode", "off")
+
+
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_auto_serves_and_matches_reference(name):
     xs, ws, stride, padding, dilation, groups, has_bias = ALL[name]
