@@ -126,7 +126,7 @@ def _choose_algo(algo, op, shape, dtype, needs=None):
             return _tune.choose(op, shape, dtype.name, needs, algorithms(op))
         from . import config
         return _auto.choose(op, shape, algorithms(op), config.isa(), dtype=dtype.name,
-                            threads=config.get_num_threads())
+                            threads=config.get_num_threads(), needs=needs)
     if algo not in _ALGO_CODES:
         raise ValueError(f"algo={algo!r} is unknown; choose from {algorithms(op)}")
     if algo != "direct" and not _probe(algo, op):
