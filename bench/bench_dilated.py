@@ -10,6 +10,7 @@ process, alternating, and prints the median time, GFLOP/s (dense convention:
 2 * mults) and the speed-up over PyTorch, then geometric means.
 
 Usage:  python bench/bench_dilated.py [--threads 1] [--repeat 7] [--quick] [--dtype float32]
+                                      [--clock wall|cpu] [--algos dilated] [--only aspp33]
 Issue 5's targets (1 thread): dilated forward >= 1.2x PyTorch geo-mean,
 dilated backward (input + weight) >= 1.5x.
 """
@@ -118,6 +119,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="smaller layers, fewer dilations")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--only", default="", help="substring filter on layer names")
+    ap.add_argument("--algos", default="direct,im2col,dilated",
+                    help="comma-separated fastconv algorithms to time (default: all three)")
     ap.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                     help="cpu: process CPU time (steadier on a shared machine; all threads summed)")
     args = ap.parse_args(argv)
@@ -139,6 +142,7 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     algos = {"direct": _kernels.ALGO_DIRECT, "im2col": _kernels.ALGO_IM2COL,
              "dilated": _kernels.ALGO_DILATED}
+    algos = {a: c for a, c in algos.items() if a in args.algos.split(",")}
     print(f"fastconv dilated suite: dtype={args.dtype} threads={args.threads} repeat={args.repeat} "
           f"isa={config.isa()} clock={args.clock} torch={torch.__version__}")
     ratios = {(a, p): [] for a in algos for p in ("fwd", "bwd")}

@@ -141,6 +141,14 @@ static int64_t fc_dil_result_elems(const fc_conv_shape *s, int pass) {
     return s->c_out * (s->c_in / s->groups) * s->kh * s->kw;
 }
 
+/* Sub-image positions read by the valid outputs of class r along one axis
+ * (out outputs, p classes, dense stride ds, kernel k): the class has
+ * ceil((out - r) / p) valid outputs; 0 when it has none. */
+static inline int64_t fc_dil_extent(int64_t out, int64_t p, int64_t r, int64_t ds, int64_t k) {
+    const int64_t nv = r < out ? (out - r + p - 1) / p : 0;
+    return nv > 0 ? (nv - 1) * ds + k : 0;
+}
+
 /* Index of the class (r) and sub-image position (m) holding padded position
  * `p` along one axis, or 0 when no class reads it. */
 static inline int fc_dil_locate(int64_t p, int64_t nclass, int64_t stride, int64_t dil,
@@ -197,11 +205,32 @@ static inline int fc_dil_locate(int64_t p, int64_t nclass, int64_t stride, int64
  * c_in*sh*umax*C_b; for grad input they hold the gradients G_b), the band
  * temporaries (sum over partial b of c_out*h_out*C_b) and one weight-sized
  * buffer (packed weights, or the grad-weight accumulator).  A viewed
- * single-row input has no copies, and band temporaries only forward. */
+ * single-row input has no copies, and band temporaries only forward.
+ *
+ * Row paths (one input row, kh == 1, no row padding, unit column stride:
+ * WaveNet-like layers run as H = 1): every pass instead works on chunks of
+ * columns, copying the chunk's kw column-shifted slices of its GEMM operand
+ * (x, or grad_out for grad input) into a per-thread buffer that stays in
+ * cache, so one GEMM per chunk and group with K = kw * channels produces
+ * the chunk (the BLAS then packs from L2 instead of from kw * channels
+ * strided rows in memory).  Grad weight sums fixed consecutive runs of
+ * chunks into min(chunks, FC_DIL_ROW_PARTS) partial accumulators, added in
+ * order, so the result does not depend on the thread count.  Workspace:
+ * threads used x one chunk copy, plus the weight buffer (grad weight: one
+ * accumulator per part). */
 #include <limits.h>
 
 #define FC_DIL_GEMM_MIN_C 8        /* channels per group for the GEMM path */
 #define FC_DIL_CHUNK_ELEMS 131072  /* target cig * chunk positions (BLAS repacks per call) */
+#define FC_DIL_ROW_ELEMS 65536     /* row path: target elements of one chunk's stacked copy */
+#define FC_DIL_ROW_PARTS 4         /* row path grad weight: partial sums, added in order */
+
+/* One kernel column of the GEMM path; see fc_dil_col_compute. */
+typedef struct { int64_t lo, cb, cs, xoff, toff, rlo, rhi; int full; } fc_dil_col;
+
+/* Columns with a cached description (fc_dil_gemm_plan.cols); wider kernels
+ * recompute it (O(kw) per query). */
+#define FC_DIL_MAXCOLS 16
 
 typedef struct {
     int64_t cig, cog, khkw;
@@ -213,6 +242,12 @@ typedef struct {
     int64_t w_elems;     /* c_out * cig * kh * kw */
     int64_t nfull;       /* kernel columns whose band is the whole output row */
     int view;            /* h_in == 1 and stride_w == 1: X_b is a view of x, never copied */
+    /* Row paths (view, kh == 1, no row padding): chunked stacked copies.
+     * Forward: chunks of rpc output columns, copies of kw * c_in * rpc;
+     * grad input: chunks of rpci input columns, copies of kw * c_out * rpci. */
+    int row, rowi;
+    int64_t rpc, rnch, r_elems, rpci, rnchi, ri_elems;
+    fc_dil_col cols[FC_DIL_MAXCOLS];  /* the first kernel columns, described once */
 } fc_dil_gemm_plan;
 
 /* Range [lo, hi) of positions l whose coordinate off + step*l - pad lands
@@ -231,16 +266,25 @@ static inline void fc_dil_range(int64_t off, int64_t step, int64_t pad, int64_t 
 /* Kernel column b: its band of output columns [lo, lo + cb) (the columns
  * whose tap reads a real input column), the channel stride of its
  * column-shifted copy X_b (cs = sh*umax*cb), and the offsets of X_b in the
- * copies buffer and of its partial-band output in the temporaries buffer. */
-typedef struct { int64_t lo, cb, cs, xoff, toff; int full; } fc_dil_col;
+ * copies buffer and of its partial-band output in the temporaries buffer.
+ * (Widening near-full bands to the whole row with zero columns, to stack
+ * them into one longer-K GEMM without temporaries, measured slower: the
+ * extra multiplications cost more than the temporaries.)  [rlo, rhi) is
+ * the band's real range, equal to [lo, lo + cb). */
 
-static void fc_dil_col_info(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t b,
-                            fc_dil_col *c) {
+/* The band of kernel column b. */
+static inline void fc_dil_band(const fc_conv_shape *s, int64_t b, int64_t *lo, int64_t *hi) {
+    fc_dil_range(b * s->dil_w, s->stride_w, s->pad_w, s->w_in, s->w_out, lo, hi);
+}
+
+static void fc_dil_col_compute(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t b,
+                               fc_dil_col *c) {
     int64_t k, lo, hi;
     c->xoff = c->toff = 0;
     for (k = 0; k <= b; k++) {
-        fc_dil_range(k * s->dil_w, s->stride_w, s->pad_w, s->w_in, s->w_out, &lo, &hi);
-        c->lo = lo;
+        fc_dil_band(s, k, &lo, &hi);
+        c->rlo = c->lo = lo;
+        c->rhi = hi;
         c->cb = hi - lo;
         c->cs = s->stride_h * gp->umax * c->cb;
         c->full = c->cb == s->w_out;
@@ -249,6 +293,12 @@ static void fc_dil_col_info(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, 
             if (!c->full) c->toff += s->c_out * s->h_out * c->cb;
         }
     }
+}
+
+static inline void fc_dil_col_info(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t b,
+                                   fc_dil_col *c) {
+    if (b < FC_DIL_MAXCOLS && b < s->kw) *c = gp->cols[b];
+    else fc_dil_col_compute(s, gp, b, c);
 }
 
 /* Kernel columns are processed in "units": a run of consecutive full-band
@@ -271,6 +321,22 @@ static int64_t fc_dil_unit(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, i
     return e;
 }
 
+/* Chunks of a row path over `span` columns with `chans` stacked channels
+ * per kernel column: columns per chunk, chunks, elements of one copy. */
+static int fc_dil_row_plan(const fc_conv_shape *s, int view, int64_t chans, int64_t span,
+                           int64_t *rpc, int64_t *nch, int64_t *elems) {
+    int64_t t, target;
+    *rpc = *nch = *elems = 0;
+    if (!view || s->kh != 1 || s->pad_h != 0 || s->h_out != 1 || span < 1 ||
+        fc_checked_mul(s->kw, chans, &t) || t > FC_DIL_ROW_ELEMS / 64)
+        return 0;
+    target = FC_MAX((int64_t)64, FC_MIN((int64_t)4096, FC_DIL_ROW_ELEMS / t));
+    *nch = (span + target - 1) / target;
+    *rpc = (span + *nch - 1) / *nch;
+    *elems = t * *rpc;
+    return 1;
+}
+
 /* 1 when the GEMM path serves this convolution (mirrored by _workspace.py). */
 static int fc_dil_gemm_plan_make(const fc_context *ctx, const fc_conv_shape *s, int elem_size,
                                  fc_dil_gemm_plan *gp) {
@@ -287,23 +353,25 @@ static int fc_dil_gemm_plan_make(const fc_context *ctx, const fc_conv_shape *s, 
     if (cs_max > INT_MAX || gp->hw > INT_MAX || s->w_in > INT_MAX || gp->cog > INT_MAX ||
         s->kw * gp->cig > INT_MAX)  /* fits int64: a factor of the weight size */
         return 0;
+    gp->view = s->h_in == 1 && s->stride_w == 1;
     gp->x_elems = gp->t_elems = gp->nfull = 0;
     for (b = 0; b < s->kw; b++) {
-        fc_dil_range(b * s->dil_w, s->stride_w, s->pad_w, s->w_in, s->w_out, &lo, &hi);
+        int64_t cb;
+        fc_dil_band(s, b, &lo, &hi);
+        cb = hi - lo;
         /* c_in * cs_b <= c_in * cs_max and c_out * hw fit: both are bounded
          * by byte sizes checked below / in fc_conv_check. */
-        if (fc_checked_mul(s->c_in, s->stride_h * gp->umax * (hi - lo), &t) ||
+        if (fc_checked_mul(s->c_in, s->stride_h * gp->umax * cb, &t) ||
             fc_checked_add(gp->x_elems, t, &gp->x_elems))
             return 0;
-        if (hi - lo == s->w_out) {
+        if (cb == s->w_out) {
             gp->nfull++;
-        } else if (fc_checked_mul(s->c_out, s->h_out * (hi - lo), &t) ||
+        } else if (fc_checked_mul(s->c_out, s->h_out * cb, &t) ||
                    fc_checked_add(gp->t_elems, t, &gp->t_elems)) {
             return 0;
         }
     }
     gp->w_elems = s->c_out * gp->cig * gp->khkw;
-    gp->view = s->h_in == 1 && s->stride_w == 1;
     if (fc_checked_add(gp->x_elems, gp->t_elems, &t) || fc_checked_add(t, gp->w_elems, &t) ||
         fc_checked_mul(t, 8, &t))
         return 0;
@@ -313,6 +381,15 @@ static int fc_dil_gemm_plan_make(const fc_context *ctx, const fc_conv_shape *s, 
         const int64_t span = FC_MAX(gp->hw, cs_max), nch = (span + target - 1) / target;
         gp->pc = nch > 0 ? (span + nch - 1) / nch : 1;
     }
+    for (b = 0; b < s->kw && b < FC_DIL_MAXCOLS; b++) fc_dil_col_compute(s, gp, b, &gp->cols[b]);
+    /* Row paths (WaveNet-like 1-D layers): chunks of columns, each copying
+     * its kw column-shifted slices of the GEMM operand (x forward, grad_out
+     * for grad input) into one per-thread buffer small enough for the cache
+     * (zero where a tap lands outside), so one GEMM with K = kw * channels
+     * per group writes the chunk: no accumulation passes over the result and
+     * an L2-resident operand for the BLAS to pack. */
+    gp->row = fc_dil_row_plan(s, gp->view, s->c_in, s->w_out, &gp->rpc, &gp->rnch, &gp->r_elems);
+    gp->rowi = fc_dil_row_plan(s, gp->view, s->c_out, s->w_in, &gp->rpci, &gp->rnchi, &gp->ri_elems);
     return 1;
 }
 
@@ -343,7 +420,19 @@ fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape
     if (fc_dil_gemm_plan_make(ctx, s, elem_size, &gp)) {
         /* a viewed single-row input needs no copies, and its backward passes
          * read grad_out rows in place (no band temporaries) */
-        FC_ADD(gp.view ? 0 : gp.x_elems, (gp.view && pass != 0) ? 0 : gp.t_elems, &t);
+        if (pass == 0 && gp.row) {   /* one chunk buffer per thread used */
+            FC_MUL(gp.r_elems, fc_threads_for(ctx, gp.rnch), &t);
+        } else if (pass == 1 && gp.rowi) {
+            FC_MUL(gp.ri_elems, fc_threads_for(ctx, gp.rnchi), &t);
+        } else if (pass == 2 && gp.row) {   /* per thread copies + np accumulators */
+            const int64_t np = FC_MIN(gp.rnch, (int64_t)FC_DIL_ROW_PARTS);
+            int64_t u;
+            FC_MUL(gp.r_elems, fc_threads_for(ctx, np), &t);
+            FC_MUL(gp.w_elems, np - 1, &u);   /* the weight buffer is added below */
+            FC_ADD(t, u, &t);
+        } else {
+            FC_ADD(gp.view ? 0 : gp.x_elems, (gp.view && pass != 0) ? 0 : gp.t_elems, &t);
+        }
         FC_ADD(t, gp.w_elems, &t);
         FC_MUL(t, elem_size, bytes);
         return FC_OK;

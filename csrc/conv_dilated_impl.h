@@ -21,9 +21,11 @@ static int FN(fc_dil_copy_threads_)(const fc_context *ctx, int64_t rows, int64_t
 
 /* xs[(n*ph + rh)*pw + rw, c, m, l] = xpad[n, c, sh*rh + dh*m, sw*rw + dw*l]
  * (zero outside x).  One work item per (n, rh, c, m): the source row is read
- * for all pw classes while it is in cache. */
+ * for all pw classes while it is in cache.  With `clip`, positions that only
+ * the junk outputs of their class read are zero too (grad weight multiplies
+ * them by the zero junk grad_out: a NaN/Inf there must not give 0*NaN). */
 static void FN(fc_dil_split_input_)(const fc_context *ctx, const fc_conv_shape *s,
-                                    const fc_dil_plan *pl, const T *x, T *xs) {
+                                    const fc_dil_plan *pl, const T *x, T *xs, int clip) {
     const int64_t ph = pl->ph, pw = pl->pw, hs = pl->hs, ws = pl->ws, c_in = s->c_in;
     const int64_t items = s->n * ph * c_in * hs;
     const int t = FN(fc_dil_copy_threads_)(ctx, items, pw * ws);
@@ -38,14 +40,18 @@ static void FN(fc_dil_split_input_)(const fc_context *ctx, const fc_conv_shape *
         const int64_t rh = (it / (hs * c_in)) % ph;
         const int64_t nn = it / (hs * c_in * ph);
         const int64_t ih = s->stride_h * rh + s->dil_h * m - s->pad_h;
-        const int row_in = ih >= 0 && ih < s->h_in;
+        const int row_in = ih >= 0 && ih < s->h_in &&
+                           (!clip || m < fc_dil_extent(s->h_out, ph, rh, pl->dense.stride_h, s->kh));
         const T *src = row_in ? x + ((nn * c_in + c) * s->h_in + ih) * s->w_in : NULL;
         int64_t rw;
         for (rw = 0; rw < pw; rw++) {
             T *restrict dst = xs + ((((nn * ph + rh) * pw + rw) * c_in + c) * hs + m) * ws;
             int64_t lo = 0, hi = 0, l;
             const int64_t off = s->stride_w * rw;
-            if (row_in) fc_dil_range(off, s->dil_w, s->pad_w, s->w_in, ws, &lo, &hi);
+            if (row_in)
+                fc_dil_range(off, s->dil_w, s->pad_w, s->w_in,
+                             clip ? fc_dil_extent(s->w_out, pw, rw, pl->dense.stride_w, s->kw) : ws,
+                             &lo, &hi);
             for (l = 0; l < lo; l++) dst[l] = 0;
             if (hi > lo) {
                 const T *restrict sp = src + off + s->dil_w * lo - s->pad_w;
@@ -186,14 +192,47 @@ static inline int64_t FN(fc_dil_wp_)(const fc_conv_shape *s, const fc_dil_gemm_p
     return ((a * s->c_out + co) * s->kw + b) * gp->cig;
 }
 
+/* Written in order; the reads of one (a, co) sweep a cig*kh*kw slab of w
+ * that stays in cache (writing in w's order instead would be kh*kw streams
+ * a power-of-two-ish stride apart, which thrash the L1 sets). */
 static void FN(fc_dil_pack_weights_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp,
                                      const T *w, T *wp) {
+    const int64_t cig = gp->cig, khkw = gp->khkw;
     int64_t co, ci, a, b;
-    for (co = 0; co < s->c_out; co++)
-        for (ci = 0; ci < gp->cig; ci++)
-            for (a = 0; a < s->kh; a++)
-                for (b = 0; b < s->kw; b++)
-                    wp[FN(fc_dil_wp_)(s, gp, a, co, b) + ci] = w[((co * gp->cig + ci) * s->kh + a) * s->kw + b];
+    for (a = 0; a < s->kh; a++)
+        for (co = 0; co < s->c_out; co++)
+            for (b = 0; b < s->kw; b++) {
+                const T *restrict src = w + co * cig * khkw + a * s->kw + b;
+                T *restrict dst = wp + FN(fc_dil_wp_)(s, gp, a, co, b);
+                for (ci = 0; ci < cig; ci++) dst[ci] = src[ci * khkw];
+            }
+}
+
+/* Grad-input weights: Wq[a][g][b][ci][co] = w[g*cog + co][ci][a][b], so the
+ * rows (b, ci) of a unit of kernel columns form one row-major (rows x cog)
+ * operand the BLAS packs without transposing (a transposed pack of Wp per
+ * GEMM call cost ~10% of grad input). */
+static inline int64_t FN(fc_dil_wq_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, int64_t a,
+                                     int64_t g, int64_t b) {
+    return (((a * s->groups + g) * s->kw + b) * gp->cig) * gp->cog;
+}
+
+static void FN(fc_dil_pack_weights_gi_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp,
+                                        const T *w, T *wq) {
+    const int64_t cig = gp->cig, cog = gp->cog, khkw = gp->khkw, tb = 16;
+    int64_t a, g, b, ci, co, c0, o0;
+    /* a (co x ci) transpose per tap and group, in 16 x 16 tiles */
+    for (a = 0; a < s->kh; a++)
+        for (g = 0; g < s->groups; g++)
+            for (b = 0; b < s->kw; b++) {
+                const T *restrict src = w + g * cog * cig * khkw + a * s->kw + b;
+                T *restrict dst = wq + FN(fc_dil_wq_)(s, gp, a, g, b);
+                for (c0 = 0; c0 < cig; c0 += tb)
+                    for (o0 = 0; o0 < cog; o0 += tb)
+                        for (ci = c0; ci < FC_MIN(cig, c0 + tb); ci++)
+                            for (co = o0; co < FC_MIN(cog, o0 + tb); co++)
+                                dst[ci * cog + co] = src[(co * cig + ci) * khkw];
+            }
 }
 
 /* Row of X_b (in units of rows of C_b) holding input row h: rows are grouped by h mod sh. */
@@ -218,12 +257,15 @@ static void FN(fc_dil_shift_cols_)(const fc_context *ctx, const fc_conv_shape *s
         fc_dil_col col;
         fc_dil_col_info(s, gp, b, &col);
         if (col.cb > 0) {
+            /* the real columns [rlo, rhi) of the band [lo, lo + cb); zero around them */
             T *restrict dst = X + col.xoff + c * col.cs + FN(fc_dil_xrow_)(s, gp, h) * col.cb;
-            const int64_t sw = s->stride_w;
-            const T *restrict src = ximg + (c * h_in + h) * w_in + col.lo * sw + b * s->dil_w - s->pad_w;
+            const int64_t sw = s->stride_w, j0 = col.rlo - col.lo, j1 = col.rhi - col.lo;
+            const T *restrict src = ximg + (c * h_in + h) * w_in + col.rlo * sw + b * s->dil_w - s->pad_w;
             int64_t j;
-            if (sw == 1) memcpy(dst, src, (size_t)col.cb * sizeof(T));
-            else for (j = 0; j < col.cb; j++) dst[j] = src[j * sw];
+            for (j = 0; j < j0; j++) dst[j] = 0;
+            if (sw == 1) memcpy(dst + j0, src, (size_t)(j1 - j0) * sizeof(T));
+            else for (j = j0; j < j1; j++) dst[j] = src[(j - j0) * sw];
+            for (j = j1; j < col.cb; j++) dst[j] = 0;
         }
     }
 }
@@ -313,7 +355,7 @@ static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *
             int64_t rest = task, bsel = -1, len = hw, p0, p1, co, p, a, g, bb;
             T *C;
             int64_t ldc;
-            fc_dil_col col = {0, 0, 0, 0, 0, 0};
+            fc_dil_col col = {0, 0, 0, 0, 0, 0, 0, 0};
             /* locate the task's space */
             if (rest >= full_chunks) {
                 rest -= full_chunks;
@@ -397,6 +439,204 @@ static fc_status FN(fc_dil_gemm_forward_)(fc_context *ctx, const fc_conv_shape *
     return FC_OK;
 }
 
+/* Row paths: X2[g][b][ci][jj] = x[g*cig + ci][j0 + jj + b*dw - pw] for the
+ * len columns of a chunk, zero outside x. */
+static void FN(fc_dil_row_copy_)(const fc_conv_shape *s, const fc_dil_gemm_plan *gp, const T *ximg,
+                                 int64_t j0, int64_t len, T *X2) {
+    const int64_t w_in = s->w_in, kw = s->kw, cig = gp->cig;
+    int64_t g, b, ci, jj;
+    for (g = 0; g < s->groups; g++)
+        for (b = 0; b < kw; b++) {
+            const int64_t off = j0 + b * s->dil_w - s->pad_w;   /* x column of jj = 0 */
+            const int64_t lo = FC_MIN(len, FC_MAX((int64_t)0, -off));
+            const int64_t hi = FC_MAX(lo, FC_MIN(len, w_in - off));
+            for (ci = 0; ci < cig; ci++) {
+                T *restrict dst = X2 + ((g * kw + b) * cig + ci) * len;
+                const T *restrict src = ximg + (g * cig + ci) * w_in + off;
+                for (jj = 0; jj < lo; jj++) dst[jj] = 0;
+                if (hi > lo) memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(T));
+                for (jj = hi; jj < len; jj++) dst[jj] = 0;
+            }
+        }
+}
+
+/* Forward of one input row (gp->row, see conv_dilated.c): per chunk of rpc
+ * output columns, X2[g][b][ci][jj] = x[g*cig + ci][j0 + jj + b*dw - pw]
+ * (zero outside x), then y[g*cog.., j0..] = Wp_g . X2_g (one GEMM, K = kw*cig)
+ * plus the bias.  Chunks depend on the shape only, so any thread count gives
+ * the same sums. */
+static fc_status FN(fc_dil_gemm_forward_row_)(fc_context *ctx, const fc_conv_shape *s,
+                                              const fc_dil_gemm_plan *gp, const T *x, const T *w,
+                                              const T *bias, T *y) {
+    const int64_t w_in = s->w_in, w_out = s->w_out, rpc = gp->rpc, kw = s->kw;
+    const int64_t cig = gp->cig, cog = gp->cog, kk = kw * cig;
+    const int64_t nch = gp->rnch;
+    const int t = fc_threads_for(ctx, nch);
+    const int64_t buf_bytes = gp->r_elems * (int64_t)t * (int64_t)sizeof(T);
+    T *buf = (T *)fc_ws_alloc(ctx, buf_bytes);
+    T *wp = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
+    int64_t nn;
+    if (!buf || !wp) {
+        fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
+        fc_ws_free(ctx, buf, buf_bytes);
+        return FC_ERR_NOMEM;
+    }
+    FN(fc_dil_pack_weights_)(s, gp, w, wp);   /* kh == 1: wp[co][b][ci] */
+    for (nn = 0; nn < s->n; nn++) {
+        const T *ximg = x + nn * s->c_in * w_in;
+        T *yimg = y + nn * s->c_out * w_out;
+        int64_t ch;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(t)
+#endif
+        for (ch = 0; ch < nch; ch++) {
+            fc_fpmode fp = fc_fpmode_enter();
+            T *X2 = buf + (int64_t)FC_OMP_THREAD_NUM() * gp->r_elems;
+            const int64_t j0 = ch * rpc, len = FC_MIN(rpc, w_out - j0);
+            int64_t g, co, jj;
+            FN(fc_dil_row_copy_)(s, gp, ximg, j0, len, X2);
+            /* y = bias + W.X: the GEMM accumulates onto the bias (beta = 1;
+             * beta = 0 would cost the BLAS a zeroing pass over y anyway) */
+            if (bias)
+                for (co = 0; co < s->c_out; co++) {
+                    T *restrict yr = yimg + co * w_out + j0;
+                    const T bv = bias[co];
+                    for (jj = 0; jj < len; jj++) yr[jj] = bv;
+                }
+            for (g = 0; g < s->groups; g++) {
+                T *C = yimg + g * cog * w_out + j0;
+                FN(fc_dil_gemm_)(ctx, 'N', 'N', cog, len, kk, wp + g * cog * kk, kk,
+                                 X2 + g * kk * len, len, bias ? (T)1 : (T)0, C, w_out);
+            }
+            fc_fpmode_leave(fp);
+        }
+    }
+    fc_ws_free(ctx, wp, gp->w_elems * (int64_t)sizeof(T));
+    fc_ws_free(ctx, buf, buf_bytes);
+    return FC_OK;
+}
+
+/* Grad weight of one row (gp->row): the chunks of output columns are split
+ * into np = min(chunks, FC_DIL_ROW_PARTS) fixed consecutive parts (shape
+ * only); part p sums, image by image and chunk by chunk,
+ * acc_p[g*cog + co][(b, ci)] += gy[.., chunk] . X2_g[(b, ci), chunk]^T (one GEMM,
+ * K = chunk length), and the parts are added in order: the same sums for
+ * any thread count. */
+static fc_status FN(fc_dil_gemm_grad_weight_row_)(fc_context *ctx, const fc_conv_shape *s,
+                                                  const fc_dil_gemm_plan *gp, const T *gy,
+                                                  const T *x, T *gw) {
+    const int64_t w_in = s->w_in, w_out = s->w_out, rpc = gp->rpc, kw = s->kw;
+    const int64_t cig = gp->cig, cog = gp->cog, kk = kw * cig, nch = gp->rnch;
+    const int64_t np = FC_MIN(nch, (int64_t)FC_DIL_ROW_PARTS), we = gp->w_elems;
+    const int t = fc_threads_for(ctx, np);
+    const int64_t buf_bytes = gp->r_elems * (int64_t)t * (int64_t)sizeof(T);
+    const int64_t acc_bytes = np * we * (int64_t)sizeof(T);
+    T *buf = (T *)fc_ws_alloc(ctx, buf_bytes);
+    T *acc = (T *)fc_ws_alloc(ctx, acc_bytes);
+    int64_t p, i, co, ci, b;
+    if (!buf || !acc) {
+        fc_ws_free(ctx, acc, acc_bytes);
+        fc_ws_free(ctx, buf, buf_bytes);
+        return FC_ERR_NOMEM;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(t)
+#endif
+    for (p = 0; p < np; p++) {
+        fc_fpmode fp = fc_fpmode_enter();
+        T *X2 = buf + (int64_t)FC_OMP_THREAD_NUM() * gp->r_elems;
+        T *A = acc + p * we;
+        const int64_t ch0 = p * nch / np, ch1 = (p + 1) * nch / np;
+        int first = 1;
+        int64_t nn, ch, g;
+        for (nn = 0; nn < s->n; nn++) {
+            const T *ximg = x + nn * s->c_in * w_in;
+            const T *gyimg = gy + nn * s->c_out * w_out;
+            for (ch = ch0; ch < ch1; ch++) {
+                const int64_t j0 = ch * rpc, len = FC_MIN(rpc, w_out - j0);
+                FN(fc_dil_row_copy_)(s, gp, ximg, j0, len, X2);
+                for (g = 0; g < s->groups; g++)
+                    FN(fc_dil_gemm_)(ctx, 'N', 'T', cog, kk, len, gyimg + g * cog * w_out + j0, w_out,
+                                     X2 + g * kk * len, len, first ? (T)0 : (T)1, A + g * cog * kk, kk);
+                first = 0;
+            }
+        }
+        fc_fpmode_leave(fp);
+    }
+    for (p = 1; p < np; p++)
+        for (i = 0; i < we; i++) acc[i] += acc[p * we + i];
+    /* acc[co][b][ci] -> gw[co][ci][0][b] */
+    for (co = 0; co < s->c_out; co++)
+        for (b = 0; b < kw; b++)
+            for (ci = 0; ci < cig; ci++) gw[(co * cig + ci) * kw + b] = acc[(co * kw + b) * cig + ci];
+    fc_ws_free(ctx, acc, acc_bytes);
+    fc_ws_free(ctx, buf, buf_bytes);
+    return FC_OK;
+}
+
+/* Grad input of one row (gp->rowi): per chunk of rpci input columns,
+ * G2[g][b][co][jj] = gy[g*cog + co][c0 + jj - b*dw + pw] (zero outside
+ * grad_out), then gx[g*cig.., c0..] = Wq_g^T . G2_g, one GEMM with
+ * K = kw*cog, where Wq[g][b][co][ci] = w[g*cog + co][ci][0][b]. */
+static fc_status FN(fc_dil_gemm_grad_input_row_)(fc_context *ctx, const fc_conv_shape *s,
+                                                 const fc_dil_gemm_plan *gp, const T *gy,
+                                                 const T *w, T *gx) {
+    const int64_t w_in = s->w_in, w_out = s->w_out, rpc = gp->rpci, kw = s->kw;
+    const int64_t cig = gp->cig, cog = gp->cog, kk = kw * cog;
+    const int64_t nch = gp->rnchi;
+    const int t = fc_threads_for(ctx, nch);
+    const int64_t buf_bytes = gp->ri_elems * (int64_t)t * (int64_t)sizeof(T);
+    T *buf = (T *)fc_ws_alloc(ctx, buf_bytes);
+    T *wq = (T *)fc_ws_alloc(ctx, gp->w_elems * (int64_t)sizeof(T));
+    int64_t nn, g, b, co, ci;
+    if (!buf || !wq) {
+        fc_ws_free(ctx, wq, gp->w_elems * (int64_t)sizeof(T));
+        fc_ws_free(ctx, buf, buf_bytes);
+        return FC_ERR_NOMEM;
+    }
+    for (g = 0; g < s->groups; g++)
+        for (b = 0; b < kw; b++)
+            for (co = 0; co < cog; co++) {
+                const T *restrict src = w + (g * cog + co) * cig * kw + b;
+                T *restrict dst = wq + ((g * kw + b) * cog + co) * cig;
+                for (ci = 0; ci < cig; ci++) dst[ci] = src[ci * kw];
+            }
+    for (nn = 0; nn < s->n; nn++) {
+        const T *gyimg = gy + nn * s->c_out * w_out;
+        T *gximg = gx + nn * s->c_in * w_in;
+        int64_t ch;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(t)
+#endif
+        for (ch = 0; ch < nch; ch++) {
+            fc_fpmode fp = fc_fpmode_enter();
+            T *G2 = buf + (int64_t)FC_OMP_THREAD_NUM() * gp->ri_elems;
+            const int64_t c0 = ch * rpc, len = FC_MIN(rpc, w_in - c0);
+            int64_t gg, bb, oo, jj;
+            for (gg = 0; gg < s->groups; gg++)
+                for (bb = 0; bb < kw; bb++) {
+                    const int64_t off = c0 - bb * s->dil_w + s->pad_w;   /* gy column of jj = 0 */
+                    const int64_t lo = FC_MIN(len, FC_MAX((int64_t)0, -off));
+                    const int64_t hi = FC_MAX(lo, FC_MIN(len, w_out - off));
+                    for (oo = 0; oo < cog; oo++) {
+                        T *restrict dst = G2 + ((gg * kw + bb) * cog + oo) * len;
+                        const T *restrict src = gyimg + (gg * cog + oo) * w_out + off;
+                        for (jj = 0; jj < lo; jj++) dst[jj] = 0;
+                        if (hi > lo) memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(T));
+                        for (jj = hi; jj < len; jj++) dst[jj] = 0;
+                    }
+                }
+            for (gg = 0; gg < s->groups; gg++)
+                FN(fc_dil_gemm_)(ctx, 'T', 'N', cig, len, kk, wq + gg * kk * cig, cig,
+                                 G2 + gg * kk * len, len, (T)0, gximg + gg * cig * w_in + c0, w_in);
+            fc_fpmode_leave(fp);
+        }
+    }
+    fc_ws_free(ctx, wq, gp->w_elems * (int64_t)sizeof(T));
+    fc_ws_free(ctx, buf, buf_bytes);
+    return FC_OK;
+}
+
 /* Grad input of a viewed single-row input (h_in == 1, stride_w == 1): every
  * kernel tap (a, b) reads at most one output row, so for each chunk of gx
  * columns the GEMMs W_ab^T . grad_out[row, band] accumulate straight into gx
@@ -472,7 +712,7 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
         if (col.cb > 0) tasks += (col.cs + pc - 1) / pc;
         b = be;
     }
-    FN(fc_dil_pack_weights_)(s, gp, w, wp);
+    FN(fc_dil_pack_weights_gi_)(s, gp, w, wp);   /* Wq layout */
     for (nn = 0; nn < s->n; nn++) {
         const T *gyimg = gy + nn * c_out * hw;
         const int64_t rows = c_in * h_in;
@@ -487,7 +727,7 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
         for (task = 0; task < tasks; task++) {
             fc_fpmode fp = fc_fpmode_enter();
             int64_t rest = task, bb = 0, be = 0, c, a, g, nch = 0, r0c, r1c, mm;
-            fc_dil_col col = {0, 0, 0, 0, 0, 0};
+            fc_dil_col col = {0, 0, 0, 0, 0, 0, 0, 0};
             const T *B;
             int64_t ldb;
             while (bb < s->kw) {   /* locate the task's unit [bb, be) */
@@ -514,8 +754,8 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
                 r1 = FC_MIN(r1c, base + (i1 - i0) * col.cb);
                 if (r1 <= r0) continue;
                 for (g = 0; g < s->groups; g++)
-                    FN(fc_dil_gemm_)(ctx, 'T', 'N', mm, r1 - r0, cog,
-                                     wp + FN(fc_dil_wp_)(s, gp, a, g * cog, bb), s->kw * cig,
+                    FN(fc_dil_gemm_)(ctx, 'N', 'N', mm, r1 - r0, cog,
+                                     wp + FN(fc_dil_wq_)(s, gp, a, g, bb), cog,
                                      B + g * cog * ldb + i0 * col.cb + (r0 - base), ldb,
                                      (T)1, G + col.xoff + g * cig * col.cs + r0, col.cs);
             }
@@ -538,11 +778,12 @@ static fc_status FN(fc_dil_gemm_grad_input_)(fc_context *ctx, const fc_conv_shap
                 const int64_t sw = s->stride_w;
                 fc_dil_col_info(s, gp, bb, &col);
                 if (col.cb == 0) continue;
-                {
-                    const T *restrict src = G + col.xoff + c * col.cs + xr * col.cb;
-                    T *restrict dp = dst + col.lo * sw + bb * s->dil_w - s->pad_w;
-                    if (sw == 1) for (j = 0; j < col.cb; j++) dp[j] += src[j];
-                    else for (j = 0; j < col.cb; j++) dp[j * sw] += src[j];
+                {   /* only the band's real columns [rlo, rhi) map to x */
+                    const T *restrict src = G + col.xoff + c * col.cs + xr * col.cb + (col.rlo - col.lo);
+                    T *restrict dp = dst + col.rlo * sw + bb * s->dil_w - s->pad_w;
+                    const int64_t nr = col.rhi - col.rlo;
+                    if (sw == 1) for (j = 0; j < nr; j++) dp[j] += src[j];
+                    else for (j = 0; j < nr; j++) dp[j * sw] += src[j];
                 }
             }
         }
@@ -598,7 +839,7 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
             const int64_t co0 = g * cog + cb * cbs;
             const int64_t mb = FC_MIN(cbs, cog - cb * cbs);
             int64_t i0, i1, bb = 0, be = 0, k;
-            fc_dil_col col = {0, 0, 0, 0, 0, 0};
+            fc_dil_col col = {0, 0, 0, 0, 0, 0, 0, 0};
             const int64_t xrow = FN(fc_dil_tap_)(s, gp, ta, &i0, &i1);
             for (k = 0; k <= u; k++) {   /* the task's unit [bb, be) */
                 bb = be;
@@ -619,11 +860,13 @@ static fc_status FN(fc_dil_gemm_grad_weight_)(fc_context *ctx, const fc_conv_sha
             fc_fpmode_leave(fp);
         }
     }
-    for (co = 0; co < c_out; co++)
-        for (ci = 0; ci < cig; ci++)
-            for (a = 0; a < s->kh; a++)
-                for (b = 0; b < s->kw; b++)
-                    gw[((co * cig + ci) * s->kh + a) * s->kw + b] = acc[FN(fc_dil_wp_)(s, gp, a, co, b) + ci];
+    for (a = 0; a < s->kh; a++)   /* acc read in order (see fc_dil_pack_weights_) */
+        for (co = 0; co < c_out; co++)
+            for (b = 0; b < s->kw; b++) {
+                const T *restrict src = acc + FN(fc_dil_wp_)(s, gp, a, co, b);
+                T *restrict dst = gw + co * cig * gp->khkw + a * s->kw + b;
+                for (ci = 0; ci < cig; ci++) dst[ci * gp->khkw] = src[ci];
+            }
     fc_ws_free(ctx, acc, gp->w_elems * (int64_t)sizeof(T));
     fc_ws_free(ctx, TB, gp->t_elems * (int64_t)sizeof(T));
     fc_ws_free(ctx, X, (gp->view ? 0 : gp->x_elems) * (int64_t)sizeof(T));
@@ -647,12 +890,13 @@ fc_status FN(fc_conv2d_dilated_)(fc_context *ctx, const fc_conv_shape *s, const 
     /* x may be NULL when it has no elements (h_in or w_in 0: all taps are padding) */
     if ((!x && s->h_in > 0 && s->w_in > 0) || !w) return FC_ERR_ARG;
     if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
-        return FN(fc_dil_gemm_forward_)(ctx, s, &gp, x, w, bias, y);
+        return gp.row ? FN(fc_dil_gemm_forward_row_)(ctx, s, &gp, x, w, bias, y)
+                      : FN(fc_dil_gemm_forward_)(ctx, s, &gp, x, w, bias, y);
     if ((st = fc_dil_make_plan(s, &pl))) return st;
     xs = (T *)fc_ws_alloc(ctx, pl.sub_in * (int64_t)sizeof(T));
     ys = (T *)fc_ws_alloc(ctx, pl.sub_out * (int64_t)sizeof(T));
     if (!xs || !ys) { st = FC_ERR_NOMEM; goto done; }
-    FN(fc_dil_split_input_)(ctx, s, &pl, x, xs);
+    FN(fc_dil_split_input_)(ctx, s, &pl, x, xs, 0);
     st = DENSE(fc_conv2d)(ctx, &pl.dense, FC_DIL_INNER, xs, w, bias, ys);
     if (st == FC_OK) FN(fc_dil_merge_output_)(ctx, s, &pl, ys, y);
 done:
@@ -677,7 +921,8 @@ fc_status FN(fc_conv2d_grad_input_dilated_)(fc_context *ctx, const fc_conv_shape
     }
     if (!gy || !w) return FC_ERR_ARG;
     if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
-        return gp.view ? FN(fc_dil_gemm_grad_input_view_)(ctx, s, &gp, gy, w, gx)
+        return gp.rowi ? FN(fc_dil_gemm_grad_input_row_)(ctx, s, &gp, gy, w, gx)
+             : gp.view ? FN(fc_dil_gemm_grad_input_view_)(ctx, s, &gp, gy, w, gx)
                        : FN(fc_dil_gemm_grad_input_)(ctx, s, &gp, gy, w, gx);
     if ((st = fc_dil_make_plan(s, &pl))) return st;
     gys = (T *)fc_ws_alloc(ctx, pl.sub_out * (int64_t)sizeof(T));
@@ -708,12 +953,13 @@ fc_status FN(fc_conv2d_grad_weight_dilated_)(fc_context *ctx, const fc_conv_shap
     }
     if (!gy || (!x && s->h_in > 0 && s->w_in > 0)) return FC_ERR_ARG;
     if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
-        return FN(fc_dil_gemm_grad_weight_)(ctx, s, &gp, gy, x, gw);
+        return gp.row ? FN(fc_dil_gemm_grad_weight_row_)(ctx, s, &gp, gy, x, gw)
+                      : FN(fc_dil_gemm_grad_weight_)(ctx, s, &gp, gy, x, gw);
     if ((st = fc_dil_make_plan(s, &pl))) return st;
     xs = (T *)fc_ws_alloc(ctx, pl.sub_in * (int64_t)sizeof(T));
     gys = (T *)fc_ws_alloc(ctx, pl.sub_out * (int64_t)sizeof(T));
     if (!xs || !gys) { st = FC_ERR_NOMEM; goto done; }
-    FN(fc_dil_split_input_)(ctx, s, &pl, x, xs);
+    FN(fc_dil_split_input_)(ctx, s, &pl, x, xs, 1);
     FN(fc_dil_split_output_)(ctx, s, &pl, gy, gys);
     st = DENSE(fc_conv2d_grad_weight)(ctx, &pl.dense, FC_DIL_INNER, gys, xs, gw);
 done:

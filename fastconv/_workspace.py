@@ -148,7 +148,7 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
     if result == 0 or min(n, c_in, c_out, h_out, w_out) == 0:
         return 0
     gemm = _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation, groups,
-                         pass_)
+                         pass_, threads)
     if gemm is not None:
         return gemm * itemsize
     axes = []
@@ -167,17 +167,26 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
 _INT_MAX = 2**31 - 1
 
 
+_DIL_ROW_ELEMS = 65536   # FC_DIL_ROW_ELEMS in csrc/conv_dilated.c
+_DIL_ROW_PARTS = 4       # FC_DIL_ROW_PARTS
+
+
 def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation, groups,
-                  pass_="input"):
+                  pass_="input", threads=None):
     """Elements the dilated algorithm's GEMM path allocates, or None when it is not used.
 
     The GEMM path (a BLAS is loaded, at least 8 channels per group, BLAS
     int sizes) keeps, per kernel column b, the band of C_b output columns
     whose tap reads real input: a column-shifted copy of one image
     (c_in * stride_h * ceil(h_in / stride_h) * C_b elements) and, when the
-    band is not the whole row, a (c_out, h_out, C_b) temporary; plus one
-    weight-sized buffer.  A single-row input with unit column stride is used
-    in place (no copies), and its backward passes need no temporaries.
+    band is not the whole row, a
+    (c_out, h_out, C_b) temporary; plus one weight-sized buffer.  A
+    single-row input with unit column stride is used in place (no copies),
+    and its backward passes need no temporaries; with kh = 1 and no row
+    padding every pass copies chunks of rpc columns instead (kw * c_in * rpc
+    elements forward and grad weight, kw * c_out * rpc for grad input, one
+    buffer per thread used) besides the weight buffer (grad weight: one per
+    partial sum, min(chunks, 4) of them).
     """
     from . import _kernels
 
@@ -194,6 +203,21 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
     rows = sh * (-(-h_in // sh))
     if max(rows * w_out, h_out * w_out, w_in, cog, kw * cig) > _INT_MAX:
         return None
+    view = h_in == 1 and sw == 1
+    if view and kh == 1 and int(padding[0]) == 0 and h_out == 1:
+        # row paths: one (kw * chans, rpc) chunk copy per thread used; grad weight
+        # sums min(chunks, 4) partial weight-sized accumulators
+        chans, span = (c_out, w_in) if pass_ == "input" else (c_in, w_out)
+        if kw * chans <= _DIL_ROW_ELEMS // 64:
+            target = max(64, min(4096, _DIL_ROW_ELEMS // (kw * chans)))
+            nch = -(-span // target)
+            rpc = -(-span // nch)
+            if threads is None:
+                from . import config
+                threads = config.get_num_threads()
+            parts = min(nch, _DIL_ROW_PARTS) if pass_ == "weight" else nch
+            accs = parts if pass_ == "weight" else 1
+            return kw * chans * rpc * max(1, min(int(threads), parts)) + accs * c_out * cig * kh * kw
     copies = temps = 0
     for b in range(kw):
         lo = max(0, -((b * dw - pw) // sw))              # first column reading x
@@ -202,7 +226,7 @@ def _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dila
         copies += c_in * rows * cb
         if cb != w_out:
             temps += c_out * h_out * cb
-    if h_in == 1 and sw == 1:   # x used in place; backward reads grad_out rows in place
+    if view:   # x used in place; backward reads grad_out rows in place
         copies = 0
         if pass_ != "forward":
             temps = 0

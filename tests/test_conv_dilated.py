@@ -110,6 +110,9 @@ GEMM_CASES = [
     Case(1, 8, 20, 21, 9, 3, dilation=3),                       # 3x3 without padding, stacked columns
     Case(1, 8, 1, 40, 9, (3, 2), padding=(2, 3), dilation=(1, 4)),      # one input row, 3 output rows
     Case(2, 16, 1, 37, 16, 3, stride=(2, 1), padding=(3, 5), dilation=(2, 5), groups=2),
+    # one-row paths with several column chunks (and grad-weight partial sums)
+    Case(2, 64, 1, 1500, 16, (1, 2), padding=(0, 3), dilation=(1, 50)),
+    Case(1, 16, 1, 3000, 64, (1, 3), padding=(0, 5), dilation=(1, 7), groups=2),
 ]
 CASES = CASES + GEMM_CASES
 
@@ -220,7 +223,7 @@ def test_random_configurations(dtype):
         checked += 1
 
 
-@pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[5]] + GEMM_CASES[1:5] + GEMM_CASES[-2:],
+@pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[5]] + GEMM_CASES[1:5] + GEMM_CASES[-4:],
                          ids=repr)
 def test_threads_bitwise_identical(case, dtype, isa):
     outs = []
@@ -309,6 +312,14 @@ def test_gemm_path_workspace():
     for pass_ in PASSES:
         assert case.workspace(pass_, 8) == expect
         assert _kernels.conv2d_workspace(case.shape, ALGO, 8, PASSES[pass_]) == expect
+    case = Case(1, 8, 31, 29, 9, (3, 2), stride=(2, 3), padding=(3, 7), dilation=(4, 5))
+    assert case.wo == 13
+    # b = 0: columns j*3 - 7 inside x for j = 3..11, b = 1: j*3 - 2 for j = 1..10: two
+    # partial bands (copy + temporary each)
+    expect = (8 * rows * 9 + 9 * case.ho * 9 + 8 * rows * 10 + 9 * case.ho * 10 + 9 * 8 * 3 * 2) * 8
+    for pass_ in PASSES:
+        assert case.workspace(pass_, 8) == expect
+        assert _kernels.conv2d_workspace(case.shape, ALGO, 8, PASSES[pass_]) == expect
     for c in GEMM_CASES:
         assert _workspace._dilated_gemm(c.x_shape, c.w_shape, c.y_shape, c.stride, c.padding,
                                          c.dilation, c.groups) is not None
@@ -350,3 +361,94 @@ def test_workspace_model_matches_c_on_many_shapes():
             for itemsize in (4, 8):
                 assert case.workspace(pass_, itemsize) == \
                     _kernels.conv2d_workspace(case.shape, ALGO, itemsize, code), (case, pass_)
+
+
+def _read_mask(size, out, k, stride, pad, dil):
+    """Input positions along one axis that some (output, tap) pair reads."""
+    m = np.zeros(size, bool)
+    for o in range(out):
+        for a in range(k):
+            p = o * stride + a * dil - pad
+            if 0 <= p < size:
+                m[p] = True
+    return m
+
+
+@pytest.mark.parametrize("case", [
+    Case(1, 2, 7, 2, 1, (3, 2), dilation=(3, 1)),                      # the fuzz find
+    Case(1, 3, 23, 21, 3, 3, padding=1, dilation=9),                   # unequal sub-images
+    Case(1, 2, 26, 27, 3, 2, stride=3, padding=2, dilation=(6, 9)),
+    Case(1, 2, 20, 20, 2, 2, stride=3, padding=1, dilation=3),         # stride > kernel
+    Case(1, 8, 23, 21, 8, 3, padding=1, dilation=9),                   # GEMM path
+    Case(1, 8, 31, 29, 9, (3, 2), stride=(2, 3), padding=(3, 1), dilation=(4, 5)),
+    Case(1, 8, 1, 300, 8, (1, 2), dilation=(1, 200)),                  # viewed single row
+], ids=repr)
+def test_unread_nan_does_not_reach_gradients(case, isa):
+    """Input elements no tap reads are NaN: y, grad x and grad w must equal the
+    results with those elements zero (no 0*NaN from junk sub-outputs)."""
+    rng = np.random.default_rng(9)
+    dtype = np.dtype("float64")
+    x = rand(rng, case.x_shape, dtype)
+    w = rand(rng, case.w_shape, dtype)
+    gy = rand(rng, case.y_shape, dtype)
+    mh = _read_mask(case.h, case.ho, case.kh, case.stride[0], case.padding[0], case.dilation[0])
+    mw = _read_mask(case.w, case.wo, case.kw, case.stride[1], case.padding[1], case.dilation[1])
+    unread = ~(mh[:, None] & mw[None, :])
+    assert unread.any()
+    clean = np.where(unread, 0.0, x)
+    x[:, :, unread] = np.nan
+    y = np.full(case.y_shape, np.nan)
+    gw = np.full(case.w_shape, np.nan)
+    _kernels.conv2d(x.reshape(-1), w.reshape(-1), None, y.reshape(-1), case.shape, ALGO)
+    _kernels.conv2d_grad_weight(gy.reshape(-1), x.reshape(-1), gw.reshape(-1), case.shape, ALGO)
+    np.testing.assert_allclose(y, ref.conv2d(clean, w, None, case.stride, case.padding,
+                                             case.dilation, case.groups), rtol=1e-10, atol=1e-11)
+    ew = ref.conv2d_backward(gy, clean, w, case.stride, case.padding, case.dilation, case.groups,
+                             needs=("weight",))[1]
+    np.testing.assert_allclose(gw, ew, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("case", GEMM_CASES[-2:], ids=repr)
+def test_row_path_workspace_per_thread(case):
+    """The one-row paths allocate one chunk copy per thread used: the model follows."""
+    rng = np.random.default_rng(10)
+    dtype = np.dtype("float32")
+    seen = set()
+    for t in (1, 2):
+        with config._forced_runtime(threads=t):
+            _, _, _, _, ws = _run_forward(case, dtype, rng)
+            _, _, _, _, _, ws_in, ws_w = _run_backward(case, dtype, rng)
+            got = (ws, ws_in, ws_w)
+            assert got == tuple(case.workspace(p, 4) for p in PASSES), (t, got)
+            seen.add(got)
+    if _kernels.get_runtime()["blas"]:
+        assert len(seen) == 2   # more threads, more chunk buffers
+
+
+def test_row_paths_random(dtype):
+    """One-row layers (h = 1, kh = 1, no row padding, column stride 1: the chunked row
+    paths when >= 8 channels per group) with random widths, kernels, dilations, padding
+    and groups, against the reference, with the exact workspace."""
+    rng = np.random.default_rng(11)
+    rtol, atol = tol(dtype)
+    checked = 0
+    while checked < 25:
+        g = int(rng.choice([1, 2]))
+        kw = int(rng.integers(1, 5))
+        d = int(rng.integers(1, 300))
+        p = int(rng.integers(0, d * kw + 3))
+        case = Case(int(rng.integers(1, 3)), g * int(rng.choice([8, 9, 40])), 1,
+                    int(rng.integers(1, 3000)), g * int(rng.choice([8, 11, 48])), (1, kw),
+                    1, (0, p), (1, d), g)
+        if case.wo < 1:
+            continue
+        x, w, b, y, ws = _run_forward(case, dtype, rng)
+        np.testing.assert_allclose(y, ref.conv2d(x, w, b, case.stride, case.padding, case.dilation, g),
+                                   rtol=rtol, atol=atol * case.c_in * kw, err_msg=repr(case))
+        x, w, gy, gx, gw, ws_in, ws_w = _run_backward(case, dtype, rng)
+        ex, ew, _ = ref.conv2d_backward(gy, x, w, case.stride, case.padding, case.dilation, g,
+                                        needs=("input", "weight"))
+        np.testing.assert_allclose(gx, ex, rtol=rtol, atol=atol * case.c_out * kw, err_msg=repr(case))
+        np.testing.assert_allclose(gw, ew, rtol=rtol, atol=atol * case.n * case.wo, err_msg=repr(case))
+        assert (ws, ws_in, ws_w) == tuple(case.workspace(q, dtype.itemsize) for q in PASSES), case
+        checked += 1
