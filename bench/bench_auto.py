@@ -405,7 +405,7 @@ def fit(rows, dtype, threads, isa):
     smallest geomean; ties keep the current value.  Prints the table to
     paste into fastconv/_auto.py.
     """
-    current = _auto.rules_for(dtype)
+    current = _auto.rules_for(dtype, isa)
     rules = dict(current)
     for prefix, passes in (("fwd_", {"fwd"}), ("bwd_", {"bwd", "gin"})):
         sub = [r for r in rows if r["pass_"] in passes]
@@ -426,12 +426,14 @@ def fit(rows, dtype, threads, isa):
                 best = (obj, trial)
         (over, mx, gm, _), rules = best
         print(f"{prefix}* on {len(sub)} training rows: {over} over 1.10, max {mx:.2f}, geomean {gm:.3f}")
-    if dtype == "float64":
-        print("RULES_F64 = dict(RULES, **{")
+    if isa != "avx2" or dtype == "float64":
+        ref = _auto.rules_for(dtype) if isa != "avx2" else _auto.RULES
+        name = f"RULES_ISA[{isa!r}]" if isa != "avx2" else "RULES_F64 = dict(RULES, **"
+        print(f"{name} {{")
         for k, v in rules.items():
-            if v != _auto.RULES[k]:
+            if v != ref[k]:
                 print(f"    {k!r}: {v!r},")
-        print("})")
+        print("}")
     else:
         print("RULES = {")
         for k, v in rules.items():

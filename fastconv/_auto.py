@@ -37,6 +37,7 @@ on the shared development machine were too noisy to fit).
 #: Thresholds of the decision lists (fitted; see the module docstring).
 RULES = {
     # forward (conv2d)
+    "fwd_grouped_direct_max_cg": 1 << 20,  # grouped, not depthwise: im2col above this cg
     "fwd_few_channels": 8,          # min(cg, og) below this: direct, except ...
     "fwd_first_im2col_K": 256,      # ... GEMM depth K = cg*k this deep with og >= 32: im2col (AlexNet conv1)
     "fwd_few_dilated_min_k": 49,    # ... strided stems with this many taps: dilated (7x7/2 stems)
@@ -70,14 +71,23 @@ RULES_F64 = dict(RULES, **{
 })
 
 
-def rules_for(dtype):
-    """The threshold table ``choose`` uses for `dtype`."""
-    return RULES_F64 if str(dtype) == "float64" else RULES
+#: Overrides for the portable baseline kernels (``FASTCONV_ISA=baseline``),
+#: applied on top of the dtype's table.
+RULES_ISA = {"baseline": {
+}}
+
+
+def rules_for(dtype, isa="avx2"):
+    """The threshold table ``choose`` uses for `dtype` and `isa`."""
+    base = RULES_F64 if str(dtype) == "float64" else RULES
+    extra = RULES_ISA.get(isa)
+    return dict(base, **extra) if extra else base
 
 
 #: Candidate values ``bench_auto.py --fit`` searches for each threshold
 #: (forward ones on the forward rows, the others on the backward rows).
 FIT_GRID = {
+    "fwd_grouped_direct_max_cg": [1, 4, 16, 1 << 20],
     "fwd_first_im2col_K": [128, 256],
     "fwd_few_dilated_min_k": [25, 49, 81],
     "fwd_dilated_pad": [0.1, 0.15, 0.2, 0.25, 0.3],
@@ -148,7 +158,7 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
     str
         One of `available` (never ``"auto"``).
     """
-    r = rules_for(dtype) if rules is None else rules
+    r = rules_for(dtype, isa) if rules is None else rules
     (n, c_in, _, _, c_out, kh, kw, ho, wo, sh, sw, _, _, dh, dw, g) = shape
     g = max(int(g), 1)
     cg, og = c_in // g, c_out // g
@@ -161,6 +171,8 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
         return "direct"
 
     if op == "conv2d":
+        if g > 1 and cg > r["fwd_grouped_direct_max_cg"]:
+            return "im2col"
         if min(cg, og) < r["fwd_few_channels"]:
             if g > 1 and cg == 1 and dil > 1:    # the direct depthwise kernels are for dilation 1
                 return "im2col"
