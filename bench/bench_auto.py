@@ -409,6 +409,8 @@ def fit(rows, dtype, threads, isa):
     rules = dict(current)
     for prefix, passes in (("fwd_", {"fwd"}), ("bwd_", {"bwd", "gin"})):
         sub = [r for r in rows if r["pass_"] in passes]
+        if not sub:
+            continue
         keys = [k for k in _auto.FIT_GRID if k.startswith(prefix)]
         best = None
         for values in itertools.product(*(_auto.FIT_GRID[k] for k in keys)):
