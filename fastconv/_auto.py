@@ -45,13 +45,13 @@ RULES = {
     "fwd_dilated_wide_pixels": 1600,  # ... or from 2, with weights over L2 and this many outputs
     "fwd_direct_max_wkib": 192,     # stride 1: direct only while a group's weights (KiB) fit L2 ...
     "fwd_direct_max_pixels": 8192,  # ... and (kxk) N*H_out*W_out <= this (larger images: GEMM)
-    "fwd_1x1_direct_pixels": 512,   # 1x1: direct when this <= N*H_out*W_out ...
+    "fwd_1x1_direct_pixels": 1024,   # 1x1: direct when this <= N*H_out*W_out ...
     "fwd_1x1_max_pixels": 2304,     # ... <= this, or at any size when cg*og <= this:
-    "fwd_1x1_thin": 512,            # a GEMM this thin runs memory-bound in the BLAS
+    "fwd_1x1_thin": 1024,           # a GEMM this thin runs memory-bound in the BLAS
     # backward (grad input + grad weight) and conv_transpose2d (grad input)
-    "bwd_dw_direct_pixels": 1536,   # depthwise: direct on planes of N*H_out*W_out >= this ...
-    "bwd_dw_small_pixels": 128,     # ... or, at stride 1, <= this; im2col in between
-    "bwd_dilated_pad": 0.15,        # "dilated" when this fraction of dense taps reads padding
+    "bwd_dw_direct_pixels": 2048,   # depthwise: direct on planes of N*H_out*W_out >= this ...
+    "bwd_dw_small_pixels": 64,      # ... or, at stride 1, <= this; im2col in between
+    "bwd_dilated_pad": 0.05,        # "dilated" when this fraction of dense taps reads padding
     "bwd_dilated_max_cg": 12,       # narrow layers (8 <= cg <= this): "dilated"
     "bwd_dilated_min_k": 25,        # stride-1 kernels with this many taps ...
     "bwd_dilated_k_pixels": 512,    # ... on at least this many output pixels: "dilated"
@@ -73,7 +73,14 @@ RULES_F64 = dict(RULES, **{
 
 #: Overrides for the portable baseline kernels (``FASTCONV_ISA=baseline``),
 #: applied on top of the dtype's table.
-RULES_ISA = {"baseline": {
+RULES_ISA = {"baseline": {      # fitted on one baseline forward TRAIN run
+    "fwd_grouped_direct_max_cg": 1,    # the baseline grouped direct kernel is 4-16x slower than GEMM
+    "fwd_first_im2col_K": 128,
+    "fwd_dilated_pad": 0.1,
+    "fwd_direct_max_wkib": 96,
+    "fwd_direct_max_pixels": 4096,
+    "fwd_1x1_direct_pixels": 1 << 40,
+    "fwd_1x1_thin": 0,
 }}
 
 
