@@ -6,7 +6,7 @@ channels per group ``cg``/``og``, taps ``k = kH*kW``, GEMM depth
 bytes (``og*cg*k*itemsize``: does it stay in L2?) and the fraction of dense
 taps that read padding (``_pad_fraction``; what the space-to-batch
 ``dilated`` algorithm skips).  Every number the lists compare against lives
-in one table, ``RULES`` (``RULES_F64`` overrides for float64), fitted on the
+in one table, ``RULES`` (with float64 and baseline-ISA overrides), fitted on the
 TRAIN suite of ``bench/bench_auto.py`` (1 thread, AVX2) and measured on its
 held-out suites (ResNet/VGG/MobileNet/DeepLab; EfficientNet/ResNeXt/
 Inception/ESPNet).  When the kernels change, rerun
@@ -29,9 +29,11 @@ What the measurements say (the why behind the rules):
   and padding-heavy dilations.
 * grad input alone (``conv_transpose2d``): the backward rules.
 
-``isa`` and ``threads`` are inputs so rules can depend on them; no rule
-does yet (the baseline ISA slows every algorithm alike; two-thread timings
-on the shared development machine were too noisy to fit).
+Tables: ``RULES`` (float32, AVX2), ``RULES_F64`` (float64 overrides),
+``RULES_ISA["baseline"]`` (portable-kernel overrides, forward only);
+``rules_for(dtype, isa)`` combines them.  ``threads`` is an input but no
+rule uses it yet (two-thread timings on the shared development machine were
+too noisy to fit); tuning mode keys on it.
 """
 
 #: Thresholds of the decision lists (fitted; see the module docstring).
