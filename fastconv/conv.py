@@ -111,10 +111,11 @@ def _check_extent(shape):
                              f"kernel {k}): the padded extent overflows 64-bit size arithmetic")
 
 
-def _choose_algo(algo, op, shape, dtype, needs=None):
+def _choose_algo(algo, op, shape, dtype=None, needs=None):
     """The concrete algorithm name for ``algo=`` (``"auto"`` resolved).
 
-    ``shape`` is the C shape tuple of the forward convolution; ``"auto"``
+    ``shape`` is the C shape tuple of the forward convolution (``dtype``
+    None: float32's rules, e.g. for a plan made before any array exists); ``"auto"``
     hands it to the heuristic in ``fastconv._auto``, or, in tuning mode, to
     ``fastconv.tune`` (which times the candidates once per configuration).
     """
@@ -122,6 +123,7 @@ def _choose_algo(algo, op, shape, dtype, needs=None):
         raise TypeError(f"algo must be a string, got {algo!r} ({type(algo).__name__})")
     _check_extent(shape)
     if algo == "auto":
+        dtype = np.dtype(dtype or np.float32)
         if _tune._mode != "off":
             return _tune.choose(op, shape, dtype.name, needs, algorithms(op))
         from . import config
