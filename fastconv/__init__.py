@@ -12,11 +12,12 @@ from . import cost, reference
 from .summary import summary
 from .profile import profile
 from .peak import peak
+from .tune import tune
 
 __all__ = [
     "__version__",
     "conv2d", "conv2d_backward", "conv_transpose2d", "compose", "algorithms",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-    "cost", "summary", "reference", "profile", "peak",
+    "cost", "summary", "reference", "profile", "peak", "tune",
     "set_num_threads", "get_num_threads", "show_config",
 ]

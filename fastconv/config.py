@@ -5,6 +5,7 @@ build compiled the AVX2 kernels, else the portable baseline.  Setting the
 environment variable ``FASTCONV_DISABLE_AVX2=1`` (or ``FASTCONV_ISA=baseline``)
 before import forces the baseline path; tests use it to cover both paths.
 """
+import importlib
 import os
 import platform
 import threading
@@ -149,6 +150,7 @@ def _config_dict():
         "openmp": _kernels.openmp_enabled(),
         "cpu_count": os.cpu_count(),
         "workspace_limit": _workspace_limit,
+        "auto": importlib.import_module(__package__ + ".tune").describe(),
         "blas": blas,
         "build": _kernels.build_info(),
         "machine": platform.machine(),

@@ -15,6 +15,8 @@ from . import _args, _auto, _blas_threads, _kernels
 # The module, not the function ``fastconv.profile`` re-exported under the same
 # name (``from . import profile`` would pick the function once __init__ ran).
 _profile = importlib.import_module(__package__ + ".profile")
+# Likewise the tuning module (``fastconv.tune`` is its function).
+_tune = importlib.import_module(__package__ + ".tune")
 
 __all__ = ["conv2d", "conv2d_backward", "conv_transpose2d", "compose", "algorithms"]
 
@@ -109,18 +111,24 @@ def _check_extent(shape):
                              f"kernel {k}): the padded extent overflows 64-bit size arithmetic")
 
 
-def _choose_algo(algo, op, shape):
+def _choose_algo(algo, op, shape, dtype=None, needs=None):
     """The concrete algorithm name for ``algo=`` (``"auto"`` resolved).
 
-    ``shape`` is the C shape tuple of the forward convolution; ``"auto"``
-    hands it to the heuristic in ``fastconv._auto``.
+    ``shape`` is the C shape tuple of the forward convolution (``dtype``
+    None: float32's rules, e.g. for a plan made before any array exists); ``"auto"``
+    hands it to the heuristic in ``fastconv._auto``, or, in tuning mode, to
+    ``fastconv.tune`` (which times the candidates once per configuration).
     """
     if not isinstance(algo, str):
         raise TypeError(f"algo must be a string, got {algo!r} ({type(algo).__name__})")
     _check_extent(shape)
     if algo == "auto":
+        dtype = np.dtype(dtype or np.float32)
+        if _tune._mode != "off":
+            return _tune.choose(op, shape, dtype.name, needs, algorithms(op))
         from . import config
-        return _auto.choose(op, shape, algorithms(op), config.isa())
+        return _auto.choose(op, shape, algorithms(op), config.isa(), dtype=dtype.name,
+                            threads=config.get_num_threads(), needs=needs)
     if algo not in _ALGO_CODES:
         raise ValueError(f"algo={algo!r} is unknown; choose from {algorithms(op)}")
     if algo != "direct" and not _probe(algo, op):
@@ -304,7 +312,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="
     wr = _peek(w, "w", dtype=dtype, ndim=4)
     geo = _Conv(xr.shape, wr.shape, stride, padding, dilation, groups)
     geo.check_sizes(dtype.itemsize)
-    algo_used = _choose_algo(algo, "conv2d", geo.tuple())
+    algo_used = _choose_algo(algo, "conv2d", geo.tuple(), dtype)
     b = _bias(bias, geo.y_shape[1], dtype)
     if out is not None:
         y = _args.check_out(out, geo.y_shape, dtype)
@@ -373,7 +381,7 @@ def conv2d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1, *
         raise ValueError(f"grad_out has shape {gr.shape}, but conv2d of x {geo.x_shape} with w "
                          f"{geo.w_shape} gives {geo.y_shape}")
     want = _needs(needs)
-    algo_used = _choose_algo(algo, "conv2d_backward", geo.tuple())
+    algo_used = _choose_algo(algo, "conv2d_backward", geo.tuple(), dtype, want)
     code = _ALGO_CODES[algo_used]
     shape = geo.tuple()
     t0 = time.perf_counter() if _profile._active else 0.0
@@ -463,7 +471,7 @@ def conv_transpose2d(x, w, bias=None, stride=1, padding=0, output_padding=0, gro
     # The convolution whose input is y: its output is x and its weight w.
     shape = (n, c_out, y_shape[2], y_shape[3], c_in, kh, kw, h, wd, st[0], st[1], pad[0], pad[1],
              dil[0], dil[1], g)
-    algo_used = _choose_algo(algo, "conv_transpose2d", shape)
+    algo_used = _choose_algo(algo, "conv_transpose2d", shape, dtype)
     b = _bias(bias, c_out, dtype)
     y = np.empty(y_shape, dtype)
     t0 = time.perf_counter() if _profile._active else 0.0
