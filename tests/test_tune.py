@@ -11,7 +11,8 @@ import fastconv as fc
 from fastconv import _tune_cache, _workspace, config, reference
 
 _tune = sys.modules["fastconv.tune"]   # the module (fastconv.tune is its function)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# where the imported fastconv lives: subprocesses must import the same (installed or in-place built) package
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fc.__file__)))
 
 X, W = (1, 16, 10, 9), (16, 16, 3, 3)   # every algorithm serves it; quick to time
 
