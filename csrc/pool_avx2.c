@@ -210,6 +210,7 @@ static inline float scalar_max_f32(float m, float v, int *take) {
 #undef VCEQ
 #undef VLANES_GE
 #undef TAP
+#undef MAX_FOLD
 
 /* ---- float64: 4 lanes ---------------------------------------------------- */
 #define FC_T double

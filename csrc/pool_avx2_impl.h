@@ -29,6 +29,22 @@ static inline void FC_SFX(lane_valid)(const fc_pool_shape *s, int K, int S, int 
      : (odd) ? VODD(VLOAD((row) + (c) - 1), VLOAD((row) + (c) - 1 + VL))            \
              : VEVEN(VLOAD((row) + (c)), VLOAD((row) + (c) + VL)))
 
+/* Fold tap value v (in-plane offset `off`) into the running max m and its
+ * index code: the first maximum wins and a NaN v replaces m, as PyTorch's
+ * `v > m || isnan(v)`.  Without indices, max(v, m) keeps m on ties and when
+ * m is NaN, and the blend lets a NaN v through. */
+#define MAX_FOLD(m, code, v, off, with_idx)                                         \
+    do {                                                                            \
+        if (with_idx) {                                                             \
+            VT take_ = VOR(VGT(v, m), VUNORD(v));                                   \
+            m = VBLEND(m, v, take_);                                                \
+            code = VBLEND(code, VCODE(off), take_);                                 \
+        } else {                                                                    \
+            m = VMAX(v, m);                                                         \
+            m = VBLEND(m, v, VUNORD(v));                                            \
+        }                                                                           \
+    } while (0)
+
 /* Stride 2 reads one element before (odd loads) or after (even loads) the
  * taps; choose the variant that stays inside the row.  0 = no safe load. */
 static FC_INLINE int FC_SFX(load_variant)(int64_t ow, int64_t W, int K, int S, int P) {
@@ -112,16 +128,7 @@ static FC_INLINE int64_t FC_SFX(max_row)(const fc_pool_shape *s, const FC_T *x, 
             const FC_T *row = x + (ih0 + r) * W + ow * S - P;
             for (c = 0; c < K; c++) {
                 VT v = TAP(row, c, S, var == 2);
-                if (with_idx) {
-                    VT take = VOR(VGT(v, m), VUNORD(v));
-                    m = VBLEND(m, v, take);
-                    code = VBLEND(code, VCODE((int64_t)r * W + c - P), take);
-                } else {
-                    /* max(v, m) keeps m on ties and when m is NaN; a NaN v
-                     * replaces it (the blend), as PyTorch's `v > m || isnan(v)` */
-                    m = VMAX(v, m);
-                    m = VBLEND(m, v, VUNORD(v));
-                }
+                MAX_FOLD(m, code, v, (int64_t)r * W + c - P, with_idx);
             }
         }
         if (S == 2) { m = VFIX(m); code = VFIX(code); }
@@ -140,14 +147,7 @@ static FC_INLINE int64_t FC_SFX(max_row)(const fc_pool_shape *s, const FC_T *x, 
             for (c = 0; c < K; c++) {
                 VT v = S == 1 ? VMLOAD(row + c, left - c)
                               : VEVEN(VMLOAD(row + c, left - c), VMLOAD(row + c + VL, left - c - VL));
-                if (with_idx) {
-                    VT take = VOR(VGT(v, m), VUNORD(v));
-                    m = VBLEND(m, v, take);
-                    code = VBLEND(code, VCODE((int64_t)r * W + c - P), take);
-                } else {
-                    m = VMAX(v, m);
-                    m = VBLEND(m, v, VUNORD(v));
-                }
+                MAX_FOLD(m, code, v, (int64_t)r * W + c - P, with_idx);
             }
         }
         if (S == 2) { m = VFIX(m); code = VFIX(code); }
