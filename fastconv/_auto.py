@@ -3,24 +3,31 @@
 A cost-model heuristic: a short decision list per pass over shape features:
 channels per group ``cg``/``og``, taps ``k = kH*kW``, GEMM depth
 ``K = cg*k``, stride, output pixels ``P = N*H_out*W_out``, a group's weight
-bytes (``og*cg*k*itemsize``: does it stay in L2?) and the fraction of dense
-taps that read padding (``_pad_fraction``; what the space-to-batch
-``dilated`` algorithm skips).  Every number the lists compare against lives
-in one table, ``RULES`` (with float64 and baseline-ISA overrides), fitted on the
-TRAIN suite of ``bench/bench_auto.py`` (1 thread, AVX2) and measured on its
+bytes (``og*cg*k*itemsize``: does it stay in L2?), the GEMM's thinness
+(``cg*og`` of a 1x1 layer: how memory-bound the BLAS call is) and the
+fraction of dense taps that read padding (``_pad_fraction``; what the
+space-to-batch ``dilated`` algorithm skips).  Every number the lists compare
+against lives in a table fitted per kernel ISA (``FITTED``; ``RULE_DOCS``
+says what each one means), with float64 and baseline-ISA overrides.
+
+The tables are fitted, never edited by hand: ``bench/bench_auto.py --suite
+train --fit --write`` times every algorithm on the TRAIN suite of
+``fastconv/_suites.py`` (1 thread, CPU-time clock, seeded inputs, median of
+interleaved rounds), searches ``FIT_GRID`` by coordinate descent from
+``FIT_START`` and rewrites the block between ``BEGIN FITTED`` and
+``END FITTED`` (``FIT_INFO`` records the command, data and result).  The
 held-out suites (ResNet/VGG/MobileNet/DeepLab; EfficientNet/ResNeXt/
-Inception/ESPNet).  When the kernels change, rerun
-``bench/bench_auto.py --suite train --json F`` (two or three runs) and
-``--fit F1 F2 ...`` and paste the printed table here.
+Inception/ESPNet) are only measured: ``bench/bench_auto.py --suite heldout_all``.
 
 What the measurements say (the why behind the rules):
 
 * forward: fastconv's direct kernels win for depthwise, few-channel and
   grouped layers, for dense stride-1 layers whose weights fit L2 on images
-  up to ``fwd_direct_max_pixels`` and for thin 1x1 layers; im2col (BLAS
-  GEMM) wins on strided layers, wide layers and large images; ``dilated``
-  wins when many taps read padding (ASPP rates on small maps) and on wide
-  dilated layers with large outputs.
+  up to ``fwd_direct_max_pixels`` and for thin 1x1 layers (a GEMM with
+  ``cg*og`` this small is memory-bound in the BLAS); im2col (BLAS GEMM) wins
+  on strided layers, wide layers and large images; ``dilated`` wins when
+  many taps read padding (ASPP rates on small maps) and on wide dilated
+  layers with large outputs.
 * backward (grad input + grad weight): the direct grad-weight kernel is
   5-20x slower than GEMM on dense layers, so direct only serves depthwise
   layers (on large or tiny planes); im2col serves most layers; ``dilated``'s
@@ -29,90 +36,211 @@ What the measurements say (the why behind the rules):
   and padding-heavy dilations.
 * grad input alone (``conv_transpose2d``): the backward rules.
 
-Tables: ``RULES`` (float32, AVX2), ``RULES_F64`` (float64 overrides),
-``RULES_ISA["baseline"]`` (portable-kernel overrides, forward only);
-``rules_for(dtype, isa)`` combines them.  ``threads`` is an input but no
-rule uses it yet (two-thread timings on the shared development machine were
-too noisy to fit); tuning mode keys on it.
+``threads`` is an input but no rule uses it (two-thread timings on the
+shared development machine are too noisy to fit); tuning mode keys on it.
 """
 
-#: Thresholds of the decision lists (fitted; see the module docstring).
-RULES = {
+#: A threshold no layer reaches: "never" (or "always") in the tables.
+_NEVER = 1 << 20
+
+#: What each threshold of the decision lists means (also the order of the tables).
+RULE_DOCS = {
     # forward (conv2d)
-    "fwd_grouped_direct_max_cg": 1 << 20,  # grouped, not depthwise: im2col above this cg
-    "fwd_few_channels": 8,          # min(cg, og) below this: direct, except ...
-    "fwd_first_im2col_K": 256,      # ... GEMM depth K = cg*k this deep with og >= 32: im2col (AlexNet conv1)
-    "fwd_few_dilated_min_k": 49,    # ... strided stems with this many taps: dilated (7x7/2 stems)
-    "fwd_dilated_pad": 0.2,         # "dilated" when this fraction of dense taps reads padding ...
-    "fwd_dilated_wide_pixels": 1600,  # ... or from 2, with weights over L2 and this many outputs
-    "fwd_direct_max_wkib": 192,     # stride 1: direct only while a group's weights (KiB) fit L2 ...
-    "fwd_direct_max_pixels": 8192,  # ... and (kxk) N*H_out*W_out <= this (larger images: GEMM)
-    "fwd_1x1_direct_pixels": 1024,   # 1x1: direct when this <= N*H_out*W_out ...
-    "fwd_1x1_max_pixels": 2304,     # ... <= this, or at any size when cg*og <= this:
-    "fwd_1x1_thin": 1024,           # a GEMM this thin runs memory-bound in the BLAS
+    "fwd_dw_dilated_min_k": "depthwise, stride 1, this many taps: dilated (else direct) ...",
+    "fwd_dw_im2col_min_d": "... and depthwise with this dilation: im2col",
+    "fwd_few_channels": "min(cg, og) below this: direct, except ...",
+    "fwd_first_im2col_K": "... GEMM depth K = cg*k this deep with og >= 32: im2col",
+    "fwd_few_dilated_min_k": "... strided stems with this many taps: dilated",
+    "fwd_dilated_pad": "dilated when this fraction of dense taps reads padding ...",
+    "fwd_dilated_wide_pixels": "... or from 2, with weights over fwd_direct_max_wkib and this many outputs",
+    "fwd_grouped_direct_max_cg": "grouped, not depthwise: im2col above this cg",
+    "fwd_direct_max_wkib": "kxk, stride 1: direct while a group's weights (KiB) are at most this ...",
+    "fwd_direct_s2_max_wkib": "... (strided: this) ...",
+    "fwd_direct_max_pixels": "... and N*H_out*W_out <= this; else im2col",
+    "fwd_direct_wide_pixels": "wider weights: direct still on N*H_out*W_out >= this (the BLAS wins on few pixels)",
+    "fwd_1x1_direct_max_og": "1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...",
+    "fwd_1x1_small_pixels": "... or N*H_out*W_out <= this; else im2col",
     # backward (grad input + grad weight) and conv_transpose2d (grad input)
-    "bwd_dw_direct_pixels": 2048,   # depthwise: direct on planes of N*H_out*W_out >= this ...
-    "bwd_dw_small_pixels": 64,      # ... or, at stride 1, <= this; im2col in between
-    "bwd_dilated_pad": 0.05,        # "dilated" when this fraction of dense taps reads padding
-    "bwd_dilated_max_cg": 12,       # narrow layers (8 <= cg <= this): "dilated"
-    "bwd_dilated_min_k": 25,        # stride-1 kernels with this many taps ...
-    "bwd_dilated_k_pixels": 512,    # ... on at least this many output pixels: "dilated"
+    "bwd_dw_direct_pixels": "depthwise: direct on planes of N*H_out*W_out >= this ...",
+    "bwd_dw_small_pixels": "... or, at stride 1, <= this; im2col in between",
+    "gin_dw_direct_pixels": "conv_transpose2d, depthwise: the same two limits",
+    "gin_dw_small_pixels": "...",
+    "bwd_dilated_pad": "dilated when this fraction of dense taps reads padding",
+    "bwd_direct_max_wkib": "conv2d_backward, not depthwise: direct while a group's weights (KiB) <= this",
+    "gin_direct_max_wkib": "conv_transpose2d (grad input alone): the same limit",
+    "bwd_dilated_max_cg": "narrow, ungrouped layers (8 <= min(cg, og), grad input alone: cg, <= this): dilated",
+    "bwd_dilated_min_k": "stride-1 kernels with this many taps ...",
+    "bwd_dilated_k_pixels": "... on N*H_out*W_out from this ...",
+    "bwd_dilated_k_max_pixels": "... to this ...",
+    "bwd_dilated_k_max_wkib": "... with a group's weights (KiB) at most this: dilated (one GEMM per tap)",
 }
 
-#: float64 overrides of RULES (fitted on float64 training timings: the
-#: column buffers of im2col move twice the bytes, the direct kernels half
-#: the lanes).
-RULES_F64 = dict(RULES, **{
+# BEGIN FITTED (written by bench/bench_auto.py --fit --write; do not edit by hand)
+#: Fitted thresholds per kernel ISA (float32, 1 thread).
+FITTED = {
+    'avx2': {
+        'fwd_dw_dilated_min_k': 49,  # depthwise, stride 1, this many taps: dilated (else direct) ...
+        'fwd_dw_im2col_min_d': 2,  # ... and depthwise with this dilation: im2col
+        'fwd_few_channels': 4,  # min(cg, og) below this: direct, except ...
+        'fwd_first_im2col_K': _NEVER,  # ... GEMM depth K = cg*k this deep with og >= 32: im2col
+        'fwd_few_dilated_min_k': _NEVER,  # ... strided stems with this many taps: dilated
+        'fwd_dilated_pad': 0.2,  # dilated when this fraction of dense taps reads padding ...
+        'fwd_dilated_wide_pixels': 1600,  # ... or from 2, with weights over fwd_direct_max_wkib and this many outputs
+        'fwd_grouped_direct_max_cg': _NEVER,  # grouped, not depthwise: im2col above this cg
+        'fwd_direct_max_wkib': 3072,  # kxk, stride 1: direct while a group's weights (KiB) are at most this ...
+        'fwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
+        'fwd_direct_max_pixels': _NEVER,  # ... and N*H_out*W_out <= this; else im2col
+        'fwd_direct_wide_pixels': _NEVER,  # wider weights: direct still on N*H_out*W_out >= this (the BLAS wins on few pixels)
+        'fwd_1x1_direct_max_og': 48,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
+        'fwd_1x1_small_pixels': 0,  # ... or N*H_out*W_out <= this; else im2col
+        'bwd_dw_direct_pixels': 1024,  # depthwise: direct on planes of N*H_out*W_out >= this ...
+        'bwd_dw_small_pixels': 64,  # ... or, at stride 1, <= this; im2col in between
+        'gin_dw_direct_pixels': 4096,  # conv_transpose2d, depthwise: the same two limits
+        'gin_dw_small_pixels': 64,  # ...
+        'bwd_dilated_pad': 0.05,  # dilated when this fraction of dense taps reads padding
+        'bwd_direct_max_wkib': 0,  # conv2d_backward, not depthwise: direct while a group's weights (KiB) <= this
+        'gin_direct_max_wkib': 0,  # conv_transpose2d (grad input alone): the same limit
+        'bwd_dilated_max_cg': 12,  # narrow, ungrouped layers (8 <= min(cg, og), grad input alone: cg, <= this): dilated
+        'bwd_dilated_min_k': 9,  # stride-1 kernels with this many taps ...
+        'bwd_dilated_k_pixels': 128,  # ... on N*H_out*W_out from this ...
+        'bwd_dilated_k_max_pixels': 1024,  # ... to this ...
+        'bwd_dilated_k_max_wkib': 1024,  # ... with a group's weights (KiB) at most this: dilated (one GEMM per tap)
+    },
+}
+#: How each table was fitted (the command, data and result).
+FIT_INFO = {
+    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit /work/notes/auto_data/train_pre1.json /work/notes/auto_data/train_pre2.json /work/notes/auto_data/train_pre3.json /work/notes/auto_data/train_pre4.json --write', 'commit': 'efa93bb', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-11-23 17:48 UTC', 'files': ['train_pre1.json', 'train_pre2.json', 'train_pre3.json', 'train_pre4.json'], 'geomean': 1.0075, 'max': 1.25, 'over': 5, 'rows': 276},
+}
+# END FITTED
+
+#: An ISA without a fitted table of its own uses this one's.
+_FALLBACK = {"avx512": "avx2", "baseline": "avx2"}
+
+#: float64 overrides (fitted on float64 training timings of the AVX2 kernels:
+#: the column buffers of im2col move twice the bytes, the direct kernels
+#: have half the lanes).
+RULES_F64 = {
     "fwd_few_dilated_min_k": 81,
     "fwd_direct_max_wkib": 512,
-    "fwd_1x1_direct_pixels": 1 << 40,   # float64 1x1: im2col (the BLAS) at every size
-    "fwd_1x1_thin": 0,
+    "fwd_1x1_direct_max_og": 0,         # float64 1x1: im2col (the BLAS) at every size
+    "fwd_1x1_small_pixels": 0,
     "bwd_dw_direct_pixels": 1024,
     "bwd_dw_small_pixels": 64,
+    "gin_dw_direct_pixels": 1024,
+    "gin_dw_small_pixels": 64,
     "bwd_dilated_pad": 0.1,
-})
-
+}
 
 #: Overrides for the portable baseline kernels (``FASTCONV_ISA=baseline``),
-#: applied on top of the dtype's table.
-RULES_ISA = {"baseline": {      # fitted on one baseline forward TRAIN run
+#: applied on top of the dtype's table (fitted on one baseline forward TRAIN run).
+RULES_ISA = {"baseline": {
     "fwd_grouped_direct_max_cg": 1,    # the baseline grouped direct kernel is 4-16x slower than GEMM
     "fwd_first_im2col_K": 128,
     "fwd_dilated_pad": 0.1,
     "fwd_direct_max_wkib": 96,
     "fwd_direct_max_pixels": 4096,
-    "fwd_1x1_direct_pixels": 1 << 40,
-    "fwd_1x1_thin": 0,
+    "fwd_direct_s2_max_wkib": 0,
+    "fwd_1x1_direct_max_og": 0,
+    "fwd_1x1_small_pixels": 0,
 }}
 
 
-def rules_for(dtype, isa="avx2"):
-    """The threshold table ``choose`` uses for `dtype` and `isa`."""
-    base = RULES_F64 if str(dtype) == "float64" else RULES
-    extra = RULES_ISA.get(isa)
-    return dict(base, **extra) if extra else base
+def rules_for(dtype="float32", isa="avx2"):
+    """The threshold table ``choose`` uses for `dtype` and `isa` (a new dict).
+
+    The ISA's fitted table (``FITTED[isa]``, else the fallback ISA's), then
+    the float64 overrides for float64, then the ISA's overrides.
+    """
+    base = FITTED.get(isa) or FITTED[_FALLBACK.get(isa, "avx2")]
+    r = dict(base)
+    if str(dtype) == "float64":
+        r.update(RULES_F64)
+    r.update(RULES_ISA.get(isa, {}))
+    return r
+
+
+_tables = {}
+
+
+def _rules(dtype, isa):
+    """``rules_for`` memoised for ``choose`` (it runs on every ``algo="auto"`` call)."""
+    key = (str(dtype), isa)
+    r = _tables.get(key)
+    if r is None:
+        r = _tables[key] = rules_for(dtype, isa)
+    return r
+
+
+
+#: Where every fit starts (the coordinate descent is deterministic: the fitted
+#: table depends only on the timings and this).  Fixed; never rewritten.
+FIT_START = {
+    "fwd_dw_dilated_min_k": 1 << 20, "fwd_dw_im2col_min_d": 2, "fwd_few_channels": 8,
+    "fwd_first_im2col_K": 256, "fwd_few_dilated_min_k": 49, "fwd_dilated_pad": 0.2,
+    "fwd_dilated_wide_pixels": 1600, "fwd_grouped_direct_max_cg": 1 << 20,
+    "fwd_direct_max_wkib": 192, "fwd_direct_s2_max_wkib": 0, "fwd_direct_max_pixels": 8192, "fwd_direct_wide_pixels": _NEVER,
+    "fwd_1x1_direct_max_og": 0, "fwd_1x1_small_pixels": 0,
+    "bwd_dw_direct_pixels": 2048, "bwd_dw_small_pixels": 64,
+    "gin_dw_direct_pixels": 2048, "gin_dw_small_pixels": 64, "bwd_dilated_pad": 0.05,
+    "bwd_direct_max_wkib": 0, "gin_direct_max_wkib": 0, "bwd_dilated_max_cg": 12,
+    "bwd_dilated_min_k": 25, "bwd_dilated_k_pixels": 512,
+    "bwd_dilated_k_max_pixels": _NEVER, "bwd_dilated_k_max_wkib": _NEVER,
+}
+
+#: The float32 AVX2 table.
+RULES = FITTED["avx2"]
 
 
 #: Candidate values ``bench_auto.py --fit`` searches for each threshold
 #: (forward ones on the forward rows, the others on the backward rows).
 FIT_GRID = {
-    "fwd_grouped_direct_max_cg": [1, 4, 16, 1 << 20],
-    "fwd_first_im2col_K": [128, 256],
-    "fwd_few_dilated_min_k": [25, 49, 81],
+    "fwd_dw_dilated_min_k": [25, 49, 81, _NEVER],
+    "fwd_dw_im2col_min_d": [2, _NEVER],
+    "fwd_few_channels": [4, 8, 16],
+    "fwd_first_im2col_K": [128, 256, _NEVER],
+    "fwd_few_dilated_min_k": [25, 49, 81, _NEVER],
     "fwd_dilated_pad": [0.1, 0.15, 0.2, 0.25, 0.3],
-    "fwd_dilated_wide_pixels": [1024, 1600, 2304, 4096, 1 << 40],
-    "fwd_direct_max_wkib": [96, 128, 192, 256, 384, 512],
-    "fwd_direct_max_pixels": [4096, 8192, 16384],
-    "fwd_1x1_direct_pixels": [256, 512, 1024, 1 << 40],     # 1 << 40: never (by size)
-    "fwd_1x1_max_pixels": [2304, 4096, 8192],
-    "fwd_1x1_thin": [0, 512, 1024, 2048],
-    "bwd_dw_direct_pixels": [1024, 1536, 2048, 4096],
+    "fwd_dilated_wide_pixels": [1024, 1600, 2304, 4096, _NEVER],
+    "fwd_grouped_direct_max_cg": [1, 4, 16, _NEVER],
+    "fwd_direct_max_wkib": [96, 192, 384, 768, 1536, 3072, 6144, _NEVER],
+    "fwd_direct_s2_max_wkib": [0, 96, 192, 384, 768, 1024, 1536, 3072, _NEVER],
+    "fwd_direct_max_pixels": [4096, 8192, 16384, 32768, _NEVER],
+    "fwd_direct_wide_pixels": [1024, 1600, 2304, 3136, 4096, _NEVER],
+    "fwd_1x1_direct_max_og": [0, 8, 16, 24, 32, 48, 64],
+    "fwd_1x1_small_pixels": [0, 49, 100, 196, 400],
+    "bwd_dw_direct_pixels": [1024, 1536, 2048, 4096, _NEVER],
     "bwd_dw_small_pixels": [0, 64, 128, 256],
-    "bwd_dilated_pad": [0.05, 0.1, 0.15, 0.2, 0.25],
+    "gin_dw_direct_pixels": [1024, 1536, 2048, 4096, 8192, _NEVER],
+    "gin_dw_small_pixels": [0, 64, 128, 256],
+    "bwd_dilated_pad": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4],
+    "bwd_direct_max_wkib": [0, 4, 16, 64, 256, 1024, 4096, _NEVER],
+    "gin_direct_max_wkib": [0, 4, 16, 64, 256, 1024, 4096, _NEVER],
     "bwd_dilated_max_cg": [8, 12, 16, 24],
-    "bwd_dilated_min_k": [25, 49],
-    "bwd_dilated_k_pixels": [256, 512, 1024],
+    "bwd_dilated_min_k": [9, 25, 49, _NEVER],
+    "bwd_dilated_k_pixels": [0, 64, 128, 256, 512, 1024],
+    "bwd_dilated_k_max_pixels": [1024, 2304, 4096, 8192, _NEVER],
+    "bwd_dilated_k_max_wkib": [1024, 2048, 4096, 8192, _NEVER],
 }
+
+#: Thresholds that act together and are searched jointly by the fit.
+FIT_GROUPS = [
+    ("fwd_dw_dilated_min_k", "fwd_dw_im2col_min_d"),
+    ("fwd_few_channels", "fwd_first_im2col_K", "fwd_few_dilated_min_k"),
+    ("fwd_dilated_pad", "fwd_dilated_wide_pixels"),
+    ("fwd_grouped_direct_max_cg",),
+    ("fwd_direct_max_wkib", "fwd_direct_s2_max_wkib", "fwd_direct_max_pixels"),
+    ("fwd_direct_wide_pixels",),
+    ("fwd_1x1_direct_max_og", "fwd_1x1_small_pixels"),
+    ("bwd_dw_direct_pixels", "bwd_dw_small_pixels"),
+    ("gin_dw_direct_pixels", "gin_dw_small_pixels"),
+    ("bwd_dilated_pad",),
+    ("bwd_direct_max_wkib",),
+    ("gin_direct_max_wkib",),
+    ("bwd_dilated_max_cg",),
+    ("bwd_dilated_min_k", "bwd_dilated_k_pixels", "bwd_dilated_k_max_pixels"),
+    ("bwd_dilated_k_max_wkib",),
+]
+
 
 def _pad_fraction(shape):
     """Fraction of the dense (output, tap) pairs whose tap reads padding.
@@ -152,7 +280,8 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
     available : sequence of str
         Algorithms usable for ``op`` in this process.
     isa : str
-        ``"avx2"`` or ``"baseline"``.
+        ``"avx512"``, ``"avx2"`` or ``"baseline"`` (an ISA without a fitted
+        table uses its fallback's).
     dtype : str
         ``"float32"`` or ``"float64"``.
     threads : int
@@ -160,14 +289,14 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
     needs : sequence of str, optional
         For ``conv2d_backward``, the gradients asked for.
     rules : dict, optional
-        Thresholds to use instead of ``rules_for(dtype)`` (for fitting).
+        Thresholds to use instead of ``rules_for(dtype, isa)`` (for fitting).
 
     Returns
     -------
     str
         One of `available` (never ``"auto"``).
     """
-    r = rules_for(dtype, isa) if rules is None else rules
+    r = _rules(dtype, isa) if rules is None else rules
     (n, c_in, _, _, c_out, kh, kw, ho, wo, sh, sw, _, _, dh, dw, g) = shape
     g = max(int(g), 1)
     cg, og = c_in // g, c_out // g
@@ -175,46 +304,57 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
     stride, dil = max(sh, sw), max(dh, dw)
     pixels = n * ho * wo
     itemsize = 8 if str(dtype) == "float64" else 4
+    wkib = og * cg * k * itemsize / 1024          # one group's weights
     has_dil = "dilated" in available
     if "im2col" not in available:       # no BLAS: the GEMM paths are gone
         return "direct"
+    depthwise = g > 1 and cg == 1
 
     if op == "conv2d":
-        if g > 1 and cg > r["fwd_grouped_direct_max_cg"]:
-            return "im2col"
-        if min(cg, og) < r["fwd_few_channels"]:
-            if g > 1 and cg == 1 and dil > 1:    # the direct depthwise kernels are for dilation 1
+        if depthwise:
+            if dil >= r["fwd_dw_im2col_min_d"]:
                 return "im2col"
+            if has_dil and stride == 1 and k >= r["fwd_dw_dilated_min_k"]:
+                return "dilated"
+            return "direct"
+        if min(cg, og) < r["fwd_few_channels"]:
             if cg * k >= r["fwd_first_im2col_K"] and og >= 32:
                 return "im2col"
             if has_dil and stride > 1 and k >= r["fwd_few_dilated_min_k"]:
                 return "dilated"
             return "direct"
-        wide = og * cg * k * itemsize > r["fwd_direct_max_wkib"] * 1024
+        wide = wkib > r["fwd_direct_max_wkib"]
         if has_dil and dil > 1 and (_pad_fraction(shape) >= r["fwd_dilated_pad"]
                                     or wide and pixels >= r["fwd_dilated_wide_pixels"]):
             return "dilated"
-        if g > 1:
-            return "direct"
-        if stride > 1 or wide:
+        if g > 1 and cg > r["fwd_grouped_direct_max_cg"]:
             return "im2col"
         if k == 1:
-            ok = (r["fwd_1x1_direct_pixels"] <= pixels <= r["fwd_1x1_max_pixels"]
-                  or cg * og <= r["fwd_1x1_thin"])
+            ok = og <= r["fwd_1x1_direct_max_og"] or pixels <= r["fwd_1x1_small_pixels"]
         else:
-            ok = pixels <= r["fwd_direct_max_pixels"]
+            limit = r["fwd_direct_max_wkib"] if stride == 1 else r["fwd_direct_s2_max_wkib"]
+            ok = (wkib <= limit or pixels >= r["fwd_direct_wide_pixels"]) and pixels <= r["fwd_direct_max_pixels"]
         return "direct" if ok else "im2col"
 
     # conv2d_backward, conv_transpose2d (grad input)
-    if g > 1 and cg == 1:       # depthwise
-        if pixels >= r["bwd_dw_direct_pixels"] or stride == 1 and pixels <= r["bwd_dw_small_pixels"]:
+    p = "gin_" if op == "conv_transpose2d" else "bwd_"
+    if depthwise:
+        if pixels >= r[p + "dw_direct_pixels"] or stride == 1 and pixels <= r[p + "dw_small_pixels"]:
             return "direct"
         return "im2col"
-    if has_dil and cg >= _GEMM_MIN_CHANNELS and og >= _GEMM_MIN_CHANNELS:
-        if dil > 1 and _pad_fraction(shape) >= r["bwd_dilated_pad"]:
+    gemm_ok = has_dil and cg >= _GEMM_MIN_CHANNELS and og >= _GEMM_MIN_CHANNELS
+    if gemm_ok and dil > 1 and _pad_fraction(shape) >= r["bwd_dilated_pad"]:
+        return "dilated"
+    if wkib <= r[p + "direct_max_wkib"]:
+        return "direct"
+    if gemm_ok:
+        # narrow: grad input alone is a GEMM producing cg channels per tap;
+        # with grad weight (og x cg per tap) either side being narrow counts
+        narrow = cg if op == "conv_transpose2d" else min(cg, og)
+        if g == 1 and narrow <= r["bwd_dilated_max_cg"]:   # per-group GEMMs get tiny with groups
             return "dilated"
-        if g == 1 and cg <= r["bwd_dilated_max_cg"]:    # per-group GEMMs get tiny with groups
-            return "dilated"
-        if stride == 1 and k >= r["bwd_dilated_min_k"] and pixels >= r["bwd_dilated_k_pixels"]:
+        if (stride == 1 and k >= r["bwd_dilated_min_k"]
+                and r["bwd_dilated_k_pixels"] <= pixels <= r["bwd_dilated_k_max_pixels"]
+                and wkib <= r["bwd_dilated_k_max_wkib"] and (g == 1 or cg > r["bwd_dilated_max_cg"])):
             return "dilated"
     return "im2col"
