@@ -506,7 +506,9 @@ def main(argv=None):
                 ap.error("--write takes float32, 1-thread training timings (the float64 overrides are by hand)")
             o = _objective(rows, _heuristic_choose(meta["dtype"], meta["threads"], meta["isa"], rules))
             data = save_training(meta["isa"], rows, meta)
-            info = dict(command="bench/bench_auto.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            args = argv if argv is not None else sys.argv[1:]
+            info = dict(command="bench/bench_auto.py " + " ".join(
+                            os.path.basename(v) if v.endswith(".json") else v for v in args),
                         files=[os.path.basename(f) for f in files], data=os.path.relpath(data, _ROOT),
                         rows=len(rows), over=o[0], max=o[1], geomean=o[2], commit=meta.get("commit", "?"),
                         clock=meta.get("clock"),

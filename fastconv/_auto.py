@@ -63,8 +63,10 @@ RULE_DOCS = {
     # backward (grad input + grad weight) and conv_transpose2d (grad input)
     "bwd_dw_direct_pixels": "depthwise: direct on planes of N*H_out*W_out >= this ...",
     "bwd_dw_small_pixels": "... or, at stride 1, <= this; im2col in between",
-    "gin_dw_direct_pixels": "conv_transpose2d, depthwise: the same two limits",
+    "bwd_dw_s2_direct_pixels": "... strided: direct from this many",
+    "gin_dw_direct_pixels": "conv_transpose2d, depthwise: the same three limits",
     "gin_dw_small_pixels": "...",
+    "gin_dw_s2_direct_pixels": "...",
     "bwd_dilated_pad": "dilated when this fraction of dense taps reads padding",
     "bwd_direct_max_wkib": "conv2d_backward, not depthwise: direct while a group's weights (KiB) <= this",
     "gin_direct_max_wkib": "conv_transpose2d (grad input alone): the same limit",
@@ -95,8 +97,10 @@ FITTED = {
         'fwd_1x1_small_pixels': 0,  # ... or N*H_out*W_out <= this; else im2col
         'bwd_dw_direct_pixels': 1024,  # depthwise: direct on planes of N*H_out*W_out >= this ...
         'bwd_dw_small_pixels': 64,  # ... or, at stride 1, <= this; im2col in between
-        'gin_dw_direct_pixels': 4096,  # conv_transpose2d, depthwise: the same two limits
+        'bwd_dw_s2_direct_pixels': 512,  # ... strided: direct from this many
+        'gin_dw_direct_pixels': 4096,  # conv_transpose2d, depthwise: the same three limits
         'gin_dw_small_pixels': 64,  # ...
+        'gin_dw_s2_direct_pixels': 512,  # ...
         'bwd_dilated_pad': 0.05,  # dilated when this fraction of dense taps reads padding
         'bwd_direct_max_wkib': 0,  # conv2d_backward, not depthwise: direct while a group's weights (KiB) <= this
         'gin_direct_max_wkib': 0,  # conv_transpose2d (grad input alone): the same limit
@@ -109,7 +113,7 @@ FITTED = {
 }
 #: How each table was fitted (the command, data and result).
 FIT_INFO = {
-    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit /work/notes/auto_data/train_pre1.json /work/notes/auto_data/train_pre2.json /work/notes/auto_data/train_pre3.json /work/notes/auto_data/train_pre4.json --write', 'commit': 'efa93bb', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-11-23 17:48 UTC', 'files': ['train_pre1.json', 'train_pre2.json', 'train_pre3.json', 'train_pre4.json'], 'geomean': 1.0075, 'max': 1.25, 'over': 5, 'rows': 276},
+    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_pre1.json train_pre2.json train_pre3.json train_pre4.json --write', 'commit': 'efa93bb', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-11-23 17:56 UTC', 'files': ['train_pre1.json', 'train_pre2.json', 'train_pre3.json', 'train_pre4.json'], 'geomean': 1.0075, 'max': 1.25, 'over': 5, 'rows': 276},
 }
 # END FITTED
 
@@ -126,8 +130,10 @@ RULES_F64 = {
     "fwd_1x1_small_pixels": 0,
     "bwd_dw_direct_pixels": 1024,
     "bwd_dw_small_pixels": 64,
+    "bwd_dw_s2_direct_pixels": 1024,
     "gin_dw_direct_pixels": 1024,
     "gin_dw_small_pixels": 64,
+    "gin_dw_s2_direct_pixels": 1024,
     "bwd_dilated_pad": 0.1,
 }
 
@@ -181,7 +187,8 @@ FIT_START = {
     "fwd_direct_max_wkib": 192, "fwd_direct_s2_max_wkib": 0, "fwd_direct_max_pixels": 8192, "fwd_direct_wide_pixels": _NEVER,
     "fwd_1x1_direct_max_og": 0, "fwd_1x1_small_pixels": 0,
     "bwd_dw_direct_pixels": 2048, "bwd_dw_small_pixels": 64,
-    "gin_dw_direct_pixels": 2048, "gin_dw_small_pixels": 64, "bwd_dilated_pad": 0.05,
+    "gin_dw_direct_pixels": 2048, "gin_dw_small_pixels": 64,
+    "bwd_dw_s2_direct_pixels": 2048, "gin_dw_s2_direct_pixels": 2048, "bwd_dilated_pad": 0.05,
     "bwd_direct_max_wkib": 0, "gin_direct_max_wkib": 0, "bwd_dilated_max_cg": 12,
     "bwd_dilated_min_k": 25, "bwd_dilated_k_pixels": 512,
     "bwd_dilated_k_max_pixels": _NEVER, "bwd_dilated_k_max_wkib": _NEVER,
@@ -210,8 +217,10 @@ FIT_GRID = {
     "fwd_1x1_small_pixels": [0, 49, 100, 196, 400],
     "bwd_dw_direct_pixels": [1024, 1536, 2048, 4096, _NEVER],
     "bwd_dw_small_pixels": [0, 64, 128, 256],
+    "bwd_dw_s2_direct_pixels": [256, 512, 1024, 2048, 4096, 8192, _NEVER],
     "gin_dw_direct_pixels": [1024, 1536, 2048, 4096, 8192, _NEVER],
     "gin_dw_small_pixels": [0, 64, 128, 256],
+    "gin_dw_s2_direct_pixels": [256, 512, 1024, 2048, 4096, 8192, _NEVER],
     "bwd_dilated_pad": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4],
     "bwd_direct_max_wkib": [0, 4, 16, 64, 256, 1024, 4096, _NEVER],
     "gin_direct_max_wkib": [0, 4, 16, 64, 256, 1024, 4096, _NEVER],
@@ -231,8 +240,8 @@ FIT_GROUPS = [
     ("fwd_direct_max_wkib", "fwd_direct_s2_max_wkib", "fwd_direct_max_pixels"),
     ("fwd_direct_wide_pixels",),
     ("fwd_1x1_direct_max_og", "fwd_1x1_small_pixels"),
-    ("bwd_dw_direct_pixels", "bwd_dw_small_pixels"),
-    ("gin_dw_direct_pixels", "gin_dw_small_pixels"),
+    ("bwd_dw_direct_pixels", "bwd_dw_small_pixels", "bwd_dw_s2_direct_pixels"),
+    ("gin_dw_direct_pixels", "gin_dw_small_pixels", "gin_dw_s2_direct_pixels"),
     ("bwd_dilated_pad",),
     ("bwd_direct_max_wkib",),
     ("gin_direct_max_wkib",),
@@ -339,9 +348,11 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
     # conv2d_backward, conv_transpose2d (grad input)
     p = "gin_" if op == "conv_transpose2d" else "bwd_"
     if depthwise:
-        if pixels >= r[p + "dw_direct_pixels"] or stride == 1 and pixels <= r[p + "dw_small_pixels"]:
-            return "direct"
-        return "im2col"
+        if stride == 1:
+            ok = pixels >= r[p + "dw_direct_pixels"] or pixels <= r[p + "dw_small_pixels"]
+        else:
+            ok = pixels >= r[p + "dw_s2_direct_pixels"]
+        return "direct" if ok else "im2col"
     gemm_ok = has_dil and cg >= _GEMM_MIN_CHANNELS and og >= _GEMM_MIN_CHANNELS
     if gemm_ok and dil > 1 and _pad_fraction(shape) >= r["bwd_dilated_pad"]:
         return "dilated"
