@@ -19,22 +19,31 @@ interleaved rounds), searches ``FIT_GRID`` by coordinate descent from
 held-out suites (ResNet/VGG/MobileNet/DeepLab; EfficientNet/ResNeXt/
 Inception/ESPNet) are only measured: ``bench/bench_auto.py --suite heldout_all``.
 
-What the measurements say (the why behind the rules):
+What the measurements say (the why behind the rules; 1 thread, float32,
+AVX2 kernels of session 4):
 
-* forward: fastconv's direct kernels win for depthwise, few-channel and
-  grouped layers, for dense stride-1 layers whose weights fit L2 on images
-  up to ``fwd_direct_max_pixels`` and for thin 1x1 layers (a GEMM with
-  ``cg*og`` this small is memory-bound in the BLAS); im2col (BLAS GEMM) wins
-  on strided layers, wide layers and large images; ``dilated`` wins when
-  many taps read padding (ASPP rates on small maps) and on wide dilated
-  layers with large outputs.
+* forward: the output-channel-vectorised direct kernel (16 channels x 6
+  pixels, no workspace) wins on most 3x3-7x7 layers, stride 1 or 2, as long
+  as one group's weights stay within ``fwd_direct_max_wkib`` (stride 1) or
+  ``fwd_direct_s2_max_wkib`` (strided) -- beyond, the BLAS's cache blocking
+  of a GEMM with K = cg*k wins; depthwise and few-channel layers always go
+  direct (a GEMM with 1-4 rows or columns is memory-bound), except large
+  depthwise kernels (``dilated``) and dilated depthwise layers (im2col).
+  A 1x1 layer is a plain GEMM (im2col needs no column buffer): the BLAS wins
+  unless the GEMM has few rows (``og <= fwd_1x1_direct_max_og``).
+  ``dilated`` wins when many taps read padding (``fwd_dilated_pad``: the
+  taps it skips, ``1 - effective_mults/mults``).
 * backward (grad input + grad weight): the direct grad-weight kernel is
-  5-20x slower than GEMM on dense layers, so direct only serves depthwise
-  layers (on large or tiny planes); im2col serves most layers; ``dilated``'s
-  GEMM path (one GEMM per tap, no column buffer) wins for narrow layers
-  (8 to ``bwd_dilated_max_cg`` channels, no groups), large stride-1 kernels
-  and padding-heavy dilations.
-* grad input alone (``conv_transpose2d``): the backward rules.
+  5-20x slower than GEMM on dense layers (``bwd_direct_max_wkib`` = 0 says
+  so), so direct serves depthwise layers on large planes (or strided ones
+  from ``*_dw_s2_direct_pixels``); im2col serves most layers; ``dilated``'s
+  GEMM path (one GEMM per tap, no column buffer) wins for narrow ungrouped
+  layers, padding-heavy dilations, and stride-1 kernels on mid-sized planes
+  (``bwd_dilated_k_pixels``..``bwd_dilated_k_max_pixels``) whose weights are
+  not too wide.
+* grad input alone (``conv_transpose2d``): the backward list with its own
+  ``gin_*`` depthwise and direct limits and, for "narrow", the grad input's
+  own width ``cg``.
 
 ``threads`` is an input but no rule uses it (two-thread timings on the
 shared development machine are too noisy to fit); tuning mode keys on it.
