@@ -12,6 +12,7 @@
  * grad weight / grad bias, c_in == 0 for forward) give zeros (plus bias).
  */
 #include "conv_direct.h"
+#include "conv_bwd.h"
 
 static int64_t prod(int64_t a, int64_t b, int64_t c, int64_t d) {
     /* Only called after fc_conv_check, which proved these products fit. */
@@ -89,8 +90,7 @@ fc_status fc_conv2d_grad_input_##SFX(fc_context *ctx, const fc_conv_shape *s, in
     if (s->c_out > 0 && s->h_out > 0 && s->w_out > 0 && (!gy || !w)) return FC_ERR_ARG;            \
     switch (algo) {                                                                                \
     case FC_ALGO_DIRECT:                                                                           \
-        if (FC_USE_AVX2(ctx)) return FC_GENERIC_AVX2(fc_conv2d_grad_input_direct_, SFX)(ctx, s, gy, w, gx); \
-        return fc_conv2d_grad_input_direct_##SFX(ctx, s, gy, w, gx); \
+        return fc_conv2d_grad_input_fwd_##SFX(ctx, s, gy, w, gx); /* forward kernels, conv_bwd.c */ \
     case FC_ALGO_IM2COL:                                                                           \
         st = fc_conv2d_grad_input_im2col_##SFX(ctx, s, gy, w, gx); \
         return st == FC_NOT_HANDLED ? FC_ERR_UNSUPPORTED : st; \
@@ -113,7 +113,11 @@ fc_status fc_conv2d_grad_weight_##SFX(fc_context *ctx, const fc_conv_shape *s, i
     }                                                                                              \
     switch (algo) {                                                                                \
     case FC_ALGO_DIRECT:                                                                           \
-        if (FC_USE_AVX2(ctx)) return FC_GENERIC_AVX2(fc_conv2d_grad_weight_direct_, SFX)(ctx, s, gy, x, gw); \
+        if (FC_USE_AVX2(ctx)) {                                                                    \
+            st = FC_AVX2_GRAD_WEIGHT_##SFX(ctx, s, gy, x, gw);                                     \
+            if (st != FC_NOT_HANDLED) return st;                                                   \
+            return FC_GENERIC_AVX2(fc_conv2d_grad_weight_direct_, SFX)(ctx, s, gy, x, gw);         \
+        }                                                                                          \
         return fc_conv2d_grad_weight_direct_##SFX(ctx, s, gy, x, gw); \
     case FC_ALGO_IM2COL:                                                                           \
         st = fc_conv2d_grad_weight_im2col_##SFX(ctx, s, gy, x, gw); \
@@ -151,6 +155,8 @@ fc_status fc_add_channel_bias_##SFX(fc_context *ctx, int64_t n, int64_t c, int64
 #define FC_USE_AVX2(ctx) ((ctx)->isa == FC_ISA_AVX2)
 #define FC_AVX2_DIRECT_f32 fc_conv2d_direct_f32__avx2
 #define FC_AVX2_DIRECT_f64 fc_conv2d_direct_f64__avx2
+#define FC_AVX2_GRAD_WEIGHT_f32 fc_conv2d_grad_weight_direct_f32__avx2
+#define FC_AVX2_GRAD_WEIGHT_f64 fc_conv2d_grad_weight_direct_f64__avx2
 #define FC_GENERIC_AVX2(name, sfx) FC_GENERIC_AVX2_(name, sfx)
 #define FC_GENERIC_AVX2_(name, sfx) name##sfx##__avx2_generic
 #else
@@ -159,6 +165,8 @@ fc_status fc_add_channel_bias_##SFX(fc_context *ctx, int64_t n, int64_t c, int64
 #define FC_USE_AVX2(ctx) 0
 #define FC_AVX2_DIRECT_f32(ctx, s, x, w, b, y) FC_NOT_HANDLED
 #define FC_AVX2_DIRECT_f64(ctx, s, x, w, b, y) FC_NOT_HANDLED
+#define FC_AVX2_GRAD_WEIGHT_f32(ctx, s, gy, x, gw) FC_NOT_HANDLED
+#define FC_AVX2_GRAD_WEIGHT_f64(ctx, s, gy, x, gw) FC_NOT_HANDLED
 #define FC_GENERIC_AVX2(name, sfx) FC_GENERIC_AVX2_(name, sfx)
 #define FC_GENERIC_AVX2_(name, sfx) name##sfx
 #endif
@@ -175,8 +183,8 @@ fc_status fc_conv2d_workspace(const fc_context *ctx, const fc_conv_shape *s, int
     if (elem_size != 4 && elem_size != 8) return FC_ERR_ARG;
     if (pass < 0 || pass > 2) return FC_ERR_ARG;
     switch (algo) {
-    case FC_ALGO_DIRECT:
-        return FC_OK;
+    case FC_ALGO_DIRECT:  /* grad input: rearranged weights and gy windows (conv_bwd.c) */
+        return pass == 1 ? fc_conv2d_grad_input_fwd_workspace(ctx, s, elem_size, bytes) : FC_OK;
     case FC_ALGO_IM2COL:
         return fc_conv2d_im2col_workspace(ctx, s, elem_size, pass, bytes);
     case FC_ALGO_DILATED:

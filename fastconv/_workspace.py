@@ -25,7 +25,10 @@ def conv2d(algo, pass_, input_shape, weight_shape, output_shape, stride, padding
         ``fastconv.config`` settings.
     """
     if algo == "direct":
-        return 0
+        if pass_ != "input":
+            return 0
+        return _direct_input(input_shape, weight_shape, output_shape, stride, padding, dilation,
+                             groups, itemsize, threads, limit)
     if algo == "im2col":
         return _im2col(pass_, input_shape, weight_shape, output_shape, stride, padding,
                        groups, itemsize, threads, limit)
@@ -33,6 +36,71 @@ def conv2d(algo, pass_, input_shape, weight_shape, output_shape, stride, padding
         return _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, dilation,
                         groups, itemsize, threads, limit)
     raise ValueError(f"algo={algo!r}: no workspace model for this algorithm")
+
+
+def _gin_axis(size_in, k, s, p, d, r):
+    """One phase r of one axis (csrc/conv_bwd.c gin_axis): (m, taps, window length)."""
+    from math import gcd
+
+    m = (size_in - r + s - 1) // s if r < size_in else 0
+    kstep, dil = s // gcd(s, d), d // gcd(s, d)
+    for kk in range(k - 1, -1, -1):
+        if (r + p - kk * d) % s == 0:
+            t = kk // kstep + 1
+            return m, t, m + (t - 1) * dil, dil
+    return m, 0, 0, dil
+
+
+def _direct_input(input_shape, weight_shape, output_shape, stride, padding, dilation, groups,
+                  itemsize, threads, limit):
+    """Direct grad input (csrc/conv_bwd.c): forward convolutions of grad_out.
+
+    The rearranged weights (the size of w), plus, unless the stride is 1
+    and padding <= dilation*(kernel-1), the zero-filled grad_out window of a
+    phase (c_out x max window rows x max window columns per image) and, for
+    stride > 1, a phase's result (c_in x ceil(h_in/s_h) x ceil(w_in/s_w) per
+    image), for as many images at once as the workspace limit allows (at
+    least one); plus what the forward direct calls themselves allocate.
+    """
+    if limit is None:
+        from . import config
+        limit = config.get_workspace_limit()
+    n, c_in, h_in, w_in = (int(v) for v in input_shape)
+    c_out, cig, kh, kw = (int(v) for v in weight_shape)
+    h_out, w_out = int(output_shape[2]), int(output_shape[3])
+    (sh, sw), (ph, pw), (dh, dw) = ((int(a), int(b)) for a, b in (stride, padding, dilation))
+    elem, groups = int(itemsize), int(groups)
+    if min(c_out, h_out, w_out, n, cig, h_in, w_in) <= 0:
+        return 0
+    scatter = sh > 1 or sw > 1
+    copy = scatter or dh * (kh - 1) < ph or dw * (kw - 1) < pw
+    wt = c_out * cig * kh * kw
+    axes_h = [_gin_axis(h_in, kh, sh, ph, dh, r) for r in range(sh)]
+    axes_w = [_gin_axis(w_in, kw, sw, pw, dw, r) for r in range(sw)]
+    lh = max([a[2] for a in axes_h if a[1] > 0 and a[0] > 0], default=0)
+    lw = max([a[2] for a in axes_w if a[1] > 0 and a[0] > 0], default=0)
+    mh, mw = max(a[0] for a in axes_h), max(a[0] for a in axes_w)
+    win = c_out * lh * lw if copy else 0
+    out = c_in * mh * mw if scatter else 0
+    per = (win + out) * elem
+    budget = int(limit) - wt * elem
+    nb = n if per == 0 else max(1, min(n, budget // per if budget > 0 else 0))
+    total = (wt + nb * (win + out)) * elem
+    # the forward direct calls (one per phase with taps and chunk of nb images)
+    for m_h, t_h, l_h, d_h in axes_h:
+        for m_w, t_w, l_w, d_w in axes_w:
+            if min(m_h, m_w, t_h, t_w) == 0:
+                continue
+            for n0 in range(0, n, nb):
+                b = min(nb, n - n0)
+                if copy:
+                    src, pad = (b, c_out, l_h, l_w), (0, 0)
+                else:
+                    src, pad = (b, c_out, h_out, w_out), (dh * (kh - 1) - ph, dw * (kw - 1) - pw)
+                total += conv2d("direct", "forward", src, (c_in, c_out // groups, t_h, t_w),
+                                (b, c_in, m_h, m_w), (1, 1), pad, (d_h, d_w), groups, elem,
+                                threads, limit)
+    return total
 
 
 # Mirrors csrc/conv_im2col.c (im2col_plan_make); keep the two in step.
