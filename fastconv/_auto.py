@@ -70,6 +70,7 @@ RULE_DOCS = {
     "fwd_1x1_direct_max_og": "1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...",
     "fwd_1x1_small_pixels": "... or N*H_out*W_out <= this; else im2col",
     # backward (grad input + grad weight) and conv_transpose2d (grad input)
+    "bwd_dw_im2col_min_d": "depthwise with this dilation: im2col; else ...",
     "bwd_dw_direct_pixels": "depthwise: direct on planes of N*H_out*W_out >= this ...",
     "bwd_dw_small_pixels": "... or, at stride 1, <= this; im2col in between",
     "bwd_dw_s2_direct_pixels": "... strided: direct from this many",
@@ -77,8 +78,13 @@ RULE_DOCS = {
     "gin_dw_small_pixels": "...",
     "gin_dw_s2_direct_pixels": "...",
     "bwd_dilated_pad": "dilated when this fraction of dense taps reads padding",
-    "bwd_direct_max_wkib": "conv2d_backward, not depthwise: direct while a group's weights (KiB) <= this",
-    "gin_direct_max_wkib": "conv_transpose2d (grad input alone): the same limit",
+    "bwd_grouped_direct_min_cg": "grouped, not depthwise: direct only with cg >= this",
+    "bwd_direct_max_wkib": "kxk, not depthwise: direct while a group's weights (KiB) <= this ...",
+    "bwd_direct_min_pixels": "... on N*H_out*W_out >= this",
+    "bwd_1x1_direct_max_c": "1x1: direct when og <= this",
+    "gin_direct_max_wkib": "conv_transpose2d (grad input alone): the same three limits (1x1: on cg,",
+    "gin_direct_min_pixels": "the grad input's own output channels; grad input runs the forward",
+    "gin_1x1_direct_max_c": "direct kernels on the flipped weights)",
     "bwd_dilated_max_cg": "narrow, ungrouped layers (8 <= min(cg, og), grad input alone: cg, <= this): dilated",
     "bwd_dilated_min_k": "stride-1 kernels with this many taps ...",
     "bwd_dilated_k_pixels": "... on N*H_out*W_out from this ...",
@@ -91,38 +97,44 @@ RULE_DOCS = {
 FITTED = {
     'avx2': {
         'fwd_dw_dilated_min_k': 49,  # depthwise, stride 1, this many taps: dilated (else direct) ...
-        'fwd_dw_im2col_min_d': 2,  # ... and depthwise with this dilation: im2col
+        'fwd_dw_im2col_min_d': _NEVER,  # ... and depthwise with this dilation: im2col
         'fwd_few_channels': 4,  # min(cg, og) below this: direct, except ...
         'fwd_first_im2col_K': _NEVER,  # ... GEMM depth K = cg*k this deep with og >= 32: im2col
         'fwd_few_dilated_min_k': _NEVER,  # ... strided stems with this many taps: dilated
         'fwd_dilated_pad': 0.2,  # dilated when this fraction of dense taps reads padding ...
         'fwd_dilated_wide_pixels': 1600,  # ... or from 2, with weights over fwd_direct_max_wkib and this many outputs
         'fwd_grouped_direct_max_cg': _NEVER,  # grouped, not depthwise: im2col above this cg
-        'fwd_direct_max_wkib': 3072,  # kxk, stride 1: direct while a group's weights (KiB) are at most this ...
+        'fwd_direct_max_wkib': 6144,  # kxk, stride 1: direct while a group's weights (KiB) are at most this ...
         'fwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
         'fwd_direct_max_pixels': _NEVER,  # ... and N*H_out*W_out <= this; else im2col
         'fwd_direct_wide_pixels': _NEVER,  # wider weights: direct still on N*H_out*W_out >= this (the BLAS wins on few pixels)
         'fwd_1x1_direct_max_og': 48,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
         'fwd_1x1_small_pixels': 0,  # ... or N*H_out*W_out <= this; else im2col
-        'bwd_dw_direct_pixels': 1024,  # depthwise: direct on planes of N*H_out*W_out >= this ...
-        'bwd_dw_small_pixels': 64,  # ... or, at stride 1, <= this; im2col in between
-        'bwd_dw_s2_direct_pixels': 512,  # ... strided: direct from this many
-        'gin_dw_direct_pixels': 4096,  # conv_transpose2d, depthwise: the same three limits
-        'gin_dw_small_pixels': 64,  # ...
-        'gin_dw_s2_direct_pixels': 512,  # ...
-        'bwd_dilated_pad': 0.05,  # dilated when this fraction of dense taps reads padding
-        'bwd_direct_max_wkib': 0,  # conv2d_backward, not depthwise: direct while a group's weights (KiB) <= this
-        'gin_direct_max_wkib': 0,  # conv_transpose2d (grad input alone): the same limit
+        'bwd_dw_im2col_min_d': _NEVER,  # depthwise with this dilation: im2col; else ...
+        'bwd_dw_direct_pixels': 512,  # depthwise: direct on planes of N*H_out*W_out >= this ...
+        'bwd_dw_small_pixels': 128,  # ... or, at stride 1, <= this; im2col in between
+        'bwd_dw_s2_direct_pixels': 8192,  # ... strided: direct from this many
+        'gin_dw_direct_pixels': 512,  # conv_transpose2d, depthwise: the same three limits
+        'gin_dw_small_pixels': 128,  # ...
+        'gin_dw_s2_direct_pixels': 8192,  # ...
+        'bwd_dilated_pad': 0.1,  # dilated when this fraction of dense taps reads padding
+        'bwd_grouped_direct_min_cg': 1,  # grouped, not depthwise: direct only with cg >= this
+        'bwd_direct_max_wkib': 4096,  # kxk, not depthwise: direct while a group's weights (KiB) <= this ...
+        'bwd_direct_min_pixels': 128,  # ... on N*H_out*W_out >= this
+        'bwd_1x1_direct_max_c': 48,  # 1x1: direct when og <= this
+        'gin_direct_max_wkib': 8192,  # conv_transpose2d (grad input alone): the same three limits (1x1: on cg,
+        'gin_direct_min_pixels': 128,  # the grad input's own output channels; grad input runs the forward
+        'gin_1x1_direct_max_c': 16,  # direct kernels on the flipped weights)
         'bwd_dilated_max_cg': 12,  # narrow, ungrouped layers (8 <= min(cg, og), grad input alone: cg, <= this): dilated
         'bwd_dilated_min_k': 9,  # stride-1 kernels with this many taps ...
-        'bwd_dilated_k_pixels': 128,  # ... on N*H_out*W_out from this ...
-        'bwd_dilated_k_max_pixels': 1024,  # ... to this ...
-        'bwd_dilated_k_max_wkib': 1024,  # ... with a group's weights (KiB) at most this: dilated (one GEMM per tap)
+        'bwd_dilated_k_pixels': 1024,  # ... on N*H_out*W_out from this ...
+        'bwd_dilated_k_max_pixels': 2304,  # ... to this ...
+        'bwd_dilated_k_max_wkib': _NEVER,  # ... with a group's weights (KiB) at most this: dilated (one GEMM per tap)
     },
 }
 #: How each table was fitted (the command, data and result).
 FIT_INFO = {
-    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_pre1.json train_pre2.json train_pre3.json train_pre4.json --write', 'commit': 'efa93bb', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-11-23 17:56 UTC', 'files': ['train_pre1.json', 'train_pre2.json', 'train_pre3.json', 'train_pre4.json'], 'geomean': 1.0075, 'max': 1.25, 'over': 5, 'rows': 276},
+    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_bwd1.json train_bwd2.json --write', 'commit': 'b3903f2', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-11-23 18:23 UTC', 'files': ['train_bwd1.json', 'train_bwd2.json'], 'geomean': 1.0141, 'max': 1.35, 'over': 15, 'rows': 276},
 }
 # END FITTED
 
@@ -195,10 +207,13 @@ FIT_START = {
     "fwd_dilated_wide_pixels": 1600, "fwd_grouped_direct_max_cg": 1 << 20,
     "fwd_direct_max_wkib": 192, "fwd_direct_s2_max_wkib": 0, "fwd_direct_max_pixels": 8192, "fwd_direct_wide_pixels": _NEVER,
     "fwd_1x1_direct_max_og": 0, "fwd_1x1_small_pixels": 0,
+    "bwd_dw_im2col_min_d": _NEVER, "bwd_grouped_direct_min_cg": 1,
     "bwd_dw_direct_pixels": 2048, "bwd_dw_small_pixels": 64,
     "gin_dw_direct_pixels": 2048, "gin_dw_small_pixels": 64,
     "bwd_dw_s2_direct_pixels": 2048, "gin_dw_s2_direct_pixels": 2048, "bwd_dilated_pad": 0.05,
-    "bwd_direct_max_wkib": 0, "gin_direct_max_wkib": 0, "bwd_dilated_max_cg": 12,
+    "bwd_direct_max_wkib": 0, "gin_direct_max_wkib": 0,
+    "bwd_direct_min_pixels": 0, "gin_direct_min_pixels": 0, "bwd_1x1_direct_max_c": 0,
+    "gin_1x1_direct_max_c": 0, "bwd_dilated_max_cg": 12,
     "bwd_dilated_min_k": 25, "bwd_dilated_k_pixels": 512,
     "bwd_dilated_k_max_pixels": _NEVER, "bwd_dilated_k_max_wkib": _NEVER,
 }
@@ -224,15 +239,21 @@ FIT_GRID = {
     "fwd_direct_wide_pixels": [1024, 1600, 2304, 3136, 4096, _NEVER],
     "fwd_1x1_direct_max_og": [0, 8, 16, 24, 32, 48, 64],
     "fwd_1x1_small_pixels": [0, 49, 100, 196, 400],
-    "bwd_dw_direct_pixels": [1024, 1536, 2048, 4096, _NEVER],
+    "bwd_dw_im2col_min_d": [2, _NEVER],
+    "bwd_dw_direct_pixels": [0, 256, 512, 1024, 1536, 2048, 4096, _NEVER],
     "bwd_dw_small_pixels": [0, 64, 128, 256],
     "bwd_dw_s2_direct_pixels": [256, 512, 1024, 2048, 4096, 8192, _NEVER],
-    "gin_dw_direct_pixels": [1024, 1536, 2048, 4096, 8192, _NEVER],
+    "gin_dw_direct_pixels": [0, 256, 512, 1024, 1536, 2048, 4096, 8192, _NEVER],
     "gin_dw_small_pixels": [0, 64, 128, 256],
     "gin_dw_s2_direct_pixels": [256, 512, 1024, 2048, 4096, 8192, _NEVER],
     "bwd_dilated_pad": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4],
-    "bwd_direct_max_wkib": [0, 4, 16, 64, 256, 1024, 4096, _NEVER],
-    "gin_direct_max_wkib": [0, 4, 16, 64, 256, 1024, 4096, _NEVER],
+    "bwd_grouped_direct_min_cg": [1, 4, 8, 16],
+    "bwd_direct_max_wkib": [0, 16, 64, 256, 1024, 2048, 4096, 8192, _NEVER],
+    "bwd_direct_min_pixels": [0, 64, 128, 256, 512, 1024],
+    "bwd_1x1_direct_max_c": [0, 8, 16, 32, 48, 64, 96, 128],
+    "gin_direct_max_wkib": [0, 16, 64, 256, 1024, 2048, 4096, 8192, _NEVER],
+    "gin_direct_min_pixels": [0, 64, 128, 256, 512, 1024],
+    "gin_1x1_direct_max_c": [0, 8, 16, 32, 48, 64, 96, 128],
     "bwd_dilated_max_cg": [8, 12, 16, 24],
     "bwd_dilated_min_k": [9, 25, 49, _NEVER],
     "bwd_dilated_k_pixels": [0, 64, 128, 256, 512, 1024],
@@ -249,11 +270,15 @@ FIT_GROUPS = [
     ("fwd_direct_max_wkib", "fwd_direct_s2_max_wkib", "fwd_direct_max_pixels"),
     ("fwd_direct_wide_pixels",),
     ("fwd_1x1_direct_max_og", "fwd_1x1_small_pixels"),
+    ("bwd_dw_im2col_min_d",),
     ("bwd_dw_direct_pixels", "bwd_dw_small_pixels", "bwd_dw_s2_direct_pixels"),
     ("gin_dw_direct_pixels", "gin_dw_small_pixels", "gin_dw_s2_direct_pixels"),
     ("bwd_dilated_pad",),
-    ("bwd_direct_max_wkib",),
-    ("gin_direct_max_wkib",),
+    ("bwd_grouped_direct_min_cg",),
+    ("bwd_direct_max_wkib", "bwd_direct_min_pixels"),
+    ("bwd_1x1_direct_max_c",),
+    ("gin_direct_max_wkib", "gin_direct_min_pixels"),
+    ("gin_1x1_direct_max_c",),
     ("bwd_dilated_max_cg",),
     ("bwd_dilated_min_k", "bwd_dilated_k_pixels", "bwd_dilated_k_max_pixels"),
     ("bwd_dilated_k_max_wkib",),
@@ -357,6 +382,8 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
     # conv2d_backward, conv_transpose2d (grad input)
     p = "gin_" if op == "conv_transpose2d" else "bwd_"
     if depthwise:
+        if dil >= r["bwd_dw_im2col_min_d"]:
+            return "im2col"
         if stride == 1:
             ok = pixels >= r[p + "dw_direct_pixels"] or pixels <= r[p + "dw_small_pixels"]
         else:
@@ -365,7 +392,13 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
     gemm_ok = has_dil and cg >= _GEMM_MIN_CHANNELS and og >= _GEMM_MIN_CHANNELS
     if gemm_ok and dil > 1 and _pad_fraction(shape) >= r["bwd_dilated_pad"]:
         return "dilated"
-    if wkib <= r[p + "direct_max_wkib"]:
+    if g > 1 and cg < r["bwd_grouped_direct_min_cg"]:
+        direct = False
+    elif k == 1:    # the pass's output channels: grad input makes cg, grad weight og x cg
+        direct = (cg if op == "conv_transpose2d" else og) <= r[p + "1x1_direct_max_c"]
+    else:
+        direct = wkib <= r[p + "direct_max_wkib"] and pixels >= r[p + "direct_min_pixels"]
+    if direct:
         return "direct"
     if gemm_ok:
         # narrow: grad input alone is a GEMM producing cg channels per tap;

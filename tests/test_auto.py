@@ -61,12 +61,10 @@ def test_heuristic_choices():
     assert _auto.choose("conv2d", dw3, avail, "avx2") == "direct"
     assert _auto.choose("conv2d", first, avail, "avx2") == "direct"
     assert _auto.choose("conv2d", aspp, avail, "avx2") == "dilated"
-    assert _auto.choose("conv2d", deep, avail, "avx2") == "im2col"
     assert _auto.choose("conv2d", strided, avail, "avx2") == "im2col"
-    # the direct grad-weight kernel loses 5-20x on dense layers
+    # wide weights on few pixels: the BLAS's blocking wins every pass (1.4-1.6x)
     for op in ("conv2d_backward", "conv_transpose2d"):
-        for shape in (res, deep, strided, first):
-            assert _auto.choose(op, shape, avail, "avx2") != "direct"
+        assert _auto.choose(op, strided, avail, "avx2") == "im2col"
         assert _auto.choose(op, aspp, avail, "avx2") == "dilated"
     # without a BLAS only direct is left
     for op in ("conv2d", "conv2d_backward", "conv_transpose2d"):
