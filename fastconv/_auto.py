@@ -20,7 +20,7 @@ held-out suites (ResNet/VGG/MobileNet/DeepLab; EfficientNet/ResNeXt/
 Inception/ESPNet) are only measured: ``bench/bench_auto.py --suite heldout_all``.
 
 What the measurements say (the why behind the rules; 1 thread, float32,
-AVX2 kernels of session 4):
+the kernels the tables were fitted on -- see ``FIT_INFO``):
 
 * forward: the output-channel-vectorised direct kernel (16 channels x 6
   pixels, no workspace) wins on most 3x3-7x7 layers, stride 1 or 2, as long
@@ -28,22 +28,24 @@ AVX2 kernels of session 4):
   ``fwd_direct_s2_max_wkib`` (strided) -- beyond, the BLAS's cache blocking
   of a GEMM with K = cg*k wins; depthwise and few-channel layers always go
   direct (a GEMM with 1-4 rows or columns is memory-bound), except large
-  depthwise kernels (``dilated``) and dilated depthwise layers (im2col).
+  depthwise kernels (``fwd_dw_dilated_min_k``: ``dilated``) and depthwise
+  layers dilated by ``fwd_dw_im2col_min_d`` (im2col).
   A 1x1 layer is a plain GEMM (im2col needs no column buffer): the BLAS wins
   unless the GEMM has few rows (``og <= fwd_1x1_direct_max_og``).
   ``dilated`` wins when many taps read padding (``fwd_dilated_pad``: the
   taps it skips, ``1 - effective_mults/mults``).
-* backward (grad input + grad weight): the direct grad-weight kernel is
-  5-20x slower than GEMM on dense layers (``bwd_direct_max_wkib`` = 0 says
-  so), so direct serves depthwise layers on large planes (or strided ones
-  from ``*_dw_s2_direct_pixels``); im2col serves most layers; ``dilated``'s
-  GEMM path (one GEMM per tap, no column buffer) wins for narrow ungrouped
-  layers, padding-heavy dilations, and stride-1 kernels on mid-sized planes
-  (``bwd_dilated_k_pixels``..``bwd_dilated_k_max_pixels``) whose weights are
-  not too wide.
-* grad input alone (``conv_transpose2d``): the backward list with its own
-  ``gin_*`` depthwise and direct limits and, for "narrow", the grad input's
-  own width ``cg``.
+* backward (grad input + grad weight) and grad input alone
+  (``conv_transpose2d``; its own ``gin_*`` limits): grad input runs the
+  forward direct kernels on the flipped weights (polyphase when strided) and
+  grad weight a register-blocked kernel, so direct wins the same way as
+  forward -- weights within ``*_direct_max_wkib`` -- once the plane has
+  ``*_direct_min_pixels`` outputs (tiny planes: the BLAS); a 1x1 layer goes
+  direct when the pass's output channels are few (grad input makes ``cg``,
+  grad weight ``og x cg``); depthwise layers by plane size and stride.
+  ``dilated``'s GEMM path (one GEMM per tap, no column buffer) wins for
+  padding-heavy dilations (``bwd_dilated_pad``), narrow ungrouped layers and
+  stride-1 kernels on mid-sized planes; im2col serves the rest (wide and
+  strided layers on small planes).
 
 ``threads`` is an input but no rule uses it (two-thread timings on the
 shared development machine are too noisy to fit); tuning mode keys on it.
@@ -73,18 +75,24 @@ RULE_DOCS = {
     "bwd_dw_im2col_min_d": "depthwise with this dilation: im2col; else ...",
     "bwd_dw_direct_pixels": "depthwise: direct on planes of N*H_out*W_out >= this ...",
     "bwd_dw_small_pixels": "... or, at stride 1, <= this; im2col in between",
-    "bwd_dw_s2_direct_pixels": "... strided: direct from this many",
+    "bwd_dw_s2_direct_pixels": "... strided: direct from this many, or ...",
+    "bwd_dw_s2_direct_min_k": "... with this many taps",
     "gin_dw_direct_pixels": "conv_transpose2d, depthwise: the same three limits",
     "gin_dw_small_pixels": "...",
     "gin_dw_s2_direct_pixels": "...",
+    "gin_dw_s2_direct_min_k": "...",
     "bwd_dilated_pad": "dilated when this fraction of dense taps reads padding",
     "bwd_grouped_direct_min_cg": "grouped, not depthwise: direct only with cg >= this",
     "bwd_direct_max_wkib": "kxk, not depthwise: direct while a group's weights (KiB) <= this ...",
-    "bwd_direct_min_pixels": "... on N*H_out*W_out >= this",
+    "bwd_direct_s2_max_wkib": "... (strided: this) ...",
+    "bwd_direct_min_pixels": "... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this",
+    "bwd_direct_free_wkib": "(see above)",
     "bwd_1x1_direct_max_c": "1x1: direct when og <= this",
-    "gin_direct_max_wkib": "conv_transpose2d (grad input alone): the same three limits (1x1: on cg,",
-    "gin_direct_min_pixels": "the grad input's own output channels; grad input runs the forward",
-    "gin_1x1_direct_max_c": "direct kernels on the flipped weights)",
+    "gin_direct_max_wkib": "conv_transpose2d (grad input alone): the same five limits (1x1: on cg,",
+    "gin_direct_s2_max_wkib": "the grad input's own output channels; grad input runs the forward",
+    "gin_direct_min_pixels": "direct kernels on the flipped weights)",
+    "gin_direct_free_wkib": "",
+    "gin_1x1_direct_max_c": "",
     "bwd_dilated_max_cg": "narrow, ungrouped layers (8 <= min(cg, og), grad input alone: cg, <= this): dilated",
     "bwd_dilated_min_k": "stride-1 kernels with this many taps ...",
     "bwd_dilated_k_pixels": "... on N*H_out*W_out from this ...",
@@ -108,23 +116,29 @@ FITTED = {
         'fwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
         'fwd_direct_max_pixels': _NEVER,  # ... and N*H_out*W_out <= this; else im2col
         'fwd_direct_wide_pixels': _NEVER,  # wider weights: direct still on N*H_out*W_out >= this (the BLAS wins on few pixels)
-        'fwd_1x1_direct_max_og': 48,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
+        'fwd_1x1_direct_max_og': 32,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
         'fwd_1x1_small_pixels': 0,  # ... or N*H_out*W_out <= this; else im2col
-        'bwd_dw_im2col_min_d': _NEVER,  # depthwise with this dilation: im2col; else ...
-        'bwd_dw_direct_pixels': 512,  # depthwise: direct on planes of N*H_out*W_out >= this ...
-        'bwd_dw_small_pixels': 128,  # ... or, at stride 1, <= this; im2col in between
-        'bwd_dw_s2_direct_pixels': 8192,  # ... strided: direct from this many
-        'gin_dw_direct_pixels': 512,  # conv_transpose2d, depthwise: the same three limits
-        'gin_dw_small_pixels': 128,  # ...
+        'bwd_dw_im2col_min_d': 2,  # depthwise with this dilation: im2col; else ...
+        'bwd_dw_direct_pixels': 0,  # depthwise: direct on planes of N*H_out*W_out >= this ...
+        'bwd_dw_small_pixels': 0,  # ... or, at stride 1, <= this; im2col in between
+        'bwd_dw_s2_direct_pixels': 8192,  # ... strided: direct from this many, or ...
+        'bwd_dw_s2_direct_min_k': 25,  # ... with this many taps
+        'gin_dw_direct_pixels': 0,  # conv_transpose2d, depthwise: the same three limits
+        'gin_dw_small_pixels': 0,  # ...
         'gin_dw_s2_direct_pixels': 8192,  # ...
+        'gin_dw_s2_direct_min_k': 25,  # ...
         'bwd_dilated_pad': 0.1,  # dilated when this fraction of dense taps reads padding
         'bwd_grouped_direct_min_cg': 1,  # grouped, not depthwise: direct only with cg >= this
-        'bwd_direct_max_wkib': 4096,  # kxk, not depthwise: direct while a group's weights (KiB) <= this ...
-        'bwd_direct_min_pixels': 128,  # ... on N*H_out*W_out >= this
+        'bwd_direct_max_wkib': 2048,  # kxk, not depthwise: direct while a group's weights (KiB) <= this ...
+        'bwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
+        'bwd_direct_min_pixels': 128,  # ... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this
+        'bwd_direct_free_wkib': 0,  # (see above)
         'bwd_1x1_direct_max_c': 48,  # 1x1: direct when og <= this
-        'gin_direct_max_wkib': 8192,  # conv_transpose2d (grad input alone): the same three limits (1x1: on cg,
-        'gin_direct_min_pixels': 128,  # the grad input's own output channels; grad input runs the forward
-        'gin_1x1_direct_max_c': 16,  # direct kernels on the flipped weights)
+        'gin_direct_max_wkib': 8192,  # conv_transpose2d (grad input alone): the same five limits (1x1: on cg,
+        'gin_direct_s2_max_wkib': 0,  # the grad input's own output channels; grad input runs the forward
+        'gin_direct_min_pixels': 1024,  # direct kernels on the flipped weights)
+        'gin_direct_free_wkib': 384,  # 
+        'gin_1x1_direct_max_c': 16,  # 
         'bwd_dilated_max_cg': 12,  # narrow, ungrouped layers (8 <= min(cg, og), grad input alone: cg, <= this): dilated
         'bwd_dilated_min_k': 9,  # stride-1 kernels with this many taps ...
         'bwd_dilated_k_pixels': 1024,  # ... on N*H_out*W_out from this ...
@@ -134,7 +148,7 @@ FITTED = {
 }
 #: How each table was fitted (the command, data and result).
 FIT_INFO = {
-    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_bwd1.json train_bwd2.json --write', 'commit': 'b3903f2', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-11-23 18:23 UTC', 'files': ['train_bwd1.json', 'train_bwd2.json'], 'geomean': 1.0141, 'max': 1.35, 'over': 15, 'rows': 276},
+    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_bwd1.json train_bwd2.json train_bwd3.json --write', 'commit': 'b3903f2', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-11-23 18:34 UTC', 'files': ['train_bwd1.json', 'train_bwd2.json', 'train_bwd3.json'], 'geomean': 1.0156, 'max': 1.72, 'over': 17, 'rows': 285},
 }
 # END FITTED
 
@@ -210,9 +224,11 @@ FIT_START = {
     "bwd_dw_im2col_min_d": _NEVER, "bwd_grouped_direct_min_cg": 1,
     "bwd_dw_direct_pixels": 2048, "bwd_dw_small_pixels": 64,
     "gin_dw_direct_pixels": 2048, "gin_dw_small_pixels": 64,
-    "bwd_dw_s2_direct_pixels": 2048, "gin_dw_s2_direct_pixels": 2048, "bwd_dilated_pad": 0.05,
+    "bwd_dw_s2_direct_pixels": 2048, "gin_dw_s2_direct_pixels": 2048,
+    "bwd_dw_s2_direct_min_k": _NEVER, "gin_dw_s2_direct_min_k": _NEVER, "bwd_dilated_pad": 0.05,
     "bwd_direct_max_wkib": 0, "gin_direct_max_wkib": 0,
-    "bwd_direct_min_pixels": 0, "gin_direct_min_pixels": 0, "bwd_1x1_direct_max_c": 0,
+    "bwd_direct_min_pixels": 0, "gin_direct_min_pixels": 0, "bwd_direct_s2_max_wkib": 0,
+    "gin_direct_s2_max_wkib": 0, "bwd_direct_free_wkib": 0, "gin_direct_free_wkib": 0, "bwd_1x1_direct_max_c": 0,
     "gin_1x1_direct_max_c": 0, "bwd_dilated_max_cg": 12,
     "bwd_dilated_min_k": 25, "bwd_dilated_k_pixels": 512,
     "bwd_dilated_k_max_pixels": _NEVER, "bwd_dilated_k_max_wkib": _NEVER,
@@ -243,16 +259,22 @@ FIT_GRID = {
     "bwd_dw_direct_pixels": [0, 256, 512, 1024, 1536, 2048, 4096, _NEVER],
     "bwd_dw_small_pixels": [0, 64, 128, 256],
     "bwd_dw_s2_direct_pixels": [256, 512, 1024, 2048, 4096, 8192, _NEVER],
+    "bwd_dw_s2_direct_min_k": [9, 25, 49, _NEVER],
     "gin_dw_direct_pixels": [0, 256, 512, 1024, 1536, 2048, 4096, 8192, _NEVER],
     "gin_dw_small_pixels": [0, 64, 128, 256],
     "gin_dw_s2_direct_pixels": [256, 512, 1024, 2048, 4096, 8192, _NEVER],
+    "gin_dw_s2_direct_min_k": [9, 25, 49, _NEVER],
     "bwd_dilated_pad": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4],
     "bwd_grouped_direct_min_cg": [1, 4, 8, 16],
     "bwd_direct_max_wkib": [0, 16, 64, 256, 1024, 2048, 4096, 8192, _NEVER],
+    "bwd_direct_s2_max_wkib": [0, 96, 192, 384, 768, 1024, 1536, 3072, _NEVER],
     "bwd_direct_min_pixels": [0, 64, 128, 256, 512, 1024],
+    "bwd_direct_free_wkib": [0, 96, 192, 384, 768, 1536, _NEVER],
     "bwd_1x1_direct_max_c": [0, 8, 16, 32, 48, 64, 96, 128],
     "gin_direct_max_wkib": [0, 16, 64, 256, 1024, 2048, 4096, 8192, _NEVER],
+    "gin_direct_s2_max_wkib": [0, 96, 192, 384, 768, 1024, 1536, 3072, _NEVER],
     "gin_direct_min_pixels": [0, 64, 128, 256, 512, 1024],
+    "gin_direct_free_wkib": [0, 96, 192, 384, 768, 1536, _NEVER],
     "gin_1x1_direct_max_c": [0, 8, 16, 32, 48, 64, 96, 128],
     "bwd_dilated_max_cg": [8, 12, 16, 24],
     "bwd_dilated_min_k": [9, 25, 49, _NEVER],
@@ -270,14 +292,17 @@ FIT_GROUPS = [
     ("fwd_direct_max_wkib", "fwd_direct_s2_max_wkib", "fwd_direct_max_pixels"),
     ("fwd_direct_wide_pixels",),
     ("fwd_1x1_direct_max_og", "fwd_1x1_small_pixels"),
-    ("bwd_dw_im2col_min_d",),
-    ("bwd_dw_direct_pixels", "bwd_dw_small_pixels", "bwd_dw_s2_direct_pixels"),
-    ("gin_dw_direct_pixels", "gin_dw_small_pixels", "gin_dw_s2_direct_pixels"),
+    ("bwd_dw_im2col_min_d", "bwd_dw_direct_pixels", "bwd_dw_small_pixels"),
+    ("bwd_dw_s2_direct_pixels", "bwd_dw_s2_direct_min_k"),
+    ("gin_dw_direct_pixels", "gin_dw_small_pixels"),
+    ("gin_dw_s2_direct_pixels", "gin_dw_s2_direct_min_k"),
     ("bwd_dilated_pad",),
     ("bwd_grouped_direct_min_cg",),
-    ("bwd_direct_max_wkib", "bwd_direct_min_pixels"),
+    ("bwd_direct_max_wkib", "bwd_direct_min_pixels", "bwd_direct_free_wkib"),
+    ("bwd_direct_s2_max_wkib",),
     ("bwd_1x1_direct_max_c",),
-    ("gin_direct_max_wkib", "gin_direct_min_pixels"),
+    ("gin_direct_max_wkib", "gin_direct_min_pixels", "gin_direct_free_wkib"),
+    ("gin_direct_s2_max_wkib",),
     ("gin_1x1_direct_max_c",),
     ("bwd_dilated_max_cg",),
     ("bwd_dilated_min_k", "bwd_dilated_k_pixels", "bwd_dilated_k_max_pixels"),
@@ -387,7 +412,7 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
         if stride == 1:
             ok = pixels >= r[p + "dw_direct_pixels"] or pixels <= r[p + "dw_small_pixels"]
         else:
-            ok = pixels >= r[p + "dw_s2_direct_pixels"]
+            ok = pixels >= r[p + "dw_s2_direct_pixels"] or k >= r[p + "dw_s2_direct_min_k"]
         return "direct" if ok else "im2col"
     gemm_ok = has_dil and cg >= _GEMM_MIN_CHANNELS and og >= _GEMM_MIN_CHANNELS
     if gemm_ok and dil > 1 and _pad_fraction(shape) >= r["bwd_dilated_pad"]:
@@ -397,7 +422,9 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
     elif k == 1:    # the pass's output channels: grad input makes cg, grad weight og x cg
         direct = (cg if op == "conv_transpose2d" else og) <= r[p + "1x1_direct_max_c"]
     else:
-        direct = wkib <= r[p + "direct_max_wkib"] and pixels >= r[p + "direct_min_pixels"]
+        limit = r[p + "direct_max_wkib"] if stride == 1 else r[p + "direct_s2_max_wkib"]
+        # wide weights on a small plane: the BLAS's blocking wins
+        direct = wkib <= limit and (wkib <= r[p + "direct_free_wkib"] or pixels >= r[p + "direct_min_pixels"])
     if direct:
         return "direct"
     if gemm_ok:

@@ -344,6 +344,10 @@ TRAIN = [
     _conv("t.dil4 dw 128 @48", 128, 48, 128, 3, d=4, g=128),
     _conv("t.1x1 48-64 @64", 48, 64, 64, 1),
     _conv("t.1x1 256-48 @20", 256, 20, 48, 1),
+    # depthwise planes of 200-400 outputs (only dilated ones were there), strided 5x5
+    _conv("t.dw3 320 @18", 320, 18, 320, 3, g=320),
+    _conv("t.dw5 200 @16", 200, 16, 200, 5, g=200),
+    _conv("t.dw5 s2 192 @40", 192, 40, 192, 5, 2, 2, g=192),
 ]
 
 #: ``bench/bench_auto.py --suite``: the split between fitting and measuring.
