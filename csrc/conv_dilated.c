@@ -48,6 +48,7 @@
  * dense kernels are thread-count independent, so results are too.
  */
 #include "fc_internal.h"
+#include "conv_dilated_row.h"
 
 /* Decomposition of one convolution. */
 typedef struct {
@@ -417,6 +418,10 @@ fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape
     if (elem_size != 4 && elem_size != 8) return FC_ERR_ARG;
     if (pass < 0 || pass > 2) return FC_ERR_ARG;
     if (fc_dil_result_elems(s, pass) == 0 || fc_dil_trivial(s)) return FC_OK;
+    if (fc_drk_plan(ctx, s, elem_size, pass, &t)) {   /* row kernels (conv_dilated_row.h) */
+        FC_MUL(t, elem_size, bytes);
+        return FC_OK;
+    }
     if (fc_dil_gemm_plan_make(ctx, s, elem_size, &gp)) {
         /* a viewed single-row input needs no copies, and its backward passes
          * read grad_out rows in place (no band temporaries) */
