@@ -883,7 +883,7 @@ fc_status FN(fc_conv2d_dilated_)(fc_context *ctx, const fc_conv_shape *s, const 
         if (fc_drk_plan(ctx, s, (int)sizeof(T), 0, &rk)) return DRK(fc_dil_row_forward_)(ctx, s, x, w, bias, y);
     }
 #endif
-    if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
+    if (!fc_dil_prefer_split(ctx, s, 0) && fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
         return gp.row ? FN(fc_dil_gemm_forward_row_)(ctx, s, &gp, x, w, bias, y)
                       : FN(fc_dil_gemm_forward_)(ctx, s, &gp, x, w, bias, y);
     if ((st = fc_dil_split_bufs(ctx, s, (int)sizeof(T), &pl, &mem))) return st;

@@ -151,8 +151,10 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
                        itemsize)
     if row is not None:
         return row * itemsize
-    gemm = _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation, groups,
-                         pass_, threads)
+    gemm = None
+    if not _dilated_prefer_split(pass_, weight_shape, output_shape, stride, dilation, groups):
+        gemm = _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation,
+                             groups, pass_, threads)
     if gemm is not None:
         return gemm * itemsize
     axes = []
@@ -169,6 +171,22 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
 
 
 _INT_MAX = 2**31 - 1
+_DIL_SPLIT_MIN_PIX = 1024   # FC_DIL_SPLIT_MIN_PIX in csrc/conv_dilated.c
+
+
+def _dilated_prefer_split(pass_, weight_shape, output_shape, stride, dilation, groups):
+    """Whether the forward takes the sub-image path (stacked sub-images through the
+    direct dispatcher) instead of the GEMM path: AVX2 path, stride 1, >= 16 output
+    channels per group and at least 1024 outputs per sub-image (fc_dil_prefer_split)."""
+    from . import config
+
+    if pass_ != "forward" or config.isa() == "baseline" or tuple(int(v) for v in stride) != (1, 1):
+        return False
+    if int(weight_shape[0]) // int(groups) < 16:
+        return False
+    qh = -(-int(output_shape[2]) // int(dilation[0]))
+    qw = -(-int(output_shape[3]) // int(dilation[1]))
+    return qh * qw >= _DIL_SPLIT_MIN_PIX
 _DRK_MR, _DRK_NC, _DRK_MAXKW = 4, 3, 64   # FC_DRK_* in csrc/conv_dilated_row.h
 
 

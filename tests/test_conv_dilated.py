@@ -523,3 +523,34 @@ def test_row_kernels_match_torch(d, dtype, isa):
     _kernels.conv2d_grad_weight(gy.reshape(-1), x.reshape(-1), gw.reshape(-1), case.shape, ALGO)
     np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=rtol, atol=atol * 96)
     np.testing.assert_allclose(gw, tw.grad.numpy(), rtol=rtol, atol=atol * 2 * 700)
+
+
+# Forward with large dense sub-images (>= 1024 outputs each, stride 1, >= 16 output
+# channels per group): on the AVX2 path the stacked sub-images go through the direct
+# dispatcher instead of the GEMM path (fc_dil_prefer_split); the backward passes and the
+# baseline path keep the GEMM path.  Unequal sub-images (odd sizes), groups.
+SPLIT_CASES = [
+    Case(1, 16, 70, 66, 16, 3, padding=2, dilation=2),
+    Case(2, 8, 67, 101, 32, 3, padding=(2, 3), dilation=(2, 3), groups=2),
+    Case(1, 16, 33, 1100, 16, (1, 3), padding=(0, 3), dilation=(1, 1)),   # no dilation: P = 1
+]
+
+
+@pytest.mark.parametrize("case", SPLIT_CASES, ids=repr)
+def test_large_subimage_forward(case, dtype, isa):
+    rng = np.random.default_rng(14)
+    rtol, atol = tol(dtype)
+    outs = []
+    for t in (1, 2):
+        with config._forced_runtime(threads=t):
+            rng = np.random.default_rng(14)
+            x, w, b, y, ws = _run_forward(case, dtype, rng)
+            assert ws == case.workspace("forward", dtype.itemsize)
+            outs.append(y)
+    split = isa != "baseline"
+    assert _workspace._dilated_prefer_split("forward", case.w_shape, case.y_shape, case.stride,
+                                            case.dilation, case.groups) == split
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(outs[0], ref.conv2d(x, w, b, case.stride, case.padding,
+                                                   case.dilation, case.groups),
+                               rtol=rtol, atol=atol * case.c_in * case.kh * case.kw)
