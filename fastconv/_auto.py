@@ -98,6 +98,7 @@ RULE_DOCS = {
     "bwd_dilated_k_pixels": "... on N*H_out*W_out from this ...",
     "bwd_dilated_k_max_pixels": "... to this ...",
     "bwd_dilated_k_max_wkib": "... with a group's weights (KiB) at most this: dilated (one GEMM per tap)",
+    "bwd_dilated_first_pixels": "those two dilated rules come before the direct limits from this many pixels",
 }
 
 # BEGIN FITTED (written by bench/bench_auto.py --fit --write; do not edit by hand)
@@ -144,11 +145,56 @@ FITTED = {
         'bwd_dilated_k_pixels': 1024,  # ... on N*H_out*W_out from this ...
         'bwd_dilated_k_max_pixels': 2304,  # ... to this ...
         'bwd_dilated_k_max_wkib': _NEVER,  # ... with a group's weights (KiB) at most this: dilated (one GEMM per tap)
+        'bwd_dilated_first_pixels': _NEVER,  # those two dilated rules come before the direct limits from this many pixels
+    },
+    'avx512': {
+        'fwd_dw_dilated_min_k': 49,  # depthwise, stride 1, this many taps: dilated (else direct) ...
+        'fwd_dw_im2col_min_d': 2,  # ... and depthwise with this dilation: im2col
+        'fwd_few_channels': 4,  # min(cg, og) below this: direct, except ...
+        'fwd_first_im2col_K': _NEVER,  # ... GEMM depth K = cg*k this deep with og >= 32: im2col
+        'fwd_few_dilated_min_k': _NEVER,  # ... strided stems with this many taps: dilated
+        'fwd_dilated_pad': 0.2,  # dilated when this fraction of dense taps reads padding ...
+        'fwd_dilated_wide_pixels': 1600,  # ... or from 2, with weights over fwd_direct_max_wkib and this many outputs
+        'fwd_grouped_direct_max_cg': _NEVER,  # grouped, not depthwise: im2col above this cg
+        'fwd_direct_max_wkib': _NEVER,  # kxk, stride 1: direct while a group's weights (KiB) are at most this ...
+        'fwd_direct_s2_max_wkib': _NEVER,  # ... (strided: this) ...
+        'fwd_direct_max_pixels': _NEVER,  # ... and N*H_out*W_out <= this; else im2col
+        'fwd_direct_wide_pixels': _NEVER,  # wider weights: direct still on N*H_out*W_out >= this (the BLAS wins on few pixels)
+        'fwd_1x1_direct_max_og': 48,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
+        'fwd_1x1_small_pixels': 400,  # ... or N*H_out*W_out <= this; else im2col
+        'bwd_dw_im2col_min_d': 2,  # depthwise with this dilation: im2col; else ...
+        'bwd_dw_direct_pixels': 0,  # depthwise: direct on planes of N*H_out*W_out >= this ...
+        'bwd_dw_small_pixels': 0,  # ... or, at stride 1, <= this; im2col in between
+        'bwd_dw_s2_direct_pixels': 8192,  # ... strided: direct from this many, or ...
+        'bwd_dw_s2_direct_min_k': 25,  # ... with this many taps
+        'gin_dw_direct_pixels': 0,  # conv_transpose2d, depthwise: the same three limits
+        'gin_dw_small_pixels': 0,  # ...
+        'gin_dw_s2_direct_pixels': 8192,  # ...
+        'gin_dw_s2_direct_min_k': 25,  # ...
+        'bwd_dilated_pad': 0.15,  # dilated when this fraction of dense taps reads padding
+        'bwd_grouped_direct_min_cg': 8,  # grouped, not depthwise: direct only with cg >= this
+        'bwd_direct_max_wkib': _NEVER,  # kxk, not depthwise: direct while a group's weights (KiB) <= this ...
+        'bwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
+        'bwd_direct_min_pixels': 128,  # ... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this
+        'bwd_direct_free_wkib': 0,  # (see above)
+        'bwd_1x1_direct_max_c': 128,  # 1x1: direct when og <= this
+        'gin_direct_max_wkib': _NEVER,  # conv_transpose2d (grad input alone): the same five limits (1x1: on cg,
+        'gin_direct_s2_max_wkib': 0,  # the grad input's own output channels; grad input runs the forward
+        'gin_direct_min_pixels': 256,  # direct kernels on the flipped weights)
+        'gin_direct_free_wkib': 96,  # 
+        'gin_1x1_direct_max_c': 32,  # 
+        'bwd_dilated_max_cg': 12,  # narrow, ungrouped layers (8 <= min(cg, og), grad input alone: cg, <= this): dilated
+        'bwd_dilated_min_k': 25,  # stride-1 kernels with this many taps ...
+        'bwd_dilated_k_pixels': 512,  # ... on N*H_out*W_out from this ...
+        'bwd_dilated_k_max_pixels': _NEVER,  # ... to this ...
+        'bwd_dilated_k_max_wkib': _NEVER,  # ... with a group's weights (KiB) at most this: dilated (one GEMM per tap)
+        'bwd_dilated_first_pixels': 1024,  # those two dilated rules come before the direct limits from this many pixels
     },
 }
 #: How each table was fitted (the command, data and result).
 FIT_INFO = {
     'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_bwd1.json train_bwd2.json train_bwd3.json --write', 'commit': 'b3903f2', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-11-23 18:34 UTC', 'files': ['train_bwd1.json', 'train_bwd2.json', 'train_bwd3.json'], 'geomean': 1.0156, 'max': 1.72, 'over': 17, 'rows': 285},
+    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_512a.json --write', 'commit': 'd9d2b70', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-11-23 18:44 UTC', 'files': ['train_512a.json'], 'geomean': 1.014, 'max': 1.45, 'over': 14, 'rows': 285},
 }
 # END FITTED
 
@@ -232,6 +278,7 @@ FIT_START = {
     "gin_1x1_direct_max_c": 0, "bwd_dilated_max_cg": 12,
     "bwd_dilated_min_k": 25, "bwd_dilated_k_pixels": 512,
     "bwd_dilated_k_max_pixels": _NEVER, "bwd_dilated_k_max_wkib": _NEVER,
+    "bwd_dilated_first_pixels": _NEVER,
 }
 
 #: The float32 AVX2 table.
@@ -281,6 +328,7 @@ FIT_GRID = {
     "bwd_dilated_k_pixels": [0, 64, 128, 256, 512, 1024],
     "bwd_dilated_k_max_pixels": [1024, 2304, 4096, 8192, _NEVER],
     "bwd_dilated_k_max_wkib": [1024, 2048, 4096, 8192, _NEVER],
+    "bwd_dilated_first_pixels": [0, 256, 1024, 4096, _NEVER],
 }
 
 #: Thresholds that act together and are searched jointly by the fit.
@@ -307,6 +355,7 @@ FIT_GROUPS = [
     ("bwd_dilated_max_cg",),
     ("bwd_dilated_min_k", "bwd_dilated_k_pixels", "bwd_dilated_k_max_pixels"),
     ("bwd_dilated_k_max_wkib",),
+    ("bwd_dilated_first_pixels",),
 ]
 
 
@@ -417,6 +466,17 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
     gemm_ok = has_dil and cg >= _GEMM_MIN_CHANNELS and og >= _GEMM_MIN_CHANNELS
     if gemm_ok and dil > 1 and _pad_fraction(shape) >= r["bwd_dilated_pad"]:
         return "dilated"
+    # dilated's per-tap GEMMs: narrow ungrouped layers (grad input alone makes
+    # cg channels; with grad weight (og x cg per tap) either side narrow
+    # counts), and stride-1 kernels on mid-sized planes with not too wide weights
+    narrow = cg if op == "conv_transpose2d" else min(cg, og)
+    per_tap = gemm_ok and (
+        g == 1 and narrow <= r["bwd_dilated_max_cg"]
+        or (stride == 1 and k >= r["bwd_dilated_min_k"]
+            and r["bwd_dilated_k_pixels"] <= pixels <= r["bwd_dilated_k_max_pixels"]
+            and wkib <= r["bwd_dilated_k_max_wkib"] and (g == 1 or cg > r["bwd_dilated_max_cg"])))
+    if per_tap and pixels >= r["bwd_dilated_first_pixels"]:
+        return "dilated"
     if g > 1 and cg < r["bwd_grouped_direct_min_cg"]:
         direct = False
     elif k == 1:    # the pass's output channels: grad input makes cg, grad weight og x cg
@@ -427,14 +487,4 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
         direct = wkib <= limit and (wkib <= r[p + "direct_free_wkib"] or pixels >= r[p + "direct_min_pixels"])
     if direct:
         return "direct"
-    if gemm_ok:
-        # narrow: grad input alone is a GEMM producing cg channels per tap;
-        # with grad weight (og x cg per tap) either side being narrow counts
-        narrow = cg if op == "conv_transpose2d" else min(cg, og)
-        if g == 1 and narrow <= r["bwd_dilated_max_cg"]:   # per-group GEMMs get tiny with groups
-            return "dilated"
-        if (stride == 1 and k >= r["bwd_dilated_min_k"]
-                and r["bwd_dilated_k_pixels"] <= pixels <= r["bwd_dilated_k_max_pixels"]
-                and wkib <= r["bwd_dilated_k_max_wkib"] and (g == 1 or cg > r["bwd_dilated_max_cg"])):
-            return "dilated"
-    return "im2col"
+    return "dilated" if per_tap else "im2col"
