@@ -70,7 +70,8 @@ RULE_DOCS = {
     "fwd_direct_max_pixels": "... and N*H_out*W_out <= this; else im2col",
     "fwd_direct_wide_pixels": "wider weights: direct still on N*H_out*W_out >= this (the BLAS wins on few pixels)",
     "fwd_1x1_direct_max_og": "1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...",
-    "fwd_1x1_small_pixels": "... or N*H_out*W_out <= this; else im2col",
+    "fwd_1x1_small_pixels": "... or N*H_out*W_out <= this ...",
+    "fwd_1x1_direct_min_cg": "... or cg >= this (a deep reduction keeps the direct kernel's accumulators busy); else im2col",
     # backward (grad input + grad weight) and conv_transpose2d (grad input)
     "bwd_dw_im2col_min_d": "depthwise with this dilation: im2col; else ...",
     "bwd_dw_direct_pixels": "depthwise: direct on planes of N*H_out*W_out >= this ...",
@@ -98,7 +99,6 @@ RULE_DOCS = {
     "bwd_dilated_k_pixels": "... on N*H_out*W_out from this ...",
     "bwd_dilated_k_max_pixels": "... to this ...",
     "bwd_dilated_k_max_wkib": "... with a group's weights (KiB) at most this: dilated (one GEMM per tap)",
-    "bwd_dilated_first_pixels": "those two dilated rules come before the direct limits from this many pixels",
 }
 
 # BEGIN FITTED (written by bench/bench_auto.py --fit --write; do not edit by hand)
@@ -106,10 +106,10 @@ RULE_DOCS = {
 FITTED = {
     'avx2': {
         'fwd_dw_dilated_min_k': 49,  # depthwise, stride 1, this many taps: dilated (else direct) ...
-        'fwd_dw_im2col_min_d': _NEVER,  # ... and depthwise with this dilation: im2col
+        'fwd_dw_im2col_min_d': 2,  # ... and depthwise with this dilation: im2col
         'fwd_few_channels': 4,  # min(cg, og) below this: direct, except ...
         'fwd_first_im2col_K': _NEVER,  # ... GEMM depth K = cg*k this deep with og >= 32: im2col
-        'fwd_few_dilated_min_k': _NEVER,  # ... strided stems with this many taps: dilated
+        'fwd_few_dilated_min_k': 49,  # ... strided stems with this many taps: dilated
         'fwd_dilated_pad': 0.2,  # dilated when this fraction of dense taps reads padding ...
         'fwd_dilated_wide_pixels': 1600,  # ... or from 2, with weights over fwd_direct_max_wkib and this many outputs
         'fwd_grouped_direct_max_cg': _NEVER,  # grouped, not depthwise: im2col above this cg
@@ -117,8 +117,9 @@ FITTED = {
         'fwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
         'fwd_direct_max_pixels': _NEVER,  # ... and N*H_out*W_out <= this; else im2col
         'fwd_direct_wide_pixels': _NEVER,  # wider weights: direct still on N*H_out*W_out >= this (the BLAS wins on few pixels)
-        'fwd_1x1_direct_max_og': 32,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
-        'fwd_1x1_small_pixels': 0,  # ... or N*H_out*W_out <= this; else im2col
+        'fwd_1x1_direct_max_og': 48,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
+        'fwd_1x1_small_pixels': 0,  # ... or N*H_out*W_out <= this ...
+        'fwd_1x1_direct_min_cg': _NEVER,  # ... or cg >= this (a deep reduction keeps the direct kernel's accumulators busy); else im2col
         'bwd_dw_im2col_min_d': 2,  # depthwise with this dilation: im2col; else ...
         'bwd_dw_direct_pixels': 0,  # depthwise: direct on planes of N*H_out*W_out >= this ...
         'bwd_dw_small_pixels': 0,  # ... or, at stride 1, <= this; im2col in between
@@ -134,7 +135,7 @@ FITTED = {
         'bwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
         'bwd_direct_min_pixels': 128,  # ... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this
         'bwd_direct_free_wkib': 0,  # (see above)
-        'bwd_1x1_direct_max_c': 48,  # 1x1: direct when og <= this
+        'bwd_1x1_direct_max_c': 64,  # 1x1: direct when og <= this
         'gin_direct_max_wkib': 8192,  # conv_transpose2d (grad input alone): the same five limits (1x1: on cg,
         'gin_direct_s2_max_wkib': 0,  # the grad input's own output channels; grad input runs the forward
         'gin_direct_min_pixels': 1024,  # direct kernels on the flipped weights)
@@ -145,7 +146,6 @@ FITTED = {
         'bwd_dilated_k_pixels': 1024,  # ... on N*H_out*W_out from this ...
         'bwd_dilated_k_max_pixels': 2304,  # ... to this ...
         'bwd_dilated_k_max_wkib': _NEVER,  # ... with a group's weights (KiB) at most this: dilated (one GEMM per tap)
-        'bwd_dilated_first_pixels': _NEVER,  # those two dilated rules come before the direct limits from this many pixels
     },
     'avx512': {
         'fwd_dw_dilated_min_k': 49,  # depthwise, stride 1, this many taps: dilated (else direct) ...
@@ -160,8 +160,9 @@ FITTED = {
         'fwd_direct_s2_max_wkib': _NEVER,  # ... (strided: this) ...
         'fwd_direct_max_pixels': _NEVER,  # ... and N*H_out*W_out <= this; else im2col
         'fwd_direct_wide_pixels': _NEVER,  # wider weights: direct still on N*H_out*W_out >= this (the BLAS wins on few pixels)
-        'fwd_1x1_direct_max_og': 48,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
-        'fwd_1x1_small_pixels': 400,  # ... or N*H_out*W_out <= this; else im2col
+        'fwd_1x1_direct_max_og': 16,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
+        'fwd_1x1_small_pixels': 400,  # ... or N*H_out*W_out <= this ...
+        'fwd_1x1_direct_min_cg': 128,  # ... or cg >= this (a deep reduction keeps the direct kernel's accumulators busy); else im2col
         'bwd_dw_im2col_min_d': 2,  # depthwise with this dilation: im2col; else ...
         'bwd_dw_direct_pixels': 0,  # depthwise: direct on planes of N*H_out*W_out >= this ...
         'bwd_dw_small_pixels': 0,  # ... or, at stride 1, <= this; im2col in between
@@ -172,12 +173,12 @@ FITTED = {
         'gin_dw_s2_direct_pixels': 8192,  # ...
         'gin_dw_s2_direct_min_k': 25,  # ...
         'bwd_dilated_pad': 0.15,  # dilated when this fraction of dense taps reads padding
-        'bwd_grouped_direct_min_cg': 8,  # grouped, not depthwise: direct only with cg >= this
+        'bwd_grouped_direct_min_cg': 1,  # grouped, not depthwise: direct only with cg >= this
         'bwd_direct_max_wkib': _NEVER,  # kxk, not depthwise: direct while a group's weights (KiB) <= this ...
         'bwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
         'bwd_direct_min_pixels': 128,  # ... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this
         'bwd_direct_free_wkib': 0,  # (see above)
-        'bwd_1x1_direct_max_c': 128,  # 1x1: direct when og <= this
+        'bwd_1x1_direct_max_c': 48,  # 1x1: direct when og <= this
         'gin_direct_max_wkib': _NEVER,  # conv_transpose2d (grad input alone): the same five limits (1x1: on cg,
         'gin_direct_s2_max_wkib': 0,  # the grad input's own output channels; grad input runs the forward
         'gin_direct_min_pixels': 256,  # direct kernels on the flipped weights)
@@ -188,13 +189,12 @@ FITTED = {
         'bwd_dilated_k_pixels': 512,  # ... on N*H_out*W_out from this ...
         'bwd_dilated_k_max_pixels': _NEVER,  # ... to this ...
         'bwd_dilated_k_max_wkib': _NEVER,  # ... with a group's weights (KiB) at most this: dilated (one GEMM per tap)
-        'bwd_dilated_first_pixels': 1024,  # those two dilated rules come before the direct limits from this many pixels
     },
 }
 #: How each table was fitted (the command, data and result).
 FIT_INFO = {
-    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_bwd1.json train_bwd2.json train_bwd3.json --write', 'commit': 'b3903f2', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-11-23 18:34 UTC', 'files': ['train_bwd1.json', 'train_bwd2.json', 'train_bwd3.json'], 'geomean': 1.0156, 'max': 1.72, 'over': 17, 'rows': 285},
-    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_512a.json --write', 'commit': 'd9d2b70', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-11-23 18:44 UTC', 'files': ['train_512a.json'], 'geomean': 1.014, 'max': 1.45, 'over': 14, 'rows': 285},
+    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_avx2post.json --write', 'commit': 'a05a3c1', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-11-23 18:50 UTC', 'files': ['train_avx2post.json'], 'geomean': 1.0155, 'max': 1.87, 'over': 14, 'rows': 285},
+    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_512a.json --write', 'commit': 'd9d2b70', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-11-23 18:48 UTC', 'files': ['train_512a.json'], 'geomean': 1.0164, 'max': 1.45, 'over': 16, 'rows': 285},
 }
 # END FITTED
 
@@ -266,7 +266,7 @@ FIT_START = {
     "fwd_first_im2col_K": 256, "fwd_few_dilated_min_k": 49, "fwd_dilated_pad": 0.2,
     "fwd_dilated_wide_pixels": 1600, "fwd_grouped_direct_max_cg": 1 << 20,
     "fwd_direct_max_wkib": 192, "fwd_direct_s2_max_wkib": 0, "fwd_direct_max_pixels": 8192, "fwd_direct_wide_pixels": _NEVER,
-    "fwd_1x1_direct_max_og": 0, "fwd_1x1_small_pixels": 0,
+    "fwd_1x1_direct_max_og": 0, "fwd_1x1_small_pixels": 0, "fwd_1x1_direct_min_cg": _NEVER,
     "bwd_dw_im2col_min_d": _NEVER, "bwd_grouped_direct_min_cg": 1,
     "bwd_dw_direct_pixels": 2048, "bwd_dw_small_pixels": 64,
     "gin_dw_direct_pixels": 2048, "gin_dw_small_pixels": 64,
@@ -278,7 +278,6 @@ FIT_START = {
     "gin_1x1_direct_max_c": 0, "bwd_dilated_max_cg": 12,
     "bwd_dilated_min_k": 25, "bwd_dilated_k_pixels": 512,
     "bwd_dilated_k_max_pixels": _NEVER, "bwd_dilated_k_max_wkib": _NEVER,
-    "bwd_dilated_first_pixels": _NEVER,
 }
 
 #: The float32 AVX2 table.
@@ -302,6 +301,7 @@ FIT_GRID = {
     "fwd_direct_wide_pixels": [1024, 1600, 2304, 3136, 4096, _NEVER],
     "fwd_1x1_direct_max_og": [0, 8, 16, 24, 32, 48, 64],
     "fwd_1x1_small_pixels": [0, 49, 100, 196, 400],
+    "fwd_1x1_direct_min_cg": [32, 64, 96, 128, 192, 256, 512, _NEVER],
     "bwd_dw_im2col_min_d": [2, _NEVER],
     "bwd_dw_direct_pixels": [0, 256, 512, 1024, 1536, 2048, 4096, _NEVER],
     "bwd_dw_small_pixels": [0, 64, 128, 256],
@@ -328,7 +328,6 @@ FIT_GRID = {
     "bwd_dilated_k_pixels": [0, 64, 128, 256, 512, 1024],
     "bwd_dilated_k_max_pixels": [1024, 2304, 4096, 8192, _NEVER],
     "bwd_dilated_k_max_wkib": [1024, 2048, 4096, 8192, _NEVER],
-    "bwd_dilated_first_pixels": [0, 256, 1024, 4096, _NEVER],
 }
 
 #: Thresholds that act together and are searched jointly by the fit.
@@ -339,7 +338,7 @@ FIT_GROUPS = [
     ("fwd_grouped_direct_max_cg",),
     ("fwd_direct_max_wkib", "fwd_direct_s2_max_wkib", "fwd_direct_max_pixels"),
     ("fwd_direct_wide_pixels",),
-    ("fwd_1x1_direct_max_og", "fwd_1x1_small_pixels"),
+    ("fwd_1x1_direct_max_og", "fwd_1x1_small_pixels", "fwd_1x1_direct_min_cg"),
     ("bwd_dw_im2col_min_d", "bwd_dw_direct_pixels", "bwd_dw_small_pixels"),
     ("bwd_dw_s2_direct_pixels", "bwd_dw_s2_direct_min_k"),
     ("gin_dw_direct_pixels", "gin_dw_small_pixels"),
@@ -355,7 +354,6 @@ FIT_GROUPS = [
     ("bwd_dilated_max_cg",),
     ("bwd_dilated_min_k", "bwd_dilated_k_pixels", "bwd_dilated_k_max_pixels"),
     ("bwd_dilated_k_max_wkib",),
-    ("bwd_dilated_first_pixels",),
 ]
 
 
@@ -447,7 +445,8 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
         if g > 1 and cg > r["fwd_grouped_direct_max_cg"]:
             return "im2col"
         if k == 1:
-            ok = og <= r["fwd_1x1_direct_max_og"] or pixels <= r["fwd_1x1_small_pixels"]
+            ok = (og <= r["fwd_1x1_direct_max_og"] or pixels <= r["fwd_1x1_small_pixels"]
+                  or cg >= r["fwd_1x1_direct_min_cg"])
         else:
             limit = r["fwd_direct_max_wkib"] if stride == 1 else r["fwd_direct_s2_max_wkib"]
             ok = (wkib <= limit or pixels >= r["fwd_direct_wide_pixels"]) and pixels <= r["fwd_direct_max_pixels"]
@@ -475,8 +474,6 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
         or (stride == 1 and k >= r["bwd_dilated_min_k"]
             and r["bwd_dilated_k_pixels"] <= pixels <= r["bwd_dilated_k_max_pixels"]
             and wkib <= r["bwd_dilated_k_max_wkib"] and (g == 1 or cg > r["bwd_dilated_max_cg"])))
-    if per_tap and pixels >= r["bwd_dilated_first_pixels"]:
-        return "dilated"
     if g > 1 and cg < r["bwd_grouped_direct_min_cg"]:
         direct = False
     elif k == 1:    # the pass's output channels: grad input makes cg, grad weight og x cg
