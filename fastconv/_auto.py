@@ -22,18 +22,20 @@ Inception/ESPNet) are only measured: ``bench/bench_auto.py --suite heldout_all``
 What the measurements say (the why behind the rules; 1 thread, float32,
 the kernels the tables were fitted on -- see ``FIT_INFO``):
 
-* forward: the output-channel-vectorised direct kernel (16 channels x 6
-  pixels, no workspace) wins on most 3x3-7x7 layers, stride 1 or 2, as long
-  as one group's weights stay within ``fwd_direct_max_wkib`` (stride 1) or
-  ``fwd_direct_s2_max_wkib`` (strided) -- beyond, the BLAS's cache blocking
-  of a GEMM with K = cg*k wins; depthwise and few-channel layers always go
-  direct (a GEMM with 1-4 rows or columns is memory-bound), except large
-  depthwise kernels (``fwd_dw_dilated_min_k``: ``dilated``) and depthwise
-  layers dilated by ``fwd_dw_im2col_min_d`` (im2col).
-  A 1x1 layer is a plain GEMM (im2col needs no column buffer): the BLAS wins
-  unless the GEMM has few rows (``og <= fwd_1x1_direct_max_og``).
-  ``dilated`` wins when many taps read padding (``fwd_dilated_pad``: the
-  taps it skips, ``1 - effective_mults/mults``).
+* forward: the output-channel-vectorised direct kernels (AVX2 16, AVX-512
+  32 channels x 6 pixels, no workspace) win on most 3x3-7x7 layers, stride 1
+  or 2; with AVX2 only while one group's weights stay within
+  ``fwd_direct_max_wkib`` (stride 1: 6 MiB) / ``fwd_direct_s2_max_wkib``
+  (strided: 1 MiB) -- beyond, the BLAS's cache blocking of a GEMM with
+  K = cg*k wins --, with AVX-512 at every width measured.  Depthwise and
+  few-channel layers go direct (a GEMM with 1-4 rows or columns is
+  memory-bound), except large depthwise kernels (``fwd_dw_dilated_min_k``:
+  ``dilated``) and dilated depthwise layers (``fwd_dw_im2col_min_d``:
+  im2col).  A 1x1 layer is a plain GEMM (im2col needs no column buffer):
+  the BLAS wins unless the GEMM has few rows (``og <=
+  fwd_1x1_direct_max_og``) or, with AVX-512, a deep reduction (``cg >=
+  fwd_1x1_direct_min_cg``).  ``dilated`` wins when many taps read padding
+  (``fwd_dilated_pad``: the taps it skips, ``1 - effective_mults/mults``).
 * backward (grad input + grad weight) and grad input alone
   (``conv_transpose2d``; its own ``gin_*`` limits): grad input runs the
   forward direct kernels on the flipped weights (polyphase when strided) and
