@@ -329,6 +329,14 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
                 const int64_t lpt = (lines + ntile - 1) / ntile;
                 const char *wnext = (const char *)(w + (last ? (co_abs + FC_Z_NCO) * cig : co_abs * cig + ci0 + cib) * khkw);
                 const int64_t wrow = cig * khkw * (int64_t)sizeof(T);
+                /* likewise the next block's input rows (padded copy only:
+                 * each channel's rows are one contiguous range of x) */
+                const int64_t ih_lo = FC_MAX(0, ih_s), ih_hi = FC_MIN(s->h_in, ih_s + rows_b);
+                const int64_t xci_next = !pl.copy || ih_hi <= ih_lo ? 0 : !last ? nci_next : nco_next > 0 ? FC_MIN(pl.cib, cig) : 0;
+                const int64_t xlc = ((ih_hi - ih_lo) * s->w_in * (int64_t)sizeof(T) + 63) / 64 + 1;
+                const int64_t xlines = xci_next * xlc, xpt = (xlines + ntile - 1) / ntile;
+                const char *xnext = (const char *)(ximg + ((last ? 0 : ci0 + cib) * s->h_in + ih_lo) * s->w_in);
+                const int64_t xplane = s->h_in * s->w_in * (int64_t)sizeof(T);
                 int64_t tile = 0;
                 for (p = 0; p < P; p += np, tile++) {
                     /* tiles of NP pixels; the chunk's end split into
@@ -343,6 +351,12 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
                         for (c = 0; c < nco_next; c++)
                             for (l = l0; l < l1; l++)
                                 _mm_prefetch(wnext + c * wrow + 64 * l, _MM_HINT_T1);
+                    }
+                    if (xlines > 0) {
+                        const int64_t l0 = tile * xpt, l1 = FC_MIN(xlines, l0 + xpt);
+                        int64_t l;
+                        for (l = l0; l < l1; l++)
+                            _mm_prefetch(xnext + (l / xlc) * xplane + 64 * (l % xlc), _MM_HINT_T1);
                     }
                     for (j = 0; j < np; j++) xp[j] = xsrc + pbase[p + j];
                     SFX(z_tile_dispatch)(np, nv, xp, off, K, wp, acc + p * FC_Z_NCO,
