@@ -439,6 +439,7 @@ fc_status FC_SFXA(fc_avg_pool2d)(fc_context *ctx, const fc_pool_shape *s, const 
         return FC_SFX(k2_flat_call)(ctx, s, x, y, 0,
                                     (FC_T)1 / (FC_T)(s->divisor_override ? s->divisor_override : 4));
     const int nt = FC_SFX(use_nt)(s, 0);
+    const int a3 = kind == 2 && FC_SFX(max3s2_ok)(s);
     if (sep) FC_SFX(avg3_recips)(s, recip);
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
     {
@@ -451,6 +452,9 @@ fc_status FC_SFXA(fc_avg_pool2d)(fc_context *ctx, const fc_pool_shape *s, const 
             else if (kind == 1) {
                 if (nt) FC_SFX(avg_plane)(s, xp, yp, 2, 2, 0, 1);
                 else FC_SFX(avg_plane)(s, xp, yp, 2, 2, 0, 0);
+            } else if (kind == 2 && a3) {
+                if (nt) FC_SFX(avg3s2_plane)(s, xp, yp, 1);
+                else FC_SFX(avg3s2_plane)(s, xp, yp, 0);
             } else if (kind == 2) {
                 if (nt) FC_SFX(avg_plane)(s, xp, yp, 3, 2, 1, 1);
                 else FC_SFX(avg_plane)(s, xp, yp, 3, 2, 1, 0);

@@ -279,3 +279,21 @@ def test_flat_2x2_streamed_beyond_cache(isa):
     with config._forced_runtime(threads=2):
         np.testing.assert_array_equal(max_pool2d(x, 2), y)
         np.testing.assert_array_equal(avg_pool2d(x, 2), ya)
+
+
+@pytest.mark.parametrize("h,w", [(7, 17), (12, 40), (9, 33), (1, 20), (2, 112), (3, 255)])
+@pytest.mark.parametrize("opts", AVG3, ids=["cip", "nopad", "div4"])
+def test_avg3s2_row_reduced_forward(h, w, opts, dtype, isa, threads):
+    """Avg 3x3/2 p1 reduces each input row once; column 0 and the edge rows
+    keep their own divisors; NaN/inf propagate to exactly their windows."""
+    rng = np.random.default_rng(h * 31 + w)
+    x = rand(rng, (2, 3, h, w), dtype)
+    x.flat[rng.random(x.size) < 0.003] = np.nan
+    x.flat[rng.random(x.size) < 0.003] = np.inf
+    for ceil in (False, True):
+        got = avg_pool2d(x, 3, 2, 1, ceil_mode=ceil, **opts)
+        want = reference.avg_pool2d(x, 3, 2, 1, ceil_mode=ceil, **opts)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+        fin = np.isfinite(want)
+        _close(got[fin], want[fin])
