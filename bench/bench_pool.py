@@ -23,9 +23,10 @@ Three tables, float32, NCHW, batch 8 (ResNet/VGG layer sizes):
    state:
 
    - ``cold``: before every timed call (pass or copy) the caches are flushed
-     by writing a buffer of 3x the last-level cache, so both stream from
-     DRAM -- the regime of `fastconv peak`'s 128 MiB copy, which a
-     cache-sized layer never reaches when timed back to back;
+     by reading a buffer of 3x the last-level cache (clean lines, nothing to
+     write back), so both stream from DRAM -- the regime of `fastconv
+     peak`'s 128 MiB copy, which a cache-sized layer never reaches when
+     timed back to back;
    - ``warm``: the call is repeated back to back (input in cache as far as
      it fits), against a warm copy of the same bytes.
 
@@ -225,13 +226,18 @@ BW_EXTRA = [
 
 
 class Flusher:
-    """Evicts the caches: writes a buffer of 3x the last-level cache."""
+    """Evicts the caches by reading a buffer of 3x the last-level cache:
+    afterwards neither the pass's nor the copy's arrays are cached, and the
+    cache holds no dirty lines whose write-back would be charged to
+    whichever call runs next (a write-based flush measured every pass and
+    copy 10-25% slower, by an amount that depends on the flush, not the
+    pass)."""
 
     def __init__(self):
-        self.buf = np.zeros(3 * _peak._llc_bytes() // 4, dtype=np.float32)
+        self.buf = np.ones(3 * _peak._llc_bytes() // 4, dtype=np.float32)
 
     def __call__(self):
-        self.buf += 1.0
+        self.buf.max()
 
 
 def state_times(fns, repeat, cold, flush):
