@@ -267,15 +267,18 @@ def test_max3_single_nan_in_each_row_position(row, isa):
     _assert_same_bits(max_pool2d(x, 3, 2, 1), _want_max(x, 3, 2, 1))
 
 
-def test_flat_2x2_streamed_beyond_cache(isa):
-    """An exactly tiled call over the streaming threshold (non-temporal
-    stores from the group buffer): values equal, 2 threads equal to 1."""
+@pytest.mark.parametrize("shape", [(1, 2, 2048, 2048), (44, 1000, 14, 14)], ids=["wide", "narrow"])
+def test_flat_2x2_streamed_beyond_cache(shape, isa):
+    """Exactly tiled calls over the streaming threshold (wide rows: the row
+    kernels; narrow rows: the flat stream with non-temporal stores from the
+    group buffer): values equal, 2 threads equal to 1."""
     rng = np.random.default_rng(14)
-    x = rand(rng, (1, 2, 2048, 2048), np.float32)          # 33.5 MB
+    x = rand(rng, shape, np.float32)                       # 33.5 / 34.5 MB
     y = max_pool2d(x, 2)
     np.testing.assert_array_equal(y, _max_2x2(x)[0])
     ya = avg_pool2d(x, 2)
-    _close(ya, x.astype(np.float64).reshape(1, 2, 1024, 2, 1024, 2).mean(axis=(3, 5)))
+    n, c, h, w = shape
+    _close(ya, x.astype(np.float64).reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5)))
     with config._forced_runtime(threads=2):
         np.testing.assert_array_equal(max_pool2d(x, 2), y)
         np.testing.assert_array_equal(avg_pool2d(x, 2), ya)
