@@ -300,3 +300,24 @@ def test_avg3s2_row_reduced_forward(h, w, opts, dtype, isa, threads):
         np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
         fin = np.isfinite(want)
         _close(got[fin], want[fin])
+
+
+@pytest.mark.parametrize("w", [2, 4, 6, 8, 14, 16])
+def test_flat_2x2_writes_nothing_past_the_output(w, dtype, isa, threads):
+    """Narrow rows store one full vector per row pair (extra lanes rewritten
+    by the following pairs): nothing may land past the call's last output,
+    whatever the plane count or the thread split."""
+    from fastconv import _kernels
+    from fastconv.pool import _shape_tuple
+    rng = np.random.default_rng(w)
+    for planes in (1, 2, 3, 5, 9, 17):
+        x = rand(rng, (1, planes, 2, w), dtype)
+        n = planes * (w // 2)
+        big = np.full(n + 64, 7.0, dtype=dtype)
+        st = _shape_tuple(x.shape, (1, planes, 1, w // 2), (2, 2), (2, 2), (0, 0), (1, 1))
+        _kernels.max_pool2d(x.reshape(-1), big[:n], None, st)
+        np.testing.assert_array_equal(big[:n], x.reshape(planes, 2, w // 2, 2).max(axis=(1, 3)).reshape(-1))
+        np.testing.assert_array_equal(big[n:], 7.0)
+        big[:] = 7.0
+        _kernels.avg_pool2d(x.reshape(-1), big[:n], st)
+        np.testing.assert_array_equal(big[n:], 7.0)
