@@ -1,33 +1,58 @@
 """Pooling benchmark: fastconv vs PyTorch (issue 6 suite), bandwidth and 2-thread scaling.
 
-Times max/avg pooling forward and backward on ResNet/VGG layer sizes
-(batch 8, float32, NCHW) for fastconv and PyTorch in the same process,
-calls alternating, median of repeats, 1 thread each (PyTorch and fastconv),
-timed by the calling thread's CPU clock (``--clock wall`` for wall time).
-Per case it prints:
+Three tables, float32, NCHW, batch 8 (ResNet/VGG layer sizes):
 
-- ``fc ms``, ``GB/s``: fastconv's time and the bytes that must cross memory
-  at least once per second (input + output for forward; grad_out (+ int64
-  indices) + grad_input for backward);
-- ``%peak``: that rate as a % of the 1-thread copy bandwidth ``fastconv peak``
-  measured (cached; read + write bytes per second of a buffer far beyond the
-  last-level cache);
-- ``%copy``: the same rate as a % of a numpy copy moving the same number of
-  bytes, timed in the same alternation (so machine load and cache level
-  affect both alike -- the fairer figure on a shared machine);
-- ``torch ms``, ``x torch``: PyTorch's time and the speed-up over it.
-  Backward of max pooling is compared as PyTorch users see it:
-  ``max_pool2d_with_indices_backward`` with saved indices ("bwd idx"); the
-  recompute-from-input variant ("bwd x") is shown too, compared with the same
-  PyTorch call;
-- ``2t/1t``: fastconv's 2-thread throughput over its 1-thread throughput.
+1. **Suite** (``--no-suite`` skips): fastconv and PyTorch in the same process,
+   1 thread each, calls alternating, median of ``--repeat``, timed by the
+   calling thread's CPU clock (``--clock wall`` for wall time).  Per pass:
+   ``fc ms``, ``GB/s`` (bytes that must cross memory at least once: input +
+   output for forward; grad_out (+ int64 indices) + grad_input for backward),
+   ``torch ms``, ``x torch``; ``2t/1t`` (``--threads2``) is fastconv's
+   2-thread over 1-thread throughput at these (mostly cache-sized) sizes.
+   Max pooling backward is compared as PyTorch users run it:
+   ``max_pool2d_with_indices_backward`` with saved indices ("bwd idx", in
+   the backward geo-mean); the recompute-from-input variant ("bwd x") is
+   shown against the same PyTorch call and reported separately.
 
-Geometric means close the table.  ``--scaling`` adds a table of 2-thread
-scaling at a batch large enough that every array exceeds the last-level cache
-(the issue's 2-thread target), with the load average at the time.
+2. **Bandwidth** (``--no-bandwidth`` skips; the issue's forward target: at
+   least 70% of the copy bandwidth on 2x2/2 and 3x3/2, max and avg).  The
+   reference must be measured the way the pass is, so each forward is timed
+   next to a copy (``np.copyto``, glibc memcpy) that moves the same number of
+   bytes (reads + writes, the STREAM convention `fastconv peak` uses), on
+   the same thread count (1), with the same clock and in the same cache
+   state:
 
-    python bench/bench_pool.py --repeat 15
-    python bench/bench_pool.py --scaling-only --repeat 9
+   - ``cold``: before every timed call (pass or copy) the caches are flushed
+     by reading a buffer of 3x the last-level cache (clean lines, nothing to
+     write back), so both stream from DRAM -- the regime of `fastconv
+     peak`'s 128 MiB copy, which a cache-sized layer never reaches when
+     timed back to back;
+   - ``warm``: the call is repeated back to back (input in cache as far as
+     it fits), against a warm copy of the same bytes.
+
+   ``%copy`` = same-state copy time / pass time (the verdict, cold);
+   ``%peak`` = pass GB/s / `fastconv peak` 1-thread copy GB/s.  Bytes are
+   the compulsory traffic (input read once, output written once): the 3x3/2
+   kernels read each input row once (row buffer), so this is also the DRAM
+   traffic, except that outputs below the streaming threshold (32 MiB of
+   arrays) are written with normal stores, whose read-for-ownership the copy
+   pays alike.  Pooling's traffic is mostly reads (80% for 2x2/2), and reads
+   stream faster than a copy's mix, so read-heavy passes can exceed 100%.
+   The pass is timed through the public API (its output is allocated per
+   call, as users call it); the copy writes into an existing buffer, so the
+   reference is never the slower of the two for allocation reasons.
+
+3. **Scaling** (``--scaling``/``--scaling-only``): every pass at a batch whose
+   input is at least twice the last-level cache, 1 vs 2 threads, wall clock,
+   with a copy of the same bytes on 1 and 2 threads measured in the same run
+   (what the memory system allows right now) and the load average.  The
+   issue's target is 2t/1t >= 1.7 for every pass; on a shared machine it is
+   only meaningful at a load average below ~1.5 (the second OpenMP thread
+   needs a free core).
+
+    OMP_WAIT_POLICY=PASSIVE python bench/bench_pool.py --repeat 11
+    OMP_WAIT_POLICY=PASSIVE python bench/bench_pool.py --no-suite --repeat 11      # bandwidth only
+    OMP_WAIT_POLICY=PASSIVE python bench/bench_pool.py --scaling-only --repeat 9
 """
 import argparse
 import math
@@ -143,21 +168,19 @@ def load():
         return "load average n/a"
 
 
-def suite_table(args, torch, F, peak_bw):
-    hdr = (f"{'layer':22s} {'pass':7s} {'fc ms':>8s} {'GB/s':>6s} {'%peak':>6s} {'%copy':>6s} "
-           f"{'torch ms':>9s} {'x torch':>8s} {'2t/1t':>6s}")
+def suite_table(args, torch, F):
+    hdr = (f"{'layer':22s} {'pass':7s} {'fc ms':>8s} {'GB/s':>6s} "
+           f"{'torch ms':>9s} {'x torch':>8s}{' 2t/1t' if args.threads2 else ''}")
     print(hdr)
     print("-" * len(hdr))
-    acc = {"fwd": [], "bwd": [], "bwd x": [], "peak": [], "copy": [], "scale": []}
+    acc = {"fwd": [], "bwd": [], "bwd x": [], "scale": []}
     for name, op, shape, k, s, p in SUITE:
         if args.only and args.only not in name:
             continue
         shape = (args.batch,) + shape[1:]
         for label, f_fc, f_t, nbytes in cases(torch, F, op, shape, k, s, p):
-            src = np.ones(nbytes // 8, dtype=np.float32)
-            dst = np.empty_like(src)
-            fns = [f_fc, lambda: np.copyto(dst, src)]
-            clocks = [CLOCK, CLOCK]
+            fns = [f_fc]
+            clocks = [CLOCK]
             if args.threads2:
                 # 2 threads against 1, both on the wall clock (a CPU clock
                 # would count only the calling thread's share)
@@ -167,10 +190,7 @@ def suite_table(args, torch, F, peak_bw):
                 fns.append(f_t)
                 clocks.append(CLOCK)
             ts = median_time(fns, args.repeat, clocks)
-            gbps = nbytes / ts[0] / 1e9
-            pct_copy = 100 * ts[1] / ts[0]
-            pct_peak = 100 * gbps / peak_bw if peak_bw else float("nan")
-            line = f"{name:22s} {label:7s} {ts[0] * 1e3:8.2f} {gbps:6.1f} {pct_peak:5.0f}% {pct_copy:5.0f}%"
+            line = f"{name:22s} {label:7s} {ts[0] * 1e3:8.2f} {nbytes / ts[0] / 1e9:6.1f}"
             if f_t:
                 r = ts[-1] / ts[0]
                 line += f" {ts[-1] * 1e3:9.2f} {r:7.1f}x"
@@ -181,12 +201,9 @@ def suite_table(args, torch, F, peak_bw):
             else:
                 line += f" {'':9s} {'':8s}"
             if args.threads2:
-                sc = ts[2] / ts[3]
+                sc = ts[1] / ts[2]
                 acc["scale"].append(sc)
                 line += f" {sc:5.2f}x"
-            if label == "fwd" and (k, s) in ((2, 2), (3, 2)):
-                acc["peak"].append(pct_peak)
-                acc["copy"].append(pct_copy)
             print(line, flush=True)
     print()
     if acc["fwd"]:
@@ -195,19 +212,117 @@ def suite_table(args, torch, F, peak_bw):
               f"({len(acc['bwd'])} layers; max pooling with saved indices, as PyTorch)")
         print(f"geo-mean speed-up over PyTorch, max backward from x: {geomean(acc['bwd x']):5.1f}x "
               f"({len(acc['bwd x'])} layers; recomputed argmax vs PyTorch's indexed backward)")
-    if acc["peak"]:
-        print(f"2x2/2 and 3x3/2 forward, % of copy bandwidth: min {min(acc['peak']):.0f}% / geo-mean "
-              f"{geomean(acc['peak']):.0f}% of `fastconv peak`; min {min(acc['copy']):.0f}% / geo-mean "
-              f"{geomean(acc['copy']):.0f}% of the same-size copy")
     if acc["scale"]:
         print(f"2-thread / 1-thread throughput, geo-mean over all rows: {geomean(acc['scale']):.2f}x "
-              "(suite sizes; many fit in the last-level cache)")
+              "(suite sizes; many fit in the last-level cache -- see --scaling for the target)")
+
+
+# Extra forward layers of the bandwidth table (avg 3x3/2 is not in the
+# speed-up suite, but the issue's bandwidth target names it).
+BW_EXTRA = [
+    ("avg3/2p1 112", "avg", (8, 64, 112, 112), 3, 2, 1),
+    ("avg3/2p1 56", "avg", (8, 128, 56, 56), 3, 2, 1),
+]
+
+
+class Flusher:
+    """Evicts the caches by reading a buffer of 3x the last-level cache:
+    afterwards neither the pass's nor the copy's arrays are cached, and the
+    cache holds no dirty lines whose write-back would be charged to
+    whichever call runs next (a write-based flush measured every pass and
+    copy 10-25% slower, by an amount that depends on the flush, not the
+    pass)."""
+
+    def __init__(self):
+        self.buf = np.ones(3 * _peak._llc_bytes() // 4, dtype=np.float32)
+
+    def __call__(self):
+        self.buf.max()
+
+
+def state_times(fns, repeat, cold, flush):
+    """Median (--stat) CPU-clock seconds of each fn, alternating; cold:
+    caches flushed before every timed call; warm: each timed call directly
+    follows an untimed call of the same fn."""
+    times = [[] for _ in fns]
+    for f in fns:
+        f()
+    for _ in range(repeat):
+        for i, f in enumerate(fns):
+            if cold:
+                flush()
+            else:
+                f()
+            t = CLOCK()
+            f()
+            times[i].append(CLOCK() - t)
+    return [STAT(t) for t in times]
+
+
+def bandwidth_table(args, peak_bw):
+    flush = Flusher()
+    print(f"\nForward bandwidth, 1 thread, against a copy of the same bytes in the same cache state "
+          f"(cold = caches flushed before every call; copy = np.copyto); {load()}")
+    hdr = (f"{'layer':22s} {'MB':>5s} | {'cold GB/s':>9s} {'copy':>5s} {'%copy':>6s} {'%peak':>6s} | "
+           f"{'warm GB/s':>9s} {'copy':>5s} {'%copy':>6s}")
+    print(hdr)
+    print("-" * len(hdr))
+    rows = []
+    for name, op, shape, k, s, p in SUITE + BW_EXTRA:
+        if (k, s) not in ((2, 2), (3, 2)) or (args.only and args.only not in name):
+            continue
+        shape = (args.batch,) + shape[1:]
+        label, f_fc, _, nbytes = next(iter(cases(None, None, op, shape, k, s, p)))
+        src = np.ones(nbytes // 8, dtype=np.float32)       # copy moves 2 * nbytes/2 bytes
+        dst = np.empty_like(src)
+        cp = lambda: np.copyto(dst, src)  # noqa: E731
+        cold = state_times([f_fc, cp], args.repeat, True, flush)
+        warm = state_times([f_fc, cp], args.repeat, False, flush)
+        g = [nbytes / t / 1e9 for t in cold + warm]
+        pc, pw = 100 * cold[1] / cold[0], 100 * warm[1] / warm[0]
+        pk = 100 * g[0] / peak_bw if peak_bw else float("nan")
+        rows.append((name, pc, pk))
+        print(f"{name:22s} {nbytes / 1e6:5.1f} | {g[0]:9.1f} {g[1]:5.1f} {pc:5.0f}% {pk:5.0f}% | "
+              f"{g[2]:9.1f} {g[3]:5.1f} {pw:5.0f}%", flush=True)
+    if rows:
+        pcs, pks = [r[1] for r in rows], [r[2] for r in rows]
+        print(f"cold, % of the same-size copy: min {min(pcs):.0f}% / geo-mean {geomean(pcs):.0f}%; "
+              f"% of `fastconv peak`: min {min(pks):.0f}% / geo-mean {geomean(pks):.0f}%  ({load()})")
+        low = [r[0] for r in rows if min(r[1], r[2]) < 70]
+        print("target (>= 70% of the copy bandwidth, cold, both references): "
+              + ("met on every layer" if not low else "below on " + ", ".join(low)))
+
+
+def copy_scaling(nbytes, repeat):
+    """Wall-clock 2-thread / 1-thread throughput of a copy of `nbytes`
+    (np.copyto, which releases the GIL; 2 threads copy one half each),
+    measured in the same run: what the memory system and the machine's
+    load allow right now."""
+    from concurrent.futures import ThreadPoolExecutor
+    src = np.ones(nbytes // 8, dtype=np.float32)
+    dst = np.empty_like(src)
+    h = src.size // 2
+    pool2 = ThreadPoolExecutor(2)
+
+    def one():
+        np.copyto(dst, src)
+
+    def two():
+        a = pool2.submit(np.copyto, dst[:h], src[:h])
+        np.copyto(dst[h:], src[h:])
+        a.result()
+    try:
+        t1, t2 = median_time([one, two], repeat, [time.perf_counter, time.perf_counter])
+    finally:
+        pool2.shutdown()
+    return t1 / t2
 
 
 def scaling_table(args):
     llc = _peak._llc_bytes()
-    print(f"\n2-thread scaling on arrays larger than the last-level cache ({llc >> 20} MiB); {load()}")
-    hdr = f"{'case':18s} {'batch':>5s} {'in MB':>6s} {'pass':7s} {'1t ms':>8s} {'2t ms':>8s} {'2t/1t':>6s} {'1t GB/s':>8s} {'2t GB/s':>8s}"
+    print(f"\n2-thread scaling on arrays larger than the last-level cache ({llc >> 20} MiB); wall clock; {load()}")
+    hdr = (f"{'case':18s} {'batch':>5s} {'in MB':>6s} {'pass':7s} {'1t ms':>8s} {'2t ms':>8s} {'2t/1t':>6s} "
+           f"{'1t GB/s':>8s} {'2t GB/s':>8s}")
     print(hdr)
     print("-" * len(hdr))
     out = []
@@ -219,22 +334,30 @@ def scaling_table(args):
                 continue
             t1, t2 = median_time([with_threads(f_fc, 1), with_threads(f_fc, 2)], args.repeat,
                                  [time.perf_counter, time.perf_counter])
-            out.append(t1 / t2)
+            out.append((f"{name} {label}", t1 / t2))
             print(f"{name:18s} {n:5d} {n * per_bytes / 1e6:6.0f} {label:7s} {t1 * 1e3:8.2f} {t2 * 1e3:8.2f} "
                   f"{t1 / t2:5.2f}x {nbytes / t1 / 1e9:8.1f} {nbytes / t2 / 1e9:8.1f}", flush=True)
-    print(f"geo-mean 2-thread / 1-thread: {geomean(out):.2f}x ({len(out)} rows); {load()}")
+    sc = [r for _, r in out]
+    print(f"geo-mean 2-thread / 1-thread: {geomean(sc):.2f}x, min {min(sc):.2f}x ({len(sc)} rows); {load()}")
+    print(f"same run, copy of {2 * llc >> 20} MiB (np.copyto), 2 threads / 1 thread (wall clock): "
+          f"{copy_scaling(2 * llc, args.repeat):.2f}x; {load()}")
+    low = [nm for nm, r in out if r < 1.7]
+    print("target (2t/1t >= 1.7 on every pass): " + ("met" if not low else "below on " + ", ".join(low)))
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=11)
     ap.add_argument("--threads", type=int, default=1, choices=[1],
-                    help="base thread count (1; the 2t/1t column and --scaling add 2 threads)")
+                    help="base thread count (1; --threads2 and --scaling add 2 threads)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--only", default="", help="substring filter on layer names")
     ap.add_argument("--no-torch", action="store_true")
-    ap.add_argument("--no-threads2", dest="threads2", action="store_false",
-                    help="skip the 2-thread column of the suite table")
+    ap.add_argument("--threads2", action="store_true",
+                    help="add a 2-thread column to the suite table (cache-sized layers)")
+    ap.add_argument("--no-suite", dest="suite", action="store_false", help="skip the PyTorch suite table")
+    ap.add_argument("--no-bandwidth", dest="bandwidth", action="store_false",
+                    help="skip the cold/warm bandwidth table")
     ap.add_argument("--scaling", action="store_true", help="add the >LLC 2-thread scaling table")
     ap.add_argument("--scaling-only", action="store_true")
     ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
@@ -247,9 +370,12 @@ def main(argv=None):
     global STAT, CLOCK
     STAT = min if args.stat == "min" else statistics.median
     CLOCK = time.thread_time if args.clock == "cpu" else time.perf_counter
+    if args.scaling_only:
+        args.suite = args.bandwidth = False
+        args.scaling = True
     fastconv.set_num_threads(1)
     torch = F = None
-    if not args.no_torch and not args.scaling_only:
+    if not args.no_torch and args.suite:
         try:
             import torch
             import torch.nn.functional as F
@@ -258,14 +384,15 @@ def main(argv=None):
         except ImportError:
             torch = None
     peak_bw = _peak.peak_bandwidth(1)
-    print(f"fastconv isa={fastconv.config.isa()} threads=1 (and 2 for 2t/1t) repeat={args.repeat} stat={args.stat} "
-          f"batch={args.batch}"
-          f"{'' if torch else ' (no torch)'}; clock={args.clock}; {load()}")
-    print(f"copy bandwidth (`fastconv peak`, 1 thread): "
+    print(f"fastconv isa={fastconv.config.isa()} threads=1 repeat={args.repeat} stat={args.stat} "
+          f"batch={args.batch}{'' if torch or not args.suite else ' (no torch)'}; clock={args.clock}; {load()}")
+    print(f"copy bandwidth (`fastconv peak`, 1 thread, 128 MiB-class buffers): "
           f"{'%.1f GB/s' % peak_bw if peak_bw else 'not measured (run `fastconv peak`)'}")
-    if not args.scaling_only:
-        suite_table(args, torch, F, peak_bw)
-    if args.scaling or args.scaling_only:
+    if args.suite:
+        suite_table(args, torch, F)
+    if args.bandwidth:
+        bandwidth_table(args, peak_bw)
+    if args.scaling:
         scaling_table(args)
 
 

@@ -14,7 +14,10 @@
 /* Calls whose arrays together exceed this stream their output past the
  * cache (non-temporal stores): a typical last-level cache slice of one core
  * complex.  Only speed depends on it, never a result. */
-static int64_t fc_pool_llc_bytes(void) { return (int64_t)32 << 20; }
+#ifndef FC_POOL_LLC
+#define FC_POOL_LLC ((int64_t)32 << 20)
+#endif
+static int64_t fc_pool_llc_bytes(void) { return FC_POOL_LLC; }
 
 /* 1 when every index irow[o], o in [o, o1), lies in its own window, for
  * outputs whose window columns are all inside the input and whose valid
@@ -119,6 +122,11 @@ static inline void store_idx_f32(int64_t *dst, __m256 code, int64_t base, int64_
 #define VMASK32(k) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)FC_MAX(FC_MIN((int64_t)(k), 64), -1)), \
                                       _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define VMLOAD(p, k) _mm256_maskload_ps((p), VMASK32(k))
+/* unordered in a or b; lanes 1.. of p (lane 0 is column -1: never read);
+ * -inf in lane 0 and +0 elsewhere (OR-ed into a masked load) */
+#define VUNORD2(a, b) _mm256_cmp_ps((a), (b), _CMP_UNORD_Q)
+#define VMLOAD_FROM1(p) _mm256_maskload_ps((p), _mm256_setr_epi32(0, -1, -1, -1, -1, -1, -1, -1))
+#define VNEGINF0() _mm256_setr_ps(-INFINITY, 0, 0, 0, 0, 0, 0, 0)
 /* Masked stores through a stack vector: vmaskmov stores are microcoded
  * and slow on AMD cores. */
 #define VMSTORE(p, v, k) do {                                                          \
@@ -200,6 +208,9 @@ static inline float scalar_max_f32(float m, float v, int *take) {
 #undef VCODE
 #undef VSTORE_IDX
 #undef VMLOAD
+#undef VUNORD2
+#undef VMLOAD_FROM1
+#undef VNEGINF0
 #undef VMSTORE
 #undef VMSTORE_IDX
 #undef VINTERLEAVE
@@ -241,6 +252,9 @@ static inline void store_idx_f64(int64_t *dst, __m256d code, int64_t base, int64
 #define VSTORE_IDX store_idx_f64
 #define VMASK64(k) _mm256_cmpgt_epi64(_mm256_set1_epi64x((int64_t)(k)), _mm256_setr_epi64x(0, 1, 2, 3))
 #define VMLOAD(p, k) _mm256_maskload_pd((p), VMASK64(k))
+#define VUNORD2(a, b) _mm256_cmp_pd((a), (b), _CMP_UNORD_Q)
+#define VMLOAD_FROM1(p) _mm256_maskload_pd((p), _mm256_setr_epi64x(0, -1, -1, -1))
+#define VNEGINF0() _mm256_setr_pd(-INFINITY, 0, 0, 0)
 #define VMSTORE(p, v, k) do {                                                          \
         double vb_[4];                                                                 \
         int64_t i_, k_ = (k);                                                          \

@@ -356,13 +356,63 @@ static int FC_SFX(fast_kind)(const fc_pool_shape *s) {
     return 0;
 }
 
+#include "pool_avx2_fwd.h"
+
+/* Planes [*p0, *p1) of the calling thread: a contiguous share of `planes`
+ * (the flat kernels need consecutive planes; no result depends on it). */
+static void FC_SFX(my_planes)(int64_t planes, int64_t *p0, int64_t *p1) {
+#ifdef _OPENMP
+    const int64_t nth = omp_get_num_threads(), id = omp_get_thread_num();
+#else
+    const int64_t nth = 1, id = 0;
+#endif
+    const int64_t q = planes / nth, r = planes % nth;
+    *p0 = id * q + FC_MIN(id, r);
+    *p1 = *p0 + q + (id < r);
+}
+
+/* The flat 2x2/2 path: exactly tiled planes, except calls beyond the
+ * cache with rows of at least a vector, where the row kernels (software
+ * prefetch of the next rows + streamed rows) measured faster from DRAM
+ * (vgg1/vgg2 2x2/2: 117-127% of a same-size cold copy vs 84-110%); below
+ * the cache the flat stream is faster (vgg3: 104% vs 89%; 14x14 planes:
+ * 2x). */
+static int FC_SFX(k2_flat_use)(const fc_pool_shape *s) {
+    return FC_SFX(k2_exact)(s) && !(FC_SFX(use_nt)(s, 0) && s->w_out >= VL);
+}
+
+/* 2x2/2 exactly tiled, no indices: max or avg over flat row pairs. */
+static fc_status FC_SFX(k2_flat_call)(fc_context *ctx, const fc_pool_shape *s, const FC_T *x, FC_T *y,
+                                      const int is_max, FC_T scale) {
+    const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
+    const int nt = FC_SFX(use_nt)(s, 0);
+#pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
+    {
+        int64_t p0, p1;
+        fc_fpmode fm;
+        if (!is_max) fm = fc_fpmode_enter();   /* max: no FTZ/DAZ (subnormal compares) */
+        FC_SFX(my_planes)(planes, &p0, &p1);
+        if (p1 > p0) {
+            if (is_max && nt) FC_SFX(k2_flat)(x + p0 * hw_in, y + p0 * hw_out, (p1 - p0) * s->h_out, s->w_in, 1, scale, 1);
+            else if (is_max) FC_SFX(k2_flat)(x + p0 * hw_in, y + p0 * hw_out, (p1 - p0) * s->h_out, s->w_in, 1, scale, 0);
+            else if (nt) FC_SFX(k2_flat)(x + p0 * hw_in, y + p0 * hw_out, (p1 - p0) * s->h_out, s->w_in, 0, scale, 1);
+            else FC_SFX(k2_flat)(x + p0 * hw_in, y + p0 * hw_out, (p1 - p0) * s->h_out, s->w_in, 0, scale, 0);
+        }
+        _mm_sfence();
+        if (!is_max) fc_fpmode_leave(fm);
+    }
+    return FC_OK;
+}
+
 fc_status FC_SFXA(fc_max_pool2d)(fc_context *ctx, const fc_pool_shape *s, const FC_T *x, FC_T *y,
                                  int64_t *indices) {
     const int kind = FC_SFX(fast_kind)(s);
     const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
     int64_t p;
     if (!kind) return FC_NOT_HANDLED;
+    if (kind == 1 && !indices && FC_SFX(k2_flat_use)(s)) return FC_SFX(k2_flat_call)(ctx, s, x, y, 1, 1);
     const int nt = FC_SFX(use_nt)(s, indices ? 8 : 0);
+    const int m3 = kind == 2 && !indices && FC_SFX(max3s2_ok)(s);
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
     {
 #pragma omp for schedule(static)
@@ -370,7 +420,10 @@ fc_status FC_SFXA(fc_max_pool2d)(fc_context *ctx, const fc_pool_shape *s, const 
             const FC_T *xp = x + p * hw_in;
             FC_T *yp = y + p * hw_out;
             int64_t *ip = indices ? indices + p * hw_out : NULL;
-            if (kind == 1) {
+            if (m3) {
+                if (nt) FC_SFX(max3s2_plane)(s, xp, yp, 1);
+                else FC_SFX(max3s2_plane)(s, xp, yp, 0);
+            } else if (kind == 1) {
                 if (nt) FC_SFX(max_plane)(s, xp, yp, ip, 2, 2, 0, 1);
                 else FC_SFX(max_plane)(s, xp, yp, ip, 2, 2, 0, 0);
             } else if (kind == 2) {
@@ -392,7 +445,11 @@ fc_status FC_SFXA(fc_avg_pool2d)(fc_context *ctx, const fc_pool_shape *s, const 
     FC_T recip[3][3];
     int64_t p;
     if (!kind) return FC_NOT_HANDLED;
+    if (kind == 1 && FC_SFX(k2_flat_use)(s))
+        return FC_SFX(k2_flat_call)(ctx, s, x, y, 0,
+                                    (FC_T)1 / (FC_T)(s->divisor_override ? s->divisor_override : 4));
     const int nt = FC_SFX(use_nt)(s, 0);
+    const int a3 = kind == 2 && FC_SFX(max3s2_ok)(s);
     if (sep) FC_SFX(avg3_recips)(s, recip);
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
     {
@@ -405,6 +462,9 @@ fc_status FC_SFXA(fc_avg_pool2d)(fc_context *ctx, const fc_pool_shape *s, const 
             else if (kind == 1) {
                 if (nt) FC_SFX(avg_plane)(s, xp, yp, 2, 2, 0, 1);
                 else FC_SFX(avg_plane)(s, xp, yp, 2, 2, 0, 0);
+            } else if (kind == 2 && a3) {
+                if (nt) FC_SFX(avg3s2_plane)(s, xp, yp, 1);
+                else FC_SFX(avg3s2_plane)(s, xp, yp, 0);
             } else if (kind == 2) {
                 if (nt) FC_SFX(avg_plane)(s, xp, yp, 3, 2, 1, 1);
                 else FC_SFX(avg_plane)(s, xp, yp, 3, 2, 1, 0);

@@ -74,7 +74,31 @@ def _cache_path(key):
     return os.path.join(cache_dir(), f"peak-{digest}.json")
 
 
+def _sysfs_cache_bytes():
+    """Largest cache of CPU 0 listed in Linux sysfs (its last-level cache), or 0."""
+    best = 0
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return 0
+    for name in names:
+        try:
+            with open(os.path.join(base, name, "size")) as f:
+                text = f.read().strip().upper()
+        except OSError:
+            continue
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        try:
+            best = max(best, int(text.rstrip("KMG")) * mult)
+        except ValueError:
+            pass
+    return best
+
+
 def _llc_bytes():
+    """Last-level cache size in bytes: sysconf where Python knows the name
+    (glibc), else Linux sysfs, else 32 MiB."""
     for name in ("SC_LEVEL3_CACHE_SIZE", "SC_LEVEL2_CACHE_SIZE"):
         try:
             v = os.sysconf(name)
@@ -82,7 +106,7 @@ def _llc_bytes():
                 return int(v)
         except (ValueError, OSError, AttributeError):
             pass
-    return 32 << 20
+    return _sysfs_cache_bytes() or 32 << 20
 
 
 def _default_copy_bytes():

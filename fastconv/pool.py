@@ -33,12 +33,42 @@ def _out_size(size, kernel, stride, pad, dilation, ceil_mode):
     return out
 
 
+def _plain(v):
+    """True for the argument forms that normalise by value alone: exact
+    ints, tuples of exact ints, None and bools (not int subclasses such as
+    numpy ints or bool-as-size, which must go through validation)."""
+    t = type(v)
+    return t is int or t is bool or v is None or (t is tuple and all(type(e) is int for e in v))
+
+
+_PARAMS_CACHE = {}
+
+
 def _params(op, input_shape, kernel_size, stride, padding, dilation, ceil_mode):
     """Normalise and validate pooling parameters for a 4-D input shape.
 
     Returns ``(kernel, stride, padding, dilation, output_shape)`` with the
-    first four as pairs.
+    first four as pairs.  Valid results for plain int/tuple arguments are
+    memoised (a layer calls with the same arguments every step; the
+    validation costs more than a small kernel), keyed with each argument's
+    type so that e.g. ``kernel_size=True`` still raises.
     """
+    args = (kernel_size, stride, padding, dilation, ceil_mode)
+    key = None
+    if all(map(_plain, args)):
+        key = (op, tuple(input_shape)) + tuple((type(a), a) for a in args)
+        hit = _PARAMS_CACHE.get(key)
+        if hit is not None:
+            return hit
+    res = _params_checked(op, input_shape, kernel_size, stride, padding, dilation, ceil_mode)
+    if key is not None:
+        if len(_PARAMS_CACHE) >= 256:
+            _PARAMS_CACHE.clear()
+        _PARAMS_CACHE[key] = res
+    return res
+
+
+def _params_checked(op, input_shape, kernel_size, stride, padding, dilation, ceil_mode):
     k = pair(kernel_size, "kernel_size", 1)
     s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) \
         else pair(stride, "stride", 1)

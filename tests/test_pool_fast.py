@@ -197,3 +197,127 @@ def test_backward_larger_than_cache_streamed(k, s, p, isa):
     bad[0, 3, -1, -2] += 3
     with pytest.raises(ValueError, match="indices"):
         max_pool2d_backward(g, x, k, s, p, indices=bad)
+
+
+# ---- forward without indices: flat 2x2/2 over tiled planes, row-reduced 3x3/2
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:      # pragma: no cover - torch is optional
+    torch = None
+
+
+def _want_max(x, k, s, p, ceil=False):
+    if torch is not None:
+        return F.max_pool2d(torch.from_numpy(x), k, s, p, ceil_mode=ceil).numpy()
+    return reference.max_pool2d(x, k, s, p, ceil_mode=ceil).astype(x.dtype)
+
+
+def _ties_nan_input(rng, shape, dtype, nan_frac):
+    """Many windows whose maximum is a tie between +0 and -0 (the first in
+    window order decides the sign), infinities, and sparse NaNs."""
+    x = rng.choice(np.array([-0.0, 0.0, -1.0, -0.5, 0.25, -np.inf], dtype=dtype), size=shape)
+    x.flat[rng.random(x.size) < 0.02] = np.inf
+    x.flat[rng.random(x.size) < nan_frac] = np.nan
+    return x
+
+
+def _assert_same_bits(got, want):
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))   # +0 vs -0, as PyTorch
+
+
+FLAT = [(3, 5, 2, 2), (2, 3, 4, 6), (2, 7, 14, 14), (1, 3, 8, 40), (2, 3, 10, 64), (5, 3, 6, 18), (1, 1, 2, 4096)]
+
+
+@pytest.mark.parametrize("shape", FLAT, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("nan_frac", [0.0, 0.003])
+def test_flat_2x2_forward_exact(shape, nan_frac, dtype, isa, threads):
+    """Exactly tiled 2x2/2 runs over the planes as one flat stream: values
+    bit-equal to PyTorch (sign of zero included), NaN blocks recomputed."""
+    rng = np.random.default_rng(sum(shape))
+    x = _ties_nan_input(rng, shape, dtype, nan_frac)
+    for ceil in (False, True):
+        _assert_same_bits(max_pool2d(x, 2, ceil_mode=ceil), _want_max(x, 2, 2, 0, ceil))
+    xa = rand(rng, shape, dtype)
+    xa.flat[rng.random(xa.size) < nan_frac] = np.nan
+    for opts in ({}, dict(divisor_override=3), dict(count_include_pad=False)):
+        got, want = avg_pool2d(xa, 2, **opts), reference.avg_pool2d(xa, 2, **opts)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        _close(np.nan_to_num(got), np.nan_to_num(want))
+
+
+@pytest.mark.parametrize("h,w", [(7, 17), (12, 40), (9, 33), (8, 16), (5, 18), (16, 112), (3, 255)])
+@pytest.mark.parametrize("nan_frac", [0.0, 0.004])
+def test_max3_row_reduced_forward_exact(h, w, nan_frac, dtype, isa, threads):
+    """Max 3x3/2 p1 reduces each input row once: bit-equal to PyTorch (sign
+    of zero, NaN in any row including the one shared by two output rows)."""
+    rng = np.random.default_rng(h * 1000 + w)
+    x = _ties_nan_input(rng, (2, 3, h, w), dtype, nan_frac)
+    for ceil in (False, True):
+        _assert_same_bits(max_pool2d(x, 3, 2, 1, ceil_mode=ceil), _want_max(x, 3, 2, 1, ceil))
+
+
+@pytest.mark.parametrize("row", [0, 1, 2, 5, 6])
+def test_max3_single_nan_in_each_row_position(row, isa):
+    """A lone NaN reaches exactly the outputs whose windows hold it."""
+    x = np.random.default_rng(row).uniform(-1, 1, (1, 1, 7, 40)).astype(np.float32)
+    x[0, 0, row, 21] = np.nan
+    _assert_same_bits(max_pool2d(x, 3, 2, 1), _want_max(x, 3, 2, 1))
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 2048, 2048), (44, 1000, 14, 14)], ids=["wide", "narrow"])
+def test_flat_2x2_streamed_beyond_cache(shape, isa):
+    """Exactly tiled calls over the streaming threshold (wide rows: the row
+    kernels; narrow rows: the flat stream with non-temporal stores from the
+    group buffer): values equal, 2 threads equal to 1."""
+    rng = np.random.default_rng(14)
+    x = rand(rng, shape, np.float32)                       # 33.5 / 34.5 MB
+    y = max_pool2d(x, 2)
+    np.testing.assert_array_equal(y, _max_2x2(x)[0])
+    ya = avg_pool2d(x, 2)
+    n, c, h, w = shape
+    _close(ya, x.astype(np.float64).reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5)))
+    with config._forced_runtime(threads=2):
+        np.testing.assert_array_equal(max_pool2d(x, 2), y)
+        np.testing.assert_array_equal(avg_pool2d(x, 2), ya)
+
+
+@pytest.mark.parametrize("h,w", [(7, 17), (12, 40), (9, 33), (1, 20), (2, 112), (3, 255)])
+@pytest.mark.parametrize("opts", AVG3, ids=["cip", "nopad", "div4"])
+def test_avg3s2_row_reduced_forward(h, w, opts, dtype, isa, threads):
+    """Avg 3x3/2 p1 reduces each input row once; column 0 and the edge rows
+    keep their own divisors; NaN/inf propagate to exactly their windows."""
+    rng = np.random.default_rng(h * 31 + w)
+    x = rand(rng, (2, 3, h, w), dtype)
+    x.flat[rng.random(x.size) < 0.003] = np.nan
+    x.flat[rng.random(x.size) < 0.003] = np.inf
+    for ceil in (False, True):
+        got = avg_pool2d(x, 3, 2, 1, ceil_mode=ceil, **opts)
+        want = reference.avg_pool2d(x, 3, 2, 1, ceil_mode=ceil, **opts)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+        fin = np.isfinite(want)
+        _close(got[fin], want[fin])
+
+
+@pytest.mark.parametrize("w", [2, 4, 6, 8, 14, 16])
+def test_flat_2x2_writes_nothing_past_the_output(w, dtype, isa, threads):
+    """Narrow rows store one full vector per row pair (extra lanes rewritten
+    by the following pairs): nothing may land past the call's last output,
+    whatever the plane count or the thread split."""
+    from fastconv import _kernels
+    from fastconv.pool import _shape_tuple
+    rng = np.random.default_rng(w)
+    for planes in (1, 2, 3, 5, 9, 17):
+        x = rand(rng, (1, planes, 2, w), dtype)
+        n = planes * (w // 2)
+        big = np.full(n + 64, 7.0, dtype=dtype)
+        st = _shape_tuple(x.shape, (1, planes, 1, w // 2), (2, 2), (2, 2), (0, 0), (1, 1))
+        _kernels.max_pool2d(x.reshape(-1), big[:n], None, st)
+        np.testing.assert_array_equal(big[:n], x.reshape(planes, 2, w // 2, 2).max(axis=(1, 3)).reshape(-1))
+        np.testing.assert_array_equal(big[n:], 7.0)
+        big[:] = 7.0
+        _kernels.avg_pool2d(x.reshape(-1), big[:n], st)
+        np.testing.assert_array_equal(big[n:], 7.0)
