@@ -155,8 +155,8 @@ FITTED = {
         'fwd_few_channels': 4,  # min(cg, og) below this: direct, except ...
         'fwd_first_im2col_K': _NEVER,  # ... GEMM depth K = cg*k this deep with og >= 32: im2col
         'fwd_few_dilated_min_k': _NEVER,  # ... strided stems with this many taps: dilated
-        'fwd_dilated_pad': 0.2,  # dilated when this fraction of dense taps reads padding ...
-        'fwd_dilated_wide_pixels': 1600,  # ... or from 2, with weights over fwd_direct_max_wkib and this many outputs
+        'fwd_dilated_pad': 0.25,  # dilated when this fraction of dense taps reads padding ...
+        'fwd_dilated_wide_pixels': 1024,  # ... or from 2, with weights over fwd_direct_max_wkib and this many outputs
         'fwd_grouped_direct_max_cg': _NEVER,  # grouped, not depthwise: im2col above this cg
         'fwd_direct_max_wkib': _NEVER,  # kxk, stride 1: direct while a group's weights (KiB) are at most this ...
         'fwd_direct_s2_max_wkib': _NEVER,  # ... (strided: this) ...
@@ -175,7 +175,7 @@ FITTED = {
         'gin_dw_s2_direct_pixels': 8192,  # ...
         'gin_dw_s2_direct_min_k': 25,  # ...
         'bwd_dilated_pad': 0.15,  # dilated when this fraction of dense taps reads padding
-        'bwd_grouped_direct_min_cg': 1,  # grouped, not depthwise: direct only with cg >= this
+        'bwd_grouped_direct_min_cg': 8,  # grouped, not depthwise: direct only with cg >= this
         'bwd_direct_max_wkib': _NEVER,  # kxk, not depthwise: direct while a group's weights (KiB) <= this ...
         'bwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
         'bwd_direct_min_pixels': 128,  # ... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this
@@ -183,8 +183,8 @@ FITTED = {
         'bwd_1x1_direct_max_c': 48,  # 1x1: direct when og <= this
         'gin_direct_max_wkib': _NEVER,  # conv_transpose2d (grad input alone): the same five limits (1x1: on cg,
         'gin_direct_s2_max_wkib': 0,  # the grad input's own output channels; grad input runs the forward
-        'gin_direct_min_pixels': 256,  # direct kernels on the flipped weights)
-        'gin_direct_free_wkib': 96,  # 
+        'gin_direct_min_pixels': 128,  # direct kernels on the flipped weights)
+        'gin_direct_free_wkib': 0,  # 
         'gin_1x1_direct_max_c': 32,  # 
         'bwd_dilated_max_cg': 12,  # narrow, ungrouped layers (8 <= min(cg, og), grad input alone: cg, <= this): dilated
         'bwd_dilated_min_k': 25,  # stride-1 kernels with this many taps ...
@@ -196,7 +196,7 @@ FITTED = {
 #: How each table was fitted (the command, data and result).
 FIT_INFO = {
     'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_avx2post.json --write', 'commit': 'a05a3c1', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-11-23 18:50 UTC', 'files': ['train_avx2post.json'], 'geomean': 1.0155, 'max': 1.87, 'over': 14, 'rows': 285},
-    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_512a.json --write', 'commit': 'd9d2b70', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-11-23 18:48 UTC', 'files': ['train_512a.json'], 'geomean': 1.0164, 'max': 1.45, 'over': 16, 'rows': 285},
+    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_512a.json train_512b.json --write', 'commit': 'd9d2b70', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-11-23 19:04 UTC', 'files': ['train_512a.json', 'train_512b.json'], 'geomean': 1.0131, 'max': 1.43, 'over': 14, 'rows': 285},
 }
 # END FITTED
 
