@@ -86,6 +86,7 @@ RULE_DOCS = {
     "gin_dw_s2_direct_min_k": "...",
     "bwd_dilated_pad": "dilated when this fraction of dense taps reads padding",
     "bwd_grouped_direct_min_cg": "grouped, not depthwise: direct only with cg >= this",
+    "gin_grouped_direct_min_cg": "(grad input alone: this)",
     "bwd_direct_max_wkib": "kxk, not depthwise: direct while a group's weights (KiB) <= this ...",
     "bwd_direct_s2_max_wkib": "... (strided: this) ...",
     "bwd_direct_min_pixels": "... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this",
@@ -132,13 +133,14 @@ FITTED = {
         'gin_dw_s2_direct_pixels': 8192,  # ...
         'gin_dw_s2_direct_min_k': 25,  # ...
         'bwd_dilated_pad': 0.1,  # dilated when this fraction of dense taps reads padding
-        'bwd_grouped_direct_min_cg': 1,  # grouped, not depthwise: direct only with cg >= this
+        'bwd_grouped_direct_min_cg': 8,  # grouped, not depthwise: direct only with cg >= this
+        'gin_grouped_direct_min_cg': 1,  # (grad input alone: this)
         'bwd_direct_max_wkib': 2048,  # kxk, not depthwise: direct while a group's weights (KiB) <= this ...
         'bwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
         'bwd_direct_min_pixels': 128,  # ... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this
         'bwd_direct_free_wkib': 0,  # (see above)
         'bwd_1x1_direct_max_c': 64,  # 1x1: direct when og <= this
-        'gin_direct_max_wkib': 8192,  # conv_transpose2d (grad input alone): the same five limits (1x1: on cg,
+        'gin_direct_max_wkib': 4096,  # conv_transpose2d (grad input alone): the same five limits (1x1: on cg,
         'gin_direct_s2_max_wkib': 0,  # the grad input's own output channels; grad input runs the forward
         'gin_direct_min_pixels': 1024,  # direct kernels on the flipped weights)
         'gin_direct_free_wkib': 384,  # 
@@ -176,7 +178,8 @@ FITTED = {
         'gin_dw_s2_direct_min_k': 25,  # ...
         'bwd_dilated_pad': 0.15,  # dilated when this fraction of dense taps reads padding
         'bwd_grouped_direct_min_cg': 8,  # grouped, not depthwise: direct only with cg >= this
-        'bwd_direct_max_wkib': _NEVER,  # kxk, not depthwise: direct while a group's weights (KiB) <= this ...
+        'gin_grouped_direct_min_cg': 1,  # (grad input alone: this)
+        'bwd_direct_max_wkib': 8192,  # kxk, not depthwise: direct while a group's weights (KiB) <= this ...
         'bwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
         'bwd_direct_min_pixels': 128,  # ... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this
         'bwd_direct_free_wkib': 0,  # (see above)
@@ -195,8 +198,8 @@ FITTED = {
 }
 #: How each table was fitted (the command, data and result).
 FIT_INFO = {
-    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_avx2post.json --write', 'commit': 'a05a3c1', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-11-23 18:50 UTC', 'files': ['train_avx2post.json'], 'geomean': 1.0155, 'max': 1.87, 'over': 14, 'rows': 285},
-    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_512a.json train_512b.json --write', 'commit': 'd9d2b70', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-11-23 19:04 UTC', 'files': ['train_512a.json', 'train_512b.json'], 'geomean': 1.0131, 'max': 1.43, 'over': 14, 'rows': 285},
+    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_avx2post.json --write', 'commit': 'a05a3c1', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-11-23 19:08 UTC', 'files': ['train_avx2post.json'], 'geomean': 1.0145, 'max': 1.87, 'over': 13, 'rows': 285},
+    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_512a.json train_512b.json --write', 'commit': 'd9d2b70', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-11-23 19:08 UTC', 'files': ['train_512a.json', 'train_512b.json'], 'geomean': 1.0122, 'max': 1.43, 'over': 13, 'rows': 285},
 }
 # END FITTED
 
@@ -270,6 +273,7 @@ FIT_START = {
     "fwd_direct_max_wkib": 192, "fwd_direct_s2_max_wkib": 0, "fwd_direct_max_pixels": 8192, "fwd_direct_wide_pixels": _NEVER,
     "fwd_1x1_direct_max_og": 0, "fwd_1x1_small_pixels": 0, "fwd_1x1_direct_min_cg": _NEVER,
     "bwd_dw_im2col_min_d": _NEVER, "bwd_grouped_direct_min_cg": 1,
+    "gin_grouped_direct_min_cg": 1,
     "bwd_dw_direct_pixels": 2048, "bwd_dw_small_pixels": 64,
     "gin_dw_direct_pixels": 2048, "gin_dw_small_pixels": 64,
     "bwd_dw_s2_direct_pixels": 2048, "gin_dw_s2_direct_pixels": 2048,
@@ -315,6 +319,7 @@ FIT_GRID = {
     "gin_dw_s2_direct_min_k": [9, 25, 49, _NEVER],
     "bwd_dilated_pad": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4],
     "bwd_grouped_direct_min_cg": [1, 4, 8, 16],
+    "gin_grouped_direct_min_cg": [1, 4, 8, 16],
     "bwd_direct_max_wkib": [0, 16, 64, 256, 1024, 2048, 4096, 8192, _NEVER],
     "bwd_direct_s2_max_wkib": [0, 96, 192, 384, 768, 1024, 1536, 3072, _NEVER],
     "bwd_direct_min_pixels": [0, 64, 128, 256, 512, 1024],
@@ -347,6 +352,7 @@ FIT_GROUPS = [
     ("gin_dw_s2_direct_pixels", "gin_dw_s2_direct_min_k"),
     ("bwd_dilated_pad",),
     ("bwd_grouped_direct_min_cg",),
+    ("gin_grouped_direct_min_cg",),
     ("bwd_direct_max_wkib", "bwd_direct_min_pixels", "bwd_direct_free_wkib"),
     ("bwd_direct_s2_max_wkib",),
     ("bwd_1x1_direct_max_c",),
@@ -476,7 +482,7 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
         or (stride == 1 and k >= r["bwd_dilated_min_k"]
             and r["bwd_dilated_k_pixels"] <= pixels <= r["bwd_dilated_k_max_pixels"]
             and wkib <= r["bwd_dilated_k_max_wkib"] and (g == 1 or cg > r["bwd_dilated_max_cg"])))
-    if g > 1 and cg < r["bwd_grouped_direct_min_cg"]:
+    if g > 1 and cg < r[p + "grouped_direct_min_cg"]:
         direct = False
     elif k == 1:    # the pass's output channels: grad input makes cg, grad weight og x cg
         direct = (cg if op == "conv_transpose2d" else og) <= r[p + "1x1_direct_max_c"]
