@@ -234,6 +234,11 @@ RULES_ISA = {"baseline": {
     "fwd_direct_s2_max_wkib": 0,
     "fwd_1x1_direct_max_og": 0,
     "fwd_1x1_small_pixels": 0,
+    # the fast direct backward (register-blocked grad weight, grad input on
+    # the forward kernels) is AVX2/AVX-512 only: the baseline keeps the old
+    # rule, direct backward for depthwise layers only
+    "bwd_direct_max_wkib": 0, "bwd_direct_s2_max_wkib": 0, "bwd_1x1_direct_max_c": 0,
+    "gin_direct_max_wkib": 0, "gin_direct_s2_max_wkib": 0, "gin_1x1_direct_max_c": 0,
 }}
 
 

@@ -62,6 +62,10 @@ def test_heuristic_choices():
     assert _auto.choose("conv2d", first, avail, "avx2") == "direct"
     assert _auto.choose("conv2d", aspp, avail, "avx2") == "dilated"
     assert _auto.choose("conv2d", strided, avail, "avx2") == "im2col"
+    # direct backward (AVX2/AVX-512 kernels) wins on dense layers on 28x28+ planes
+    assert _auto.choose("conv2d_backward", res, avail, "avx2") == "direct"
+    assert _auto.choose("conv2d_backward", res, avail, "avx512") == "direct"
+    assert _auto.choose("conv2d_backward", res, avail, "baseline") != "direct"
     # wide weights on few pixels: the BLAS's blocking wins every pass (1.4-1.6x)
     for op in ("conv2d_backward", "conv_transpose2d"):
         assert _auto.choose(op, strided, avail, "avx2") == "im2col"
