@@ -34,6 +34,10 @@
  * with fewer outputs compute a few junk outputs that are never copied back.
  *
  * Backward:
+ *   grad input, stride 1 with padding <= dil*(k-1): the forward convolution
+ *     of grad_out with the kernel flipped and its channel axes swapped
+ *     (fc_dil_gin_as_fwd), run through the forward sub-image path, so only
+ *     real input positions are computed.  Otherwise:
  *   grad input: grad_out is split the same way into sub-images with the junk
  *     outputs set to zero; the dense grad input gives the gradient of every
  *     sub-image element; each padded-input position belongs to at most one
@@ -44,7 +48,8 @@
  *
  * Workspace (all through fc_ws_alloc so the reported bytes are exact):
  *   forward     sub-inputs + sub-outputs (+ nested dense forward's, 0 for direct)
- *   grad input  sub-grad_out + sub-grad_input (+ nested)
+ *   grad input  sub-grad_out + sub-grad_input (+ nested); as a forward:
+ *               rearranged weights + the forward's sub-inputs/sub-outputs
  *   grad weight sub-inputs + sub-grad_out (+ nested)
  * A trivial configuration (n, c_in, c_out, h_out or w_out zero) or an empty
  * result allocates nothing.  fastconv/_workspace.py mirrors this exactly.
