@@ -34,6 +34,7 @@
 #define GW_PTARGET 256   /* output pixels per chunk (grad_out block stays in L1) */
 #define GW_PMAX 512      /* widest output row served */
 #define GW_XBYTES 49152  /* padded input block */
+#define GW_L2_BYTES (512 * 1024)  /* input planes of one task's channel block */
 
 /* ---------------- float32 ---------------- */
 #define T float
