@@ -35,6 +35,8 @@
 #define GW_PMAX 512      /* widest output row served */
 #define GW_XBYTES 49152  /* padded input block */
 #define GW_L2_BYTES (512 * 1024)  /* input planes of one task's channel block */
+#define GW_GMAX 4        /* co-blocks per task sharing one input copy */
+#define GW_ACC_COMBOS 1152  /* acc buffer: combos x co-blocks (73 KB) */
 
 /* ---------------- float32 ---------------- */
 #define T float

@@ -137,7 +137,7 @@ static fc_status SFX(run)(fc_context *ctx, const fc_conv_shape *s, const T *gy, 
     const int64_t khkw = s->kh * s->kw, ho = s->h_out, wo = s->w_out;
     const int64_t plane_in = s->h_in * s->w_in, plane_out = ho * wo;
     const int64_t xmax = GW_XBYTES / (int64_t)sizeof(T);
-    int64_t rows, nrc, wb, plane_b, cib, nkb, ncob, ntask, t64;
+    int64_t rows, nrc, wb, plane_b, cib, nkb, ncob, ncog, G, ntask, t64;
     int copy, nthr;
     if (cog < VL || khkw > GW_KMAX || wo > GW_PMAX || cig < 1) return FC_NOT_HANDLED;
     if (s->n == 0 || ho == 0 || wo == 0 || s->h_in == 0 || s->w_in == 0) {
@@ -165,14 +165,20 @@ static fc_status SFX(run)(fc_context *ctx, const fc_conv_shape *s, const T *gy, 
     nkb = (cig + cib - 1) / cib;
     cib = (cig + nkb - 1) / nkb;
     ncob = (cog + NCO - 1) / NCO;
-    FC_MUL(s->groups, ncob, &t64);
+    /* co-blocks per task: each copied input chunk serves G of them; fewer
+     * when that would leave threads without a task (any G gives the same
+     * sums: results still do not depend on the thread count) */
+    G = FC_MAX(1, FC_MIN(FC_MIN(GW_GMAX, ncob), GW_ACC_COMBOS / (cib * khkw)));
+    while (G > 1 && s->groups * nkb * ((ncob + G - 1) / G) < 2 * (int64_t)ctx->num_threads) G--;
+    ncog = (ncob + G - 1) / G;
+    FC_MUL(s->groups, ncog, &t64);
     FC_MUL(t64, nkb, &ntask);
     nthr = fc_threads_for(ctx, ntask);
 
 #pragma omp parallel num_threads(nthr)
     {
         fc_fpmode fpm = fc_fpmode_enter();
-        FC_ALIGNED(32) T acc[GW_KMAX * NCO];
+        FC_ALIGNED(32) T acc[GW_ACC_COMBOS * NCO];
         FC_ALIGNED(32) T gyt[GW_PMAX * NCO];
         FC_ALIGNED(32) T xb[GW_XBYTES / sizeof(T) + VL];
         int64_t off[GW_KMAX];
@@ -183,16 +189,13 @@ static fc_status SFX(run)(fc_context *ctx, const fc_conv_shape *s, const T *gy, 
             pb[p] = (p / wo) * s->stride_h * (copy ? wb : s->w_in) + (p % wo) * s->stride_w;
 #pragma omp for schedule(static)
         for (task = 0; task < ntask; task++) {
-            /* co-block fastest: consecutive tasks of a thread read the same
-             * input channels, which then come from L2 (one image of a block
-             * of input channels fits for most layers) */
-            const int64_t cob = task % ncob, kb = (task / ncob) % nkb, g = task / (nkb * ncob);
-            const int64_t co_abs = g * cog + cob * NCO;
-            const int nco = (int)FC_MIN(NCO, cog - cob * NCO);
-            const int nv = nco > VL ? 2 : 1;
+            /* co-block group fastest: consecutive tasks of a thread read the
+             * same input channels, which then come from L2 */
+            const int64_t cg0 = (task % ncog) * G, kb = (task / ncog) % nkb, g = task / (nkb * ncog);
+            const int64_t ng = FC_MIN(G, ncob - cg0);
             const int64_t ci0 = kb * cib, cb = FC_MIN(cib, cig - ci0), K = cb * khkw;
             const int64_t wrow = copy ? wb : s->w_in;
-            int64_t n, rc, k, c, i, j;
+            int64_t n, rc, k, c, i, j, cc;
             if (cb <= 0) continue;
             for (c = 0; c < cb; c++)
                 for (i = 0; i < s->kh; i++)
@@ -203,8 +206,6 @@ static fc_status SFX(run)(fc_context *ctx, const fc_conv_shape *s, const T *gy, 
                 for (rc = 0; rc < nrc; rc++) {
                     const int64_t r0 = rc * rows, r1 = FC_MIN(ho, r0 + rows), R = r1 - r0;
                     const T *xs;
-                    SFX(transpose)(gyt, gy + (n * s->c_out + co_abs) * plane_out + r0 * wo,
-                                   plane_out, nco, R * wo);
                     if (copy) {
                         const int64_t rows_b = SFX(rows_in)(s, R), ih_s = r0 * s->stride_h - s->pad_h;
                         const int64_t c_lo = FC_MIN(wb, FC_MAX(0, s->pad_w));
@@ -230,12 +231,24 @@ static fc_status SFX(run)(fc_context *ctx, const fc_conv_shape *s, const T *gy, 
                     } else {
                         xs = ximg + r0 * s->stride_h * s->w_in;
                     }
-                    for (k = 0; k < K; k += GW_NJ)
-                        SFX(tile_dispatch)((int)FC_MIN(GW_NJ, K - k), nv, gyt, xs, off + k, pb, R * wo,
-                                           n == 0 && rc == 0, acc + k * NCO);
+                    for (cc = 0; cc < ng; cc++) {
+                        const int64_t co_abs = g * cog + (cg0 + cc) * NCO;
+                        const int nco = (int)FC_MIN(NCO, cog - (cg0 + cc) * NCO);
+                        const int nv = nco > VL ? 2 : 1;
+                        T *a = acc + cc * K * NCO;
+                        SFX(transpose)(gyt, gy + (n * s->c_out + co_abs) * plane_out + r0 * wo,
+                                       plane_out, nco, R * wo);
+                        for (k = 0; k < K; k += GW_NJ)
+                            SFX(tile_dispatch)((int)FC_MIN(GW_NJ, K - k), nv, gyt, xs, off + k, pb,
+                                               R * wo, n == 0 && rc == 0, a + k * NCO);
+                    }
                 }
             }
-            SFX(write)(acc, K, nco, gw + (co_abs * cig + ci0) * khkw, cig * khkw);
+            for (cc = 0; cc < ng; cc++) {
+                const int64_t co_abs = g * cog + (cg0 + cc) * NCO;
+                const int nco = (int)FC_MIN(NCO, cog - (cg0 + cc) * NCO);
+                SFX(write)(acc + cc * K * NCO, K, nco, gw + (co_abs * cig + ci0) * khkw, cig * khkw);
+            }
         }
         fc_fpmode_leave(fpm);
     }
