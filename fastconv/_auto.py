@@ -226,10 +226,9 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
         if stride == 1 and k >= r["bwd_dilated_min_k"] and pixels >= r["bwd_dilated_k_pixels"]:
             return "dilated"
     # direct backward (grad input on the forward kernels, register-blocked grad weight): not
-    # fitted yet, set from bench_im2col.py timings (direct/im2col 1.05-1.35x from 2x14x14
-    # output pixels up; 0.85-0.9x on 7x7 planes at batch 1-2, where rearranging the weights
-    # per call shows, and
-    # on the 3-channel stem; its polyphase transposed conv is 0.8x im2col)
+    # fitted yet, set from bench_im2col.py timings: direct/im2col 1.05-1.35x from 2x14x14
+    # output pixels up; 0.85-0.9x on 7x7 planes at batch 1-2 (rearranging the weights per
+    # call shows) and on the 3-channel stem; its polyphase transposed conv is 0.8x im2col
     if (op == "conv2d_backward" and isa == "avx2" and min(cg, og) >= r["bwd_direct_min_c"]
             and wo <= 512 and pixels >= r["bwd_direct_min_pixels"]):
         return "direct"
