@@ -2,12 +2,16 @@
 
 One Cython boundary (fastconv/_kernels.pyx) linked with the C kernels in
 csrc/.  Files named *_avx2.c are compiled with their own ISA flags (AVX2 +
-FMA) and chosen at run time; everything else is built for the baseline ISA.
+FMA), files named *_avx512.c with AVX-512 F/BW/VL (+ AVX2/FMA) flags, and
+chosen at run time; everything else is built for the baseline ISA.  The
+AVX-512 files are only built together with the AVX2 ones (the AVX-512 path
+falls back to the AVX2 kernels for what it does not specialise).
 
 Environment variables:
   FASTCONV_NO_OPENMP=1        build without OpenMP
   FASTCONV_SANITIZE=address,undefined   build with sanitizers (tests/CI)
   FASTCONV_NATIVE=1           opt-in -march=native (never the default)
+  FASTCONV_NO_AVX512=1        do not build the AVX-512 kernels
 """
 import glob
 import os
@@ -23,6 +27,11 @@ from setuptools.command.build_ext import build_ext
 
 X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 AVX2_FLAGS = ["-mavx2", "-mfma"]
+AVX512_FLAGS = ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx2", "-mfma"]
+# the probe uses a masked intrinsic so a compiler that takes the flags but
+# lacks the intrinsics (old headers) is rejected too
+AVX512_PROBE = ("#include <immintrin.h>\nint main(void){__m512 a=_mm512_set1_ps(1.f);"
+                "a=_mm512_maskz_fmadd_ps((__mmask16)3,a,a,a);return (int)_mm512_reduce_add_ps(a)-4;}\n")
 
 
 def _env_flag(name):
@@ -66,18 +75,27 @@ class BuildExt(build_ext):
             base.append("-march=native")
         build_flags = " ".join(base) or "default"
         avx2 = X86 and gnu_like and _compiler_accepts(cc, AVX2_FLAGS)
+        avx512 = avx2 and not _env_flag("FASTCONV_NO_AVX512") and _compiler_accepts(cc, AVX512_FLAGS, AVX512_PROBE)
         for ext in self.extensions:
             ext.extra_compile_args = list(base)
             ext.extra_link_args = list(link)
             ext.define_macros.append(("FC_BUILD_FLAGS", '"%s"' % build_flags))
             isa_sources = [s for s in ext.sources if s.endswith("_avx2.c")]
-            ext.sources = [s for s in ext.sources if not s.endswith("_avx2.c")]
+            avx512_sources = [s for s in ext.sources if s.endswith("_avx512.c")]
+            ext.sources = [s for s in ext.sources if not s.endswith(("_avx2.c", "_avx512.c"))]
             if avx2 and isa_sources:
                 ext.define_macros.append(("FC_WITH_AVX2", "1"))
+                if avx512 and avx512_sources:
+                    ext.define_macros.append(("FC_WITH_AVX512", "1"))
                 objs = self.compiler.compile(
                     isa_sources, output_dir=self.build_temp, macros=ext.define_macros,
                     include_dirs=ext.include_dirs, extra_postargs=base + AVX2_FLAGS,
                     depends=ext.depends)
+                if avx512 and avx512_sources:
+                    objs += self.compiler.compile(
+                        avx512_sources, output_dir=self.build_temp, macros=ext.define_macros,
+                        include_dirs=ext.include_dirs, extra_postargs=base + AVX512_FLAGS,
+                        depends=ext.depends)
                 ext.extra_objects = list(ext.extra_objects or []) + objs
         super().build_extensions()
 

@@ -5,7 +5,9 @@ rate, "same" output) at 33x33 and 65x65, and WaveNet-like 1-D dilated
 convolutions run as H = 1 convolutions (kernel 1x2, dilations 1..512, 64
 channels).  For every layer and pass (forward; backward = grad input + grad
 weight) it times fastconv's direct (native dilation), im2col (when its kernels
-are available) and dilated (space-to-batch) algorithms and PyTorch, in one
+are available) and dilated (space-to-batch decomposition: AVX2 row kernels for the
+1-D layers, per-tap GEMMs or stacked sub-images through the direct kernels for
+the 2-D ones) algorithms and PyTorch, in one
 process, alternating, and prints the median time, GFLOP/s (dense convention:
 2 * mults) and the speed-up over PyTorch, then geometric means.
 

@@ -10,6 +10,7 @@ with geometric means per suite.
 
     python bench/bench_direct.py --threads 1 --repeat 7 --dtype float32
     python bench/bench_direct.py --threads 2 --quick
+    python bench/bench_direct.py --threads 1 --clock thread --isa avx2   # compare ISA paths
 """
 import argparse
 import math
@@ -156,6 +157,8 @@ def main(argv=None):
     ap.add_argument("--clock", choices=["wall", "thread"], default="wall",
                     help="thread: CPU time of the calling thread (1 thread only; robust on a busy machine)")
     ap.add_argument("--only", default=None, help="run only layers whose name contains this")
+    ap.add_argument("--isa", choices=["baseline", "avx2", "avx512"], default=None,
+                    help="force fastconv's ISA path (default: the one chosen at import)")
     args = ap.parse_args(argv)
     if args.clock == "thread" and args.threads != 1:
         ap.error("--clock thread needs --threads 1")
@@ -163,7 +166,11 @@ def main(argv=None):
     import torch
     torch.set_num_threads(args.threads)
     config.set_num_threads(args.threads)
-    if config.isa() != "avx2":
+    if args.isa:
+        if args.isa not in config._available_isas():
+            ap.error(f"--isa {args.isa}: this machine/build runs {config._available_isas()}")
+        config._forced_runtime(isa_name=args.isa).__enter__()   # for the whole run
+    if config.isa() == "baseline":
         print("warning: fastconv is running its baseline ISA path", file=sys.stderr)
     dtype = np.dtype(args.dtype)
     # the first PyTorch convolutions of a process are slow (oneDNN set-up):
@@ -174,12 +181,17 @@ def main(argv=None):
         t_end = time.perf_counter() + 0.5
         while time.perf_counter() < t_end:
             torch.nn.functional.conv2d(xw, ww, None, 2, 3)
-    peak = PEAK_PER_CORE[args.dtype] * args.threads
+    # the measured FMA peak (`fastconv peak`) when cached, else a nominal one
+    import importlib
+    _peak = importlib.import_module("fastconv.peak")   # the module (fastconv.peak is also a function)
+    measured = _peak.peak_gflops(args.dtype, args.threads, measure=False)
+    peak = measured or PEAK_PER_CORE[args.dtype] * args.threads
     suites = {"resnet": RESNET, "vgg": VGG, "first": FIRST, "depthwise": DEPTHWISE}
     if args.suite != "all":
         suites = {args.suite: suites[args.suite]}
-    print(f"fastconv direct vs torch {torch.__version__} | {args.dtype} | threads={args.threads} | "
-          f"repeat={args.repeat} | clock={args.clock} | peak assumed {peak:.0f} GFLOP/s")
+    print(f"fastconv direct (isa {config.isa()}) vs torch {torch.__version__} | {args.dtype} | "
+          f"threads={args.threads} | repeat={args.repeat} | clock={args.clock} | "
+          f"peak {'measured' if measured else 'assumed'} {peak:.0f} GFLOP/s")
     hdr = f"{'layer':<28} {'fc GF/s':>8} {'%peak':>6} {'torch GF/s':>10} {'ratio':>6}"
     ratios_all = {}
     for sname, layers in suites.items():

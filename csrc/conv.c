@@ -1,6 +1,9 @@
 /* Convolution entry points: validate, then dispatch by algorithm and ISA.
  *
- *   FC_ALGO_DIRECT   on the AVX2 path (ctx->isa == FC_ISA_AVX2): forward tries
+ *   FC_ALGO_DIRECT   on the AVX-512 path (ctx->isa == FC_ISA_AVX512) forward
+ *                    first tries the AVX-512 kernels (conv_direct_avx512.c),
+ *                    then continues as on the AVX2 path.
+ *                    On the AVX2 path (ctx->isa >= FC_ISA_AVX2): forward tries
  *                    the register-blocked AVX2 kernel, and when it declines, or
  *                    for the backward passes and bias, the portable kernels
  *                    compiled for AVX2 (conv_direct_generic_avx2.c); on the
@@ -67,6 +70,10 @@ fc_status fc_conv2d_##SFX(fc_context *ctx, const fc_conv_shape *s, int algo, con
     }                                                                                              \
     switch (algo) {                                                                                \
     case FC_ALGO_DIRECT:                                                                           \
+        if (FC_USE_AVX512(ctx)) {                                                                  \
+            st = FC_AVX512_DIRECT_##SFX(ctx, s, x, w, bias, y);                                    \
+            if (st != FC_NOT_HANDLED) return st;                                                   \
+        }                                                                                          \
         if (FC_USE_AVX2(ctx)) {                                                                    \
             st = FC_AVX2_DIRECT_##SFX(ctx, s, x, w, bias, y);                                      \
             if (st != FC_NOT_HANDLED) return st;                                                   \
@@ -152,7 +159,7 @@ fc_status fc_add_channel_bias_##SFX(fc_context *ctx, int64_t n, int64_t c, int64
 }
 
 #ifdef FC_WITH_AVX2
-#define FC_USE_AVX2(ctx) ((ctx)->isa == FC_ISA_AVX2)
+#define FC_USE_AVX2(ctx) ((ctx)->isa >= FC_ISA_AVX2)   /* AVX-512 implies AVX2 */
 #define FC_AVX2_DIRECT_f32 fc_conv2d_direct_f32__avx2
 #define FC_AVX2_DIRECT_f64 fc_conv2d_direct_f64__avx2
 #define FC_AVX2_GRAD_WEIGHT_f32 fc_conv2d_grad_weight_direct_f32__avx2
@@ -169,6 +176,16 @@ fc_status fc_add_channel_bias_##SFX(fc_context *ctx, int64_t n, int64_t c, int64
 #define FC_AVX2_GRAD_WEIGHT_f64(ctx, s, gy, x, gw) FC_NOT_HANDLED
 #define FC_GENERIC_AVX2(name, sfx) FC_GENERIC_AVX2_(name, sfx)
 #define FC_GENERIC_AVX2_(name, sfx) name##sfx
+#endif
+
+#ifdef FC_WITH_AVX512
+#define FC_USE_AVX512(ctx) ((ctx)->isa == FC_ISA_AVX512)
+#define FC_AVX512_DIRECT_f32 fc_conv2d_direct_f32__avx512
+#define FC_AVX512_DIRECT_f64 fc_conv2d_direct_f64__avx512
+#else
+#define FC_USE_AVX512(ctx) 0
+#define FC_AVX512_DIRECT_f32(ctx, s, x, w, b, y) FC_NOT_HANDLED
+#define FC_AVX512_DIRECT_f64(ctx, s, x, w, b, y) FC_NOT_HANDLED
 #endif
 
 FC_DEFINE_DISPATCH(float, f32)

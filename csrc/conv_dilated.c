@@ -12,7 +12,12 @@
  * therefore decomposes exactly; d | s gives P = 1 (a strided subsample),
  * s = 1 gives the classic P = d interleaved sub-images.
  *
- * Two ways of running the dense convolutions of the sub-images:
+ * Three ways of running the dense convolutions of the sub-images:
+ *   - row kernels (AVX2 path; one-row layers such as WaveNet's run as H = 1,
+ *     >= 8 channels per group; conv_dilated_row.h): the classes are
+ *     computed in place, a vector of consecutive outputs holding VL classes
+ *     side by side and tap b one load at offset b*dil; no copies, taps on
+ *     padding skipped by segments of the row.
  *   - GEMM path (a BLAS is installed and every group has >= 8 input and
  *     output channels; see "the GEMM path" below): the sub-images are never
  *     materialised; tap (a, b) of all of them is one BLAS GEMM over a
@@ -48,6 +53,7 @@
  * dense kernels are thread-count independent, so results are too.
  */
 #include "fc_internal.h"
+#include "conv_dilated_row.h"
 
 /* Decomposition of one convolution. */
 typedef struct {
@@ -405,6 +411,26 @@ static inline void fc_dil_tap_rows(int64_t in, int64_t out, int64_t stride, int6
     *i1 = hi;
 }
 
+/* Forward: 1 when the sub-image path (stacked sub-images through the
+ * direct dispatcher) is preferred to the GEMM path.  On the AVX2 path the
+ * register-blocked direct kernels run large dense sub-images (>=
+ * FC_DIL_SPLIT_MIN_PIX outputs each, stride 1) faster than the per-tap GEMMs
+ * plus their copies (measured: DeepLab rate 2 at 65x65, 33x33 sub-images);
+ * small sub-images (higher rates) stay on the GEMM path, which also skips
+ * the taps on padding.  The backward passes always take the GEMM path (the
+ * dense backward kernels are not faster).  Mirrored by _workspace.py. */
+#define FC_DIL_SPLIT_MIN_PIX 1024
+static int fc_dil_prefer_split(const fc_context *ctx, const fc_conv_shape *s, int pass) {
+    int64_t ph, pw, qh, qw;
+    if (pass != 0 || ctx->isa < FC_ISA_AVX2 || s->stride_h != 1 || s->stride_w != 1) return 0;
+    if (s->c_out / s->groups < 16) return 0;
+    ph = s->dil_h;   /* stride 1: d classes per axis */
+    pw = s->dil_w;
+    qh = (s->h_out + ph - 1) / ph;
+    qw = (s->w_out + pw - 1) / pw;
+    return qh * qw >= FC_DIL_SPLIT_MIN_PIX;   /* both <= h_out, w_out: no overflow */
+}
+
 fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape *s,
                                       int elem_size, int pass, int64_t *bytes) {
     fc_status st;
@@ -417,7 +443,11 @@ fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape
     if (elem_size != 4 && elem_size != 8) return FC_ERR_ARG;
     if (pass < 0 || pass > 2) return FC_ERR_ARG;
     if (fc_dil_result_elems(s, pass) == 0 || fc_dil_trivial(s)) return FC_OK;
-    if (fc_dil_gemm_plan_make(ctx, s, elem_size, &gp)) {
+    if (fc_drk_plan(ctx, s, elem_size, pass, &t)) {   /* row kernels (conv_dilated_row.h) */
+        FC_MUL(t, elem_size, bytes);
+        return FC_OK;
+    }
+    if (!fc_dil_prefer_split(ctx, s, pass) && fc_dil_gemm_plan_make(ctx, s, elem_size, &gp)) {
         /* a viewed single-row input needs no copies, and its backward passes
          * read grad_out rows in place (no band temporaries) */
         if (pass == 0 && gp.row) {   /* one chunk buffer per thread used */

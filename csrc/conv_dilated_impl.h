@@ -10,6 +10,7 @@
 #define FC_JOIN(a, b) FC_JOIN2(a, b)
 #define FN(name) FC_JOIN(name, SFX)
 #define DENSE(name) FC_JOIN(FC_JOIN(name, _), SFX)
+#define DRK(name) FC_JOIN(FC_JOIN(name, SFX), __avx2)
 
 /* Threads for `rows` rows of `len` copied elements each: copies are memory
  * bound, so only large copies are split. */
@@ -876,7 +877,13 @@ fc_status FN(fc_conv2d_dilated_)(fc_context *ctx, const fc_conv_shape *s, const 
     if (FN(fc_dil_prologue_)(ctx, s, 0, y, bias, &st)) return st;
     /* x may be NULL when it has no elements (h_in or w_in 0: all taps are padding) */
     if ((!x && s->h_in > 0 && s->w_in > 0) || !w) return FC_ERR_ARG;
-    if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
+#ifdef FC_WITH_AVX2
+    {   /* WaveNet-like rows: the AVX2 row kernels (conv_dilated_row.h) */
+        int64_t rk;
+        if (fc_drk_plan(ctx, s, (int)sizeof(T), 0, &rk)) return DRK(fc_dil_row_forward_)(ctx, s, x, w, bias, y);
+    }
+#endif
+    if (!fc_dil_prefer_split(ctx, s, 0) && fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
         return gp.row ? FN(fc_dil_gemm_forward_row_)(ctx, s, &gp, x, w, bias, y)
                       : FN(fc_dil_gemm_forward_)(ctx, s, &gp, x, w, bias, y);
     if ((st = fc_dil_split_bufs(ctx, s, (int)sizeof(T), &pl, &mem))) return st;
@@ -897,6 +904,12 @@ fc_status FN(fc_conv2d_grad_input_dilated_)(fc_context *ctx, const fc_conv_shape
     T *gys, *gxs;
     if (FN(fc_dil_prologue_)(ctx, s, 1, gx, NULL, &st)) return st;
     if (!gy || !w) return FC_ERR_ARG;
+#ifdef FC_WITH_AVX2
+    {   /* WaveNet-like rows: the AVX2 row kernels (conv_dilated_row.h) */
+        int64_t rk;
+        if (fc_drk_plan(ctx, s, (int)sizeof(T), 1, &rk)) return DRK(fc_dil_row_grad_input_)(ctx, s, gy, w, gx);
+    }
+#endif
     if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
         return gp.rowi ? FN(fc_dil_gemm_grad_input_row_)(ctx, s, &gp, gy, w, gx)
              : gp.view ? FN(fc_dil_gemm_grad_input_view_)(ctx, s, &gp, gy, w, gx)
@@ -919,6 +932,12 @@ fc_status FN(fc_conv2d_grad_weight_dilated_)(fc_context *ctx, const fc_conv_shap
     T *xs, *gys;
     if (FN(fc_dil_prologue_)(ctx, s, 2, gw, NULL, &st)) return st;
     if (!gy || (!x && s->h_in > 0 && s->w_in > 0)) return FC_ERR_ARG;
+#ifdef FC_WITH_AVX2
+    {   /* WaveNet-like rows: the AVX2 row kernels (conv_dilated_row.h) */
+        int64_t rk;
+        if (fc_drk_plan(ctx, s, (int)sizeof(T), 2, &rk)) return DRK(fc_dil_row_grad_weight_)(ctx, s, gy, x, gw);
+    }
+#endif
     if (fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
         return gp.row ? FN(fc_dil_gemm_grad_weight_row_)(ctx, s, &gp, gy, x, gw)
                       : FN(fc_dil_gemm_grad_weight_)(ctx, s, &gp, gy, x, gw);
@@ -932,6 +951,7 @@ fc_status FN(fc_conv2d_grad_weight_dilated_)(fc_context *ctx, const fc_conv_shap
 }
 
 #undef DENSE
+#undef DRK
 #undef FN
 #undef FC_JOIN
 #undef FC_JOIN2

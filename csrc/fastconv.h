@@ -31,7 +31,8 @@ typedef enum fc_status {
 
 typedef enum fc_isa {
     FC_ISA_BASELINE = 0,
-    FC_ISA_AVX2 = 1         /* AVX2 + FMA */
+    FC_ISA_AVX2 = 1,        /* AVX2 + FMA */
+    FC_ISA_AVX512 = 2       /* AVX-512 F/BW/VL (+ AVX2/FMA); implies every AVX2 path */
 } fc_isa;
 
 typedef enum fc_conv_algo {
@@ -88,6 +89,7 @@ typedef struct fc_pool_shape {
 
 /* ---- runtime ----------------------------------------------------------- */
 int fc_cpu_has_avx2_fma(void);        /* what the CPU supports */
+int fc_cpu_has_avx512(void);          /* AVX-512 F/BW/VL + AVX2/FMA, zmm/opmask state saved by the OS */
 int fc_openmp_enabled(void);          /* 1 when built with OpenMP */
 int fc_openmp_max_threads(void);
 const char *fc_build_info(void);      /* compiler and flags */

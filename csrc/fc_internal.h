@@ -75,6 +75,13 @@ fc_status fc_conv2d_direct_f32__avx2(fc_context *ctx, const fc_conv_shape *s,
 fc_status fc_conv2d_direct_f64__avx2(fc_context *ctx, const fc_conv_shape *s,
                                      const double *x, const double *w, const double *bias, double *y);
 
+/* AVX-512 direct convolution forward (conv_direct_avx512.c); workspace 0.
+ * FC_NOT_HANDLED for shapes it does not serve (the AVX2 kernels follow). */
+fc_status fc_conv2d_direct_f32__avx512(fc_context *ctx, const fc_conv_shape *s,
+                                       const float *x, const float *w, const float *bias, float *y);
+fc_status fc_conv2d_direct_f64__avx512(fc_context *ctx, const fc_conv_shape *s,
+                                       const double *x, const double *w, const double *bias, double *y);
+
 /* im2col + BLAS GEMM (conv_im2col.c): forward, grad input (GEMM + col2im),
  * grad weight (im2col + GEMM).  Workspace bounded by ctx->workspace_limit. */
 fc_status fc_conv2d_im2col_f32(fc_context *ctx, const fc_conv_shape *s,

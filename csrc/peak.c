@@ -122,7 +122,7 @@ fc_status fc_measure_fma_peak(fc_context *ctx, int dtype_size, double seconds, d
         kern = fc_peak_kernel_f64__baseline; flops_per_iter = fc_peak_f64_flops_per_iter__baseline;
     }
 #ifdef FC_WITH_AVX2
-    if (ctx->isa == FC_ISA_AVX2) {
+    if (ctx->isa >= FC_ISA_AVX2) {
         if (dtype_size == 4) {
             kern = fc_peak_kernel_f32__avx2; flops_per_iter = fc_peak_f32_flops_per_iter__avx2;
         } else {

@@ -25,7 +25,7 @@ fc_status FC_SFX(fc_max_pool2d)(fc_context *ctx, const fc_pool_shape *s, const F
     if (planes == 0 || hw_out == 0) return FC_OK;
     if (!y || (hw_in > 0 && !x)) return FC_ERR_ARG;
 #ifdef FC_WITH_AVX2
-    if (ctx->isa == FC_ISA_AVX2) {
+    if (ctx->isa >= FC_ISA_AVX2) {
         st = FC_SFXA(fc_max_pool2d)(ctx, s, x, y, indices);
         if (st != FC_NOT_HANDLED) return st;
     }
@@ -50,7 +50,7 @@ fc_status FC_SFX(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s
     if (planes == 0 || hw_in == 0) return FC_OK;
     if (!gx || (hw_out > 0 && (!gy || (!indices && !x)))) return FC_ERR_ARG;
 #ifdef FC_WITH_AVX2
-    if (ctx->isa == FC_ISA_AVX2) {
+    if (ctx->isa >= FC_ISA_AVX2) {
         st = FC_SFXA(fc_max_pool2d_backward)(ctx, s, gy, indices, x, gx);
         if (st != FC_NOT_HANDLED) return st;
     }
@@ -80,7 +80,7 @@ fc_status FC_SFX(fc_avg_pool2d)(fc_context *ctx, const fc_pool_shape *s, const F
     if (planes == 0 || hw_out == 0) return FC_OK;
     if (!y || (hw_in > 0 && !x)) return FC_ERR_ARG;
 #ifdef FC_WITH_AVX2
-    if (ctx->isa == FC_ISA_AVX2) {
+    if (ctx->isa >= FC_ISA_AVX2) {
         st = FC_SFXA(fc_avg_pool2d)(ctx, s, x, y);
         if (st != FC_NOT_HANDLED) return st;
     }
@@ -105,7 +105,7 @@ fc_status FC_SFX(fc_avg_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s
     if (planes == 0 || hw_in == 0) return FC_OK;
     if (!gx || (hw_out > 0 && !gy)) return FC_ERR_ARG;
 #ifdef FC_WITH_AVX2
-    if (ctx->isa == FC_ISA_AVX2) {
+    if (ctx->isa >= FC_ISA_AVX2) {
         st = FC_SFXA(fc_avg_pool2d_backward)(ctx, s, gy, gx);
         if (st != FC_NOT_HANDLED) return st;
     }

@@ -12,6 +12,26 @@ int fc_cpu_has_avx2_fma(void) {
 #endif
 }
 
+/* AVX-512 F+BW+VL (with AVX2+FMA, which the AVX-512 files also use) and an
+ * OS that saves the opmask and zmm state: XCR0 bits 1,2 (SSE, AVX) and 5,6,7
+ * (opmask, ZMM_Hi256, Hi16_ZMM), read with XGETBV once OSXSAVE is set. */
+int fc_cpu_has_avx512(void) {
+#if FC_HAVE_X86 && (defined(__GNUC__) || defined(__clang__))
+    unsigned int a, b, c, d, lo, hi;
+    if (!fc_cpu_has_avx2_fma()) return 0;
+    if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+          __builtin_cpu_supports("avx512vl")))
+        return 0;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+    if (!(c & (1u << 27))) return 0;                      /* OSXSAVE */
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)b; (void)d; (void)hi;
+    return (lo & 0xE6u) == 0xE6u;
+#else
+    return 0;
+#endif
+}
+
 int fc_openmp_enabled(void) {
 #ifdef _OPENMP
     return 1;

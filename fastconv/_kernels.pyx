@@ -59,6 +59,7 @@ cdef extern from "fastconv.h" nogil:
         int64_t divisor_override
 
     int fc_cpu_has_avx2_fma()
+    int fc_cpu_has_avx512()
     int fc_openmp_enabled()
     int fc_openmp_max_threads()
     const char *fc_build_info()
@@ -112,6 +113,7 @@ cdef extern from "fastconv.h" nogil:
 # ---- runtime settings (set by fastconv.config; read by every call) --------
 ISA_BASELINE = 0
 ISA_AVX2 = 1
+ISA_AVX512 = 2
 ALGO_DIRECT = 0
 ALGO_IM2COL = 1
 ALGO_DILATED = 2
@@ -125,6 +127,10 @@ cdef fc_dgemm_fn _dgemm = NULL
 
 def cpu_has_avx2_fma():
     return bool(fc_cpu_has_avx2_fma())
+
+
+def cpu_has_avx512():
+    return bool(fc_cpu_has_avx512())
 
 
 def openmp_enabled():
@@ -144,10 +150,12 @@ def set_runtime(int num_threads, int isa, int64_t workspace_limit):
     global _num_threads, _isa, _workspace_limit
     if num_threads < 1:
         raise ValueError(f"num_threads must be >= 1, got {num_threads}")
-    if isa not in (ISA_BASELINE, ISA_AVX2):
-        raise ValueError(f"isa must be 0 (baseline) or 1 (avx2), got {isa}")
+    if isa not in (ISA_BASELINE, ISA_AVX2, ISA_AVX512):
+        raise ValueError(f"isa must be 0 (baseline), 1 (avx2) or 2 (avx512), got {isa}")
     if isa == ISA_AVX2 and not (fc_cpu_has_avx2_fma() and avx2_compiled()):
         raise ValueError("isa=avx2 requested but the CPU or this build lacks AVX2+FMA")
+    if isa == ISA_AVX512 and not (fc_cpu_has_avx512() and avx512_compiled()):
+        raise ValueError("isa=avx512 requested but the CPU or this build lacks AVX-512 F/BW/VL")
     if workspace_limit < 0:
         raise ValueError(f"workspace_limit must be >= 0, got {workspace_limit}")
     _num_threads = num_threads
@@ -178,6 +186,22 @@ cdef extern from *:
 
 cdef int _avx2_compiled():
     return _fc_avx2_compiled()
+
+
+def avx512_compiled():
+    """True when the AVX-512 kernel files were compiled into this build."""
+    return bool(_fc_avx512_compiled())
+
+
+cdef extern from *:
+    """
+    #ifdef FC_WITH_AVX512
+    static int _fc_avx512_compiled(void) { return 1; }
+    #else
+    static int _fc_avx512_compiled(void) { return 0; }
+    #endif
+    """
+    int _fc_avx512_compiled()
 
 
 cdef void *_capsule_pointer(object capsule) except NULL:

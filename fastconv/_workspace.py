@@ -215,8 +215,14 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
               "weight": c_out * (c_in // groups) * kh * kw}[pass_]
     if result == 0 or min(n, c_in, c_out, h_out, w_out) == 0:
         return 0
-    gemm = _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation, groups,
-                         pass_, threads)
+    row = _dilated_row(pass_, input_shape, weight_shape, output_shape, stride, padding, groups,
+                       itemsize)
+    if row is not None:
+        return row * itemsize
+    gemm = None
+    if not _dilated_prefer_split(pass_, weight_shape, output_shape, stride, dilation, groups):
+        gemm = _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation,
+                             groups, pass_, threads)
     if gemm is not None:
         return gemm * itemsize
     axes = []
@@ -233,6 +239,53 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
 
 
 _INT_MAX = 2**31 - 1
+_DIL_SPLIT_MIN_PIX = 1024   # FC_DIL_SPLIT_MIN_PIX in csrc/conv_dilated.c
+
+
+def _dilated_prefer_split(pass_, weight_shape, output_shape, stride, dilation, groups):
+    """Whether the forward takes the sub-image path (stacked sub-images through the
+    direct dispatcher) instead of the GEMM path: AVX2 path, stride 1, >= 16 output
+    channels per group and at least 1024 outputs per sub-image (fc_dil_prefer_split)."""
+    from . import config
+
+    if pass_ != "forward" or config.isa() == "baseline" or tuple(int(v) for v in stride) != (1, 1):
+        return False
+    if int(weight_shape[0]) // int(groups) < 16:
+        return False
+    qh = -(-int(output_shape[2]) // int(dilation[0]))
+    qw = -(-int(output_shape[3]) // int(dilation[1]))
+    return qh * qw >= _DIL_SPLIT_MIN_PIX
+_DRK_MR, _DRK_NC, _DRK_MAXKW = 4, 3, 64   # FC_DRK_* in csrc/conv_dilated_row.h
+
+
+def _dilated_row(pass_, input_shape, weight_shape, output_shape, stride, padding, groups,
+                 itemsize):
+    """Elements the AVX2 row kernels allocate, or None when they are not used.
+
+    They serve one-row convolutions (h_in = 1, kh = 1, no row padding, unit
+    column stride, >= 8 channels per group, kw <= 64) on the AVX2 path
+    (csrc/conv_dilated_row.h, fc_drk_plan): forward and grad input allocate
+    the packed weights (output rows padded to a multiple of 4), grad weight
+    12 vector accumulators per (4 output x 3 input channels, tap) tile.
+    """
+    from . import config
+
+    if config.isa() == "baseline":
+        return None
+    n, c_in, h_in, w_in = (int(v) for v in input_shape)
+    c_out, cig, kh, kw = (int(v) for v in weight_shape)
+    groups = int(groups)
+    cog = c_out // groups
+    if (h_in != 1 or int(output_shape[2]) != 1 or kh != 1 or int(padding[0]) != 0
+            or int(stride[1]) != 1):
+        return None
+    if cig < 8 or cog < 8 or kw > _DRK_MAXKW:
+        return None
+    if pass_ == "weight":
+        vl = 32 // int(itemsize)
+        return (groups * -(-cog // _DRK_MR) * kw * -(-cig // _DRK_NC) * _DRK_MR * _DRK_NC * vl)
+    nout, nin = (cog, cig) if pass_ == "forward" else (cig, cog)
+    return groups * -(-nout // _DRK_MR) * _DRK_MR * kw * nin
 
 
 _DIL_ROW_ELEMS = 65536   # FC_DIL_ROW_ELEMS in csrc/conv_dilated.c

@@ -1,9 +1,13 @@
 """Runtime configuration: threads, ISA dispatch, BLAS, build information.
 
-The ISA is chosen once at import: AVX2+FMA when the CPU supports it and the
-build compiled the AVX2 kernels, else the portable baseline.  Setting the
-environment variable ``FASTCONV_DISABLE_AVX2=1`` (or ``FASTCONV_ISA=baseline``)
-before import forces the baseline path; tests use it to cover both paths.
+The ISA is chosen once at import: the best of AVX-512 (F/BW/VL, with the OS
+saving zmm state), AVX2+FMA and the portable baseline that both the CPU
+supports and the build compiled.  The AVX-512 path uses its own kernels where
+it has them and the AVX2 ones everywhere else.  Environment variables read at
+import: ``FASTCONV_ISA=baseline|avx2|avx512|auto`` forces a path (forcing one
+the CPU or build lacks raises ImportError); ``FASTCONV_DISABLE_AVX512=1`` caps
+the choice at AVX2 and ``FASTCONV_DISABLE_AVX2=1`` forces the baseline.  Tests
+cover every path this machine can run (``_available_isas()``).
 """
 import importlib
 import os
@@ -22,16 +26,31 @@ def _env_truthy(name):
     return os.environ.get(name, "").strip().lower() not in ("", "0", "no", "false", "off")
 
 
+def _avx2_runnable():
+    return _kernels.cpu_has_avx2_fma() and _kernels.avx2_compiled()
+
+
+def _avx512_runnable():
+    return _avx2_runnable() and _kernels.cpu_has_avx512() and _kernels.avx512_compiled()
+
+
 def _choose_isa():
     forced = os.environ.get("FASTCONV_ISA", "").strip().lower()
-    if forced not in ("", "auto", "baseline", "avx2"):
-        raise ImportError(f"FASTCONV_ISA must be 'baseline', 'avx2' or 'auto', got {forced!r}")
-    available = _kernels.cpu_has_avx2_fma() and _kernels.avx2_compiled()
+    if forced not in ("", "auto", "baseline", "avx2", "avx512"):
+        raise ImportError(f"FASTCONV_ISA must be 'baseline', 'avx2', 'avx512' or 'auto', got {forced!r}")
     if forced == "baseline" or _env_truthy("FASTCONV_DISABLE_AVX2"):
         return _kernels.ISA_BASELINE
-    if forced == "avx2" and not available:
+    if forced == "avx2" and not _avx2_runnable():
         raise ImportError("FASTCONV_ISA=avx2 but the CPU or this build lacks AVX2+FMA")
-    return _kernels.ISA_AVX2 if available else _kernels.ISA_BASELINE
+    if forced == "avx512":
+        if not _avx512_runnable():
+            raise ImportError("FASTCONV_ISA=avx512 but the CPU, the OS or this build lacks AVX-512 F/BW/VL")
+        if _env_truthy("FASTCONV_DISABLE_AVX512"):
+            raise ImportError("FASTCONV_ISA=avx512 contradicts FASTCONV_DISABLE_AVX512")
+        return _kernels.ISA_AVX512
+    if forced != "avx2" and not _env_truthy("FASTCONV_DISABLE_AVX512") and _avx512_runnable():
+        return _kernels.ISA_AVX512
+    return _kernels.ISA_AVX2 if _avx2_runnable() else _kernels.ISA_BASELINE
 
 
 def _default_threads():
@@ -59,7 +78,8 @@ def _default_workspace_limit():
     return 32 * 1024 * 1024
 
 
-_ISA_NAMES = {_kernels.ISA_BASELINE: "baseline", _kernels.ISA_AVX2: "avx2"}
+_ISA_NAMES = {_kernels.ISA_BASELINE: "baseline", _kernels.ISA_AVX2: "avx2",
+              _kernels.ISA_AVX512: "avx512"}
 _isa = _choose_isa()
 _threads = _default_threads() if _kernels.openmp_enabled() else 1
 _workspace_limit = _default_workspace_limit()
@@ -81,7 +101,7 @@ _blas_loaded = _load_blas()
 
 
 def isa():
-    """Name of the kernel ISA in use: ``"avx2"`` or ``"baseline"``."""
+    """Name of the kernel ISA in use: ``"avx512"``, ``"avx2"`` or ``"baseline"``."""
     return _ISA_NAMES[_isa]
 
 
@@ -146,6 +166,8 @@ def _config_dict():
         "isa": isa(),
         "cpu_avx2_fma": _kernels.cpu_has_avx2_fma(),
         "avx2_compiled": _kernels.avx2_compiled(),
+        "cpu_avx512": _kernels.cpu_has_avx512(),
+        "avx512_compiled": _kernels.avx512_compiled(),
         "threads": _threads,
         "openmp": _kernels.openmp_enabled(),
         "cpu_count": os.cpu_count(),
@@ -199,7 +221,10 @@ class _forced_runtime:
 
 
 def _available_isas():
+    """ISA names this machine and build can run, lowest first."""
     names = ["baseline"]
-    if _kernels.cpu_has_avx2_fma() and _kernels.avx2_compiled():
+    if _avx2_runnable():
         names.append("avx2")
+    if _avx512_runnable():
+        names.append("avx512")
     return names

@@ -412,22 +412,26 @@ def test_unread_nan_does_not_reach_gradients(case, isa):
 
 @pytest.mark.parametrize("case", GEMM_CASES[-2:], ids=repr)
 def test_row_path_workspace_per_thread(case):
-    """The one-row paths allocate one chunk copy per thread used: the model follows."""
+    """The GEMM one-row paths (baseline ISA) allocate one chunk copy per thread used;
+    the AVX2 row kernels a thread-independent workspace: the model follows both."""
     rng = np.random.default_rng(10)
     dtype = np.dtype("float32")
-    seen = set()
-    for t in (1, 2):
-        with config._forced_runtime(threads=t):
-            _, _, _, _, ws = _run_forward(case, dtype, rng)
-            _, _, _, _, _, ws_in, ws_w = _run_backward(case, dtype, rng)
-            got = (ws, ws_in, ws_w)
-            assert got == tuple(case.workspace(p, 4) for p in PASSES), (t, got)
-            seen.add(got)
-    if _kernels.get_runtime()["blas"]:
-        assert len(seen) == 2   # more threads, more chunk buffers
+    for isa_name in config._available_isas():
+        seen = set()
+        for t in (1, 2):
+            with config._forced_runtime(isa_name=isa_name, threads=t):
+                _, _, _, _, ws = _run_forward(case, dtype, rng)
+                _, _, _, _, _, ws_in, ws_w = _run_backward(case, dtype, rng)
+                got = (ws, ws_in, ws_w)
+                assert got == tuple(case.workspace(p, 4) for p in PASSES), (isa_name, t, got)
+                seen.add(got)
+        if isa_name != "baseline":
+            assert len(seen) == 1   # packed weights / accumulators only
+        elif _kernels.get_runtime()["blas"]:
+            assert len(seen) == 2   # more threads, more chunk buffers
 
 
-def test_row_paths_random(dtype):
+def test_row_paths_random(dtype, isa):
     """One-row layers (h = 1, kh = 1, no row padding, column stride 1: the chunked row
     paths when >= 8 channels per group) with random widths, kernels, dilations, padding
     and groups, against the reference, with the exact workspace."""
@@ -454,3 +458,101 @@ def test_row_paths_random(dtype):
         np.testing.assert_allclose(gw, ew, rtol=rtol, atol=atol * case.n * case.wo, err_msg=repr(case))
         assert (ws, ws_in, ws_w) == tuple(case.workspace(q, dtype.itemsize) for q in PASSES), case
         checked += 1
+
+
+# Row kernels (AVX2 path: h = 1, kh = 1, no row padding, column stride 1, >= 8 channels
+# per group): every tail width of the 4 x 3-vector tile (1..3 vectors, masked last one),
+# output-row blocks not a multiple of 4, grad-weight input blocks not a multiple of 3,
+# up to 2*kw + 1 segments of valid taps (padding wider than the dilation), segments
+# where every tap is padding, and kw > 64 (declined: the GEMM row path serves it).
+ROW_CASES = [
+    Case(1, 8, 1, w, 9, (1, 2), padding=(0, 1), dilation=(1, 3))
+    for w in (2, 5, 8, 9, 10, 14, 17, 18, 24, 25, 26, 28, 50)
+] + [
+    Case(2, 11, 1, 53, 13, (1, 4), padding=(0, 20), dilation=(1, 6)),   # 9 segments
+    Case(1, 8, 1, 5, 8, (1, 3), padding=(0, 30), dilation=(1, 25)),     # all-padding segments
+    Case(1, 24, 1, 77, 16, (1, 3), padding=(0, 4), dilation=(1, 2), groups=2),
+    Case(3, 10, 1, 130, 8, (1, 1)),                                     # 1x1
+    Case(1, 8, 1, 200, 8, (1, 65), padding=(0, 40)),                    # kw > 64: GEMM path
+    Case(1, 16, 1, 49, 8, (1, 2), stride=(3, 1), dilation=(1, 24)),     # row stride is moot
+]
+
+
+@pytest.mark.parametrize("case", ROW_CASES, ids=repr)
+def test_row_kernels(case, dtype, isa, threads):
+    """Forward, grad input and grad weight of one-row layers against the reference,
+    NaN-filled outputs, exact workspace; bias and no bias."""
+    rng = np.random.default_rng(12)
+    rtol, atol = tol(dtype)
+    kw = case.kw
+    for bias in (True, False):
+        x, w, b, y, ws = _run_forward(case, dtype, rng, bias=bias)
+        np.testing.assert_allclose(y, ref.conv2d(x, w, b, case.stride, case.padding, case.dilation,
+                                                 case.groups),
+                                   rtol=rtol, atol=atol * case.c_in * kw, err_msg=repr(case))
+        assert ws == case.workspace("forward", dtype.itemsize)
+    x, w, gy, gx, gw, ws_in, ws_w = _run_backward(case, dtype, rng)
+    ex, ew, _ = ref.conv2d_backward(gy, x, w, case.stride, case.padding, case.dilation,
+                                    case.groups, needs=("input", "weight"))
+    np.testing.assert_allclose(gx, ex, rtol=rtol, atol=atol * case.c_out * kw, err_msg=repr(case))
+    np.testing.assert_allclose(gw, ew, rtol=rtol, atol=atol * case.n * case.wo, err_msg=repr(case))
+    assert (ws_in, ws_w) == (case.workspace("input", dtype.itemsize),
+                             case.workspace("weight", dtype.itemsize))
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed")
+@pytest.mark.parametrize("d", [1, 7, 64, 300])
+def test_row_kernels_match_torch(d, dtype, isa):
+    """WaveNet-like layers (64 channels, kernel 1x2, causal padding) against PyTorch."""
+    import torch
+    rng = np.random.default_rng(13)
+    rtol, atol = tol(dtype)
+    x = rand(rng, (2, 64, 1, 700), dtype)
+    w = rand(rng, (48, 64, 1, 2), dtype)
+    b = rand(rng, (48,), dtype)
+    case = Case(2, 64, 1, 700, 48, (1, 2), padding=(0, d), dilation=(1, d))
+    y = np.full(case.y_shape, np.nan, dtype)
+    _kernels.conv2d(x.reshape(-1), w.reshape(-1), b, y.reshape(-1), case.shape, ALGO)
+    tx = torch.from_numpy(x).double().requires_grad_()
+    tw = torch.from_numpy(w).double().requires_grad_()
+    ty = torch.nn.functional.conv2d(tx, tw, torch.from_numpy(b).double(), 1, (0, d), (1, d))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=rtol, atol=atol * 128)
+    gy = rand(rng, case.y_shape, dtype)
+    ty.backward(torch.from_numpy(gy).double())
+    gx = np.full(case.x_shape, np.nan, dtype)
+    gw = np.full(case.w_shape, np.nan, dtype)
+    _kernels.conv2d_grad_input(gy.reshape(-1), w.reshape(-1), gx.reshape(-1), case.shape, ALGO)
+    _kernels.conv2d_grad_weight(gy.reshape(-1), x.reshape(-1), gw.reshape(-1), case.shape, ALGO)
+    np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=rtol, atol=atol * 96)
+    np.testing.assert_allclose(gw, tw.grad.numpy(), rtol=rtol, atol=atol * 2 * 700)
+
+
+# Forward with large dense sub-images (>= 1024 outputs each, stride 1, >= 16 output
+# channels per group): on the AVX2 path the stacked sub-images go through the direct
+# dispatcher instead of the GEMM path (fc_dil_prefer_split); the backward passes and the
+# baseline path keep the GEMM path.  Unequal sub-images (odd sizes), groups.
+SPLIT_CASES = [
+    Case(1, 16, 70, 66, 16, 3, padding=2, dilation=2),
+    Case(2, 8, 67, 101, 32, 3, padding=(2, 3), dilation=(2, 3), groups=2),
+    Case(1, 16, 33, 1100, 16, (1, 3), padding=(0, 3), dilation=(1, 1)),   # no dilation: P = 1
+]
+
+
+@pytest.mark.parametrize("case", SPLIT_CASES, ids=repr)
+def test_large_subimage_forward(case, dtype, isa):
+    rng = np.random.default_rng(14)
+    rtol, atol = tol(dtype)
+    outs = []
+    for t in (1, 2):
+        with config._forced_runtime(threads=t):
+            rng = np.random.default_rng(14)
+            x, w, b, y, ws = _run_forward(case, dtype, rng)
+            assert ws == case.workspace("forward", dtype.itemsize)
+            outs.append(y)
+    split = isa != "baseline"
+    assert _workspace._dilated_prefer_split("forward", case.w_shape, case.y_shape, case.stride,
+                                            case.dilation, case.groups) == split
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(outs[0], ref.conv2d(x, w, b, case.stride, case.padding,
+                                                   case.dilation, case.groups),
+                               rtol=rtol, atol=atol * case.c_in * case.kh * case.kw)

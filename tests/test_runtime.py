@@ -29,10 +29,51 @@ def test_isa_env_forces_baseline():
     assert out.stdout.strip() == "baseline"
 
 
+def _best_isa(cap_avx2=False):
+    avx2 = _kernels.cpu_has_avx2_fma() and _kernels.avx2_compiled()
+    if avx2 and not cap_avx2 and _kernels.cpu_has_avx512() and _kernels.avx512_compiled():
+        return "avx512"
+    return "avx2" if avx2 else "baseline"
+
+
 def test_isa_default_matches_cpu():
-    out = _run("import fastconv.config as c; print(c.isa())", FASTCONV_ISA="", FASTCONV_DISABLE_AVX2="")
-    expected = "avx2" if (_kernels.cpu_has_avx2_fma() and _kernels.avx2_compiled()) else "baseline"
-    assert out.stdout.strip() == expected
+    out = _run("import fastconv.config as c; print(c.isa())", FASTCONV_ISA="", FASTCONV_DISABLE_AVX2="",
+               FASTCONV_DISABLE_AVX512="")
+    assert out.stdout.strip() == _best_isa()
+    assert config._available_isas()[-1] == _best_isa()
+
+
+def test_disable_avx512_caps_at_avx2():
+    out = _run("import fastconv.config as c; print(c.isa())", FASTCONV_ISA="", FASTCONV_DISABLE_AVX2="",
+               FASTCONV_DISABLE_AVX512="1")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == _best_isa(cap_avx2=True)
+
+
+@pytest.mark.parametrize("name", ["baseline", "avx2", "avx512"])
+def test_isa_env_forces_each_path_or_raises(name):
+    out = _run("import fastconv.config as c; print(c.isa(), c.show_config()['isa'])", FASTCONV_ISA=name,
+               FASTCONV_DISABLE_AVX2="", FASTCONV_DISABLE_AVX512="")
+    if name in config._available_isas():
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split()[-2:] == [name, name]
+    else:   # forcing an ISA the CPU or the build lacks is an error, not a silent fallback
+        assert out.returncode != 0
+        assert "FASTCONV_ISA=" + name in out.stderr
+
+
+def test_available_isas_are_runnable_and_settable():
+    names = config._available_isas()
+    assert names[0] == "baseline"
+    assert names == sorted(names, key=["baseline", "avx2", "avx512"].index)
+    for name in names:
+        with config._forced_runtime(isa_name=name):
+            assert config.isa() == name
+    if "avx512" not in names:
+        with pytest.raises(ValueError, match="avx512"):
+            _kernels.set_runtime(1, _kernels.ISA_AVX512, 1 << 20)
+    with pytest.raises(ValueError, match="isa must be"):
+        _kernels.set_runtime(1, 3, 1 << 20)
 
 
 def test_bad_isa_env_is_an_import_error():
@@ -61,7 +102,7 @@ def test_show_config_reports_isa_threads_blas_build():
     buf = io.StringIO()
     cfg = fastconv.show_config(file=buf)
     text = buf.getvalue()
-    for key in ("isa", "threads", "blas", "build", "openmp"):
+    for key in ("isa", "threads", "blas", "build", "openmp", "cpu_avx512", "avx512_compiled"):
         assert key in cfg and key in text
     assert cfg["isa"] == config.isa()
     assert "-march=native" not in cfg["build"] or os.environ.get("FASTCONV_NATIVE")

@@ -1,0 +1,372 @@
+/* Output-channel-vectorised direct convolution, AVX-512 (the AVX2 kernel's
+ * scheme, conv_direct_avx2_ocv.h, with zmm vectors and 32 registers).
+ *
+ * Vectors hold NCO = NV*VL consecutive output channels (NV = 4: 64 f32 /
+ * 32 f64 channels); the micro-tile is up to NP output pixels x NV vectors
+ * (6 x 4 = 24 zmm accumulators; 7 x 4 = 28 also fits the register file but
+ * measured ~5 % slower).  Each step loads the NV packed weight vectors of
+ * one (ci, kh, kw) tap and FMAs them with one input value per pixel,
+ * broadcast straight from memory inside the FMA ({1to16}), so no register
+ * is spent on broadcasts.
+ *
+ * Pixels run along the output plane flattened (h*w as one dimension), each
+ * with its own input pointer: any plane size, stride or row end wastes no
+ * lanes; a chunk's end is split into near-equal tiles (49 = 4*6 + 5*5).
+ * Output-channel tails (fewer than NCO channels in the last block) run with
+ * fewer vectors; the packed weights' unused lanes are zero and never
+ * stored.  The next block's weights are prefetched into L2 while a block
+ * computes (they are read with a large stride when packed).
+ *
+ * Padding: the input rows a chunk needs are copied, zero-padded (masked
+ * loads for the row ends), into a stack block; without padding x is read in
+ * place.  Partial sums of a (pixel chunk, co-block) live in a stack buffer
+ * acc[P][NCO] across input-channel blocks and are transposed into y once.
+ * No heap workspace.
+ *
+ * Summation order of each output: bias, then (ci, kh, kw) ascending, fixed
+ * by the shape alone, so results do not depend on the thread count.
+ * Included by conv_direct_avx512.c once per dtype. */
+
+#define FC_Z_NV 4
+#define FC_Z_NCO (FC_Z_NV * VL)
+#ifndef FC_Z_NP
+#define FC_Z_NP 6                                  /* pixels per tile (<= 7) */
+#endif
+#ifndef FC_Z_KMAX
+#define FC_Z_KMAX 576                              /* taps per ci-block */
+#endif
+#ifndef FC_Z_PMAX
+#define FC_Z_PMAX 512                              /* output pixels per chunk */
+#endif
+#ifndef FC_Z_XBYTES
+#define FC_Z_XBYTES 49152
+#endif
+#define FC_Z_XMAX ((int64_t)(FC_Z_XBYTES / sizeof(T))) /* padded input block elements */
+
+/* One tile: np pixels (input pointers xp[0..np)) x nv vectors of channels,
+ * K taps at offsets off[k] from each pixel's pointer, weights wp[K][NCO].
+ * init: per-lane initial values (bias) or NULL to resume from acc. */
+static FC_AI void SFX(z_tile)(const int np, const int nv, const T *const *xp,
+                              const int64_t *off, int64_t K, const T *wp, T *acc,
+                              const T *init) {
+    V a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33;
+    V a40, a41, a42, a43, a50, a51, a52, a53, a60, a61, a62, a63;
+    const T *x0 = xp[0];
+    const T *x1 = np > 1 ? xp[1] : x0, *x2 = np > 2 ? xp[2] : x0, *x3 = np > 3 ? xp[3] : x0;
+    const T *x4 = np > 4 ? xp[4] : x0, *x5 = np > 5 ? xp[5] : x0, *x6 = np > 6 ? xp[6] : x0;
+    int64_t k;
+    a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = a20 = a21 = a22 = a23 = V_ZERO();
+    a30 = a31 = a32 = a33 = a40 = a41 = a42 = a43 = a50 = a51 = a52 = a53 = V_ZERO();
+    a60 = a61 = a62 = a63 = V_ZERO();
+#define FC_ZI1(j, v)                                                                     \
+    if (np > j && nv > v)                                                                \
+        a##j##v = init ? V_LOADU(init + v * VL) : V_LOADU(acc + j * FC_Z_NCO + v * VL);
+#define FC_ZI(j) FC_ZI1(j, 0) FC_ZI1(j, 1) FC_ZI1(j, 2) FC_ZI1(j, 3)
+    FC_ZI(0) FC_ZI(1) FC_ZI(2) FC_ZI(3) FC_ZI(4) FC_ZI(5) FC_ZI(6)
+#undef FC_ZI
+#undef FC_ZI1
+    for (k = 0; k < K; k++) {
+        const int64_t o = off[k];
+        const T *w_ = wp + k * FC_Z_NCO;
+#define FC_ZS1(j, v) if (np > j) a##j##v = V_FMA_BCAST(a##j##v, wv, x##j + o);
+#define FC_ZS(v)                                                                         \
+        if (nv > v) {                                                                    \
+            const V wv = V_LOADU(w_ + v * VL);                                           \
+            FC_ZS1(0, v) FC_ZS1(1, v) FC_ZS1(2, v) FC_ZS1(3, v) FC_ZS1(4, v) FC_ZS1(5, v) \
+            FC_ZS1(6, v)                                                                 \
+        }
+        FC_ZS(0) FC_ZS(1) FC_ZS(2) FC_ZS(3)
+#undef FC_ZS
+#undef FC_ZS1
+    }
+#define FC_ZW1(j, v) if (np > j && nv > v) V_STOREU(acc + j * FC_Z_NCO + v * VL, a##j##v);
+#define FC_ZW(j) FC_ZW1(j, 0) FC_ZW1(j, 1) FC_ZW1(j, 2) FC_ZW1(j, 3)
+    FC_ZW(0) FC_ZW(1) FC_ZW(2) FC_ZW(3) FC_ZW(4) FC_ZW(5) FC_ZW(6)
+#undef FC_ZW
+#undef FC_ZW1
+}
+
+#define FC_Z_CALL(NP, NV) SFX(z_tile)(NP, NV, xp, off, K, wp, acc, init)
+#define FC_Z_NVS(NP)                                                                     \
+    do {                                                                                 \
+        switch (nv) {                                                                    \
+        case 4: FC_Z_CALL(NP, 4); break;                                                 \
+        case 3: FC_Z_CALL(NP, 3); break;                                                 \
+        case 2: FC_Z_CALL(NP, 2); break;                                                 \
+        default: FC_Z_CALL(NP, 1); break;                                                \
+        }                                                                                \
+    } while (0)
+static FC_NOINLINE void SFX(z_tile_dispatch)(int np, int nv, const T *const *xp, const int64_t *off,
+                                            int64_t K, const T *wp, T *acc, const T *init) {
+    switch (np) {
+#if FC_Z_NP >= 7
+    case 7: FC_Z_NVS(7); break;
+#endif
+    case 6: FC_Z_NVS(6); break;
+    case 5: FC_Z_NVS(5); break;
+    case 4: FC_Z_NVS(4); break;
+    case 3: FC_Z_NVS(3); break;
+    case 2: FC_Z_NVS(2); break;
+    default: FC_Z_NVS(1); break;
+    }
+}
+#undef FC_Z_NVS
+#undef FC_Z_CALL
+
+/* acc[P][NCO] (first nco lanes valid) -> y: channel c's P pixels at y + c*po.
+ * Whole TRxTR blocks through register transposes, the rest element-wise. */
+static void SFX(z_store)(const T *acc, int64_t P, int nco, T *y, int64_t po) {
+    int64_t p = 0;
+    int c, cb;
+    const int full = nco / TR * TR;
+    for (; p + TR <= P; p += TR)
+        for (cb = 0; cb < full; cb += TR)
+            SFX(z_tr)(acc + p * FC_Z_NCO + cb, FC_Z_NCO, y + cb * po + p, po);
+    for (c = 0; c < nco; c++) {
+        T *yc = y + c * po;
+        int64_t q;
+        for (q = (c < full ? p : 0); q < P; q++) yc[q] = acc[q * FC_Z_NCO + c];
+    }
+}
+
+/* Pack K consecutive weights of nco channels (channel c's at src + c*ss)
+ * as wp[K][NCO], zero lanes past nco. */
+static void SFX(z_pack)(T *wp, const T *src, int64_t ss, int nco, int64_t K) {
+    int64_t t = 0;
+    int c, cb;
+    const int full = nco / TR * TR;
+    for (; t + TR <= K; t += TR)
+        for (cb = 0; cb < full; cb += TR)
+            SFX(z_tr)(src + cb * ss + t, ss, wp + t * FC_Z_NCO + cb, FC_Z_NCO);
+    for (c = 0; c < FC_Z_NCO; c++) {
+        int64_t q;
+        if (c < full)
+            for (q = t; q < K; q++) wp[q * FC_Z_NCO + c] = src[c * ss + q];
+        else if (c < nco)
+            for (q = 0; q < K; q++) wp[q * FC_Z_NCO + c] = src[c * ss + q];
+        else
+            for (q = 0; q < K; q++) wp[q * FC_Z_NCO + c] = 0;
+    }
+}
+
+/* Chunking of the output plane and of the input channels; fixed by the
+ * shape alone.  Returns 0 if this kernel does not serve the shape. */
+typedef struct {
+    int copy;             /* 1: zero-padded input block; 0: read x in place */
+    int64_t rows_per;     /* output rows per chunk */
+    int64_t nrc;          /* chunks */
+    int64_t wb;           /* input block row length (copy) */
+    int64_t cib, ncib;    /* input channels per block, blocks */
+} SFX(z_plan);
+
+static inline int64_t SFX(z_rows_in)(const fc_conv_shape *s, int64_t rows) {
+    return (rows - 1) * s->stride_h + (s->kh - 1) * s->dil_h + 1;
+}
+
+/* Input channels per block for the plan's rows: the packed weights stay
+ * bounded (FC_Z_KMAX taps) and the padded input block fits FC_Z_XMAX. */
+static int SFX(z_fit_cib)(const fc_conv_shape *s, SFX(z_plan) *pl) {
+    const int64_t khkw = s->kh * s->kw, cig = s->c_in / s->groups;
+    int64_t cib = khkw == 1 ? FC_Z_K1 : FC_Z_KMAX / khkw;
+    if (pl->copy) {
+        const int64_t plane_b = SFX(z_rows_in)(s, pl->rows_per) * pl->wb;
+        if (plane_b > FC_Z_XMAX) return 0;
+        cib = FC_MIN(cib, FC_Z_XMAX / plane_b);
+    }
+    cib = FC_MAX(1, FC_MIN(cib, cig));
+    pl->ncib = (cig + cib - 1) / cib;
+    pl->cib = (cig + pl->ncib - 1) / pl->ncib;
+    return 1;
+}
+
+static int SFX(z_make_plan)(const fc_conv_shape *s, SFX(z_plan) *pl) {
+    const int64_t khkw = s->kh * s->kw, cig = s->c_in / s->groups;
+    int64_t rows;
+    /* fewer than VL output channels per group would leave most lanes idle
+     * (the AVX2 kernels serve those) */
+    if (s->c_out / s->groups < VL) return 0;
+    if (s->w_out > FC_Z_PMAX || khkw > FC_Z_KMAX || cig < 1) return 0;
+    pl->copy = s->pad_h != 0 || s->pad_w != 0;
+    pl->wb = (s->w_out - 1) * s->stride_w + (s->kw - 1) * s->dil_w + 1;
+    rows = FC_MAX(1, FC_MIN(s->h_out, FC_Z_PMAX / s->w_out));
+    if (pl->copy)
+        while (rows > 1 && SFX(z_rows_in)(s, rows) * pl->wb > FC_Z_XMAX) rows--;
+    pl->nrc = (s->h_out + rows - 1) / rows;
+    pl->rows_per = (s->h_out + pl->nrc - 1) / pl->nrc;  /* even chunks */
+    return SFX(z_fit_cib)(s, pl);
+}
+
+/* Copy input rows [ih_s, ih_s + rows_b) x cols [-pad_w, -pad_w + wb) of cib
+ * channels, zero-padded, into xb (plane stride plane_b). */
+static void SFX(z_copy)(T *xb, const T *ximg, const fc_conv_shape *s, int64_t cib,
+                        int64_t ih_s, int64_t rows_b, int64_t wb, int64_t plane_b) {
+    const int64_t c_lo = FC_MIN(wb, FC_MAX(0, s->pad_w));
+    const int64_t c_hi = FC_MAX(c_lo, FC_MIN(wb, s->w_in + s->pad_w));
+    int64_t ci, i, q;
+    for (ci = 0; ci < cib; ci++) {
+        const T *xp = ximg + ci * s->h_in * s->w_in - s->pad_w;
+        for (i = 0; i < rows_b; i++) {
+            T *dst = xb + ci * plane_b + i * wb;
+            const int64_t ih = ih_s + i;
+            if (ih < 0 || ih >= s->h_in) {
+                for (q = 0; q < wb; q += VL) V_MASKSTOREU(dst + q, V_TAILMASK(wb - q), V_ZERO());
+                continue;
+            }
+            for (q = 0; q < c_lo; q += VL) V_MASKSTOREU(dst + q, V_TAILMASK(c_lo - q), V_ZERO());
+            /* full vectors unmasked (masked stores are slow on AMD), then the tail */
+            for (q = c_lo; q + VL <= c_hi; q += VL) V_STOREU(dst + q, V_LOADU(xp + ih * s->w_in + q));
+            if (q < c_hi) {
+                const MASKT m = V_TAILMASK(c_hi - q);
+                V_MASKSTOREU(dst + q, m, V_MASKLOADU(m, xp + ih * s->w_in + q));
+            }
+            for (q = c_hi; q < wb; q += VL) V_MASKSTOREU(dst + q, V_TAILMASK(wb - q), V_ZERO());
+        }
+    }
+}
+
+/* Serves groups with >= VL output channels each, w_out <= FC_Z_PMAX, at
+ * most FC_Z_KMAX taps; else FC_NOT_HANDLED. */
+static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x, const T *w,
+                            const T *bias, T *y) {
+    const int64_t khkw = s->kh * s->kw, cig = s->c_in / s->groups, cog = s->c_out / s->groups;
+    const int64_t ncob = (cog + FC_Z_NCO - 1) / FC_Z_NCO;
+    SFX(z_plan) pl;
+    int64_t ntask, t64;
+    int nthr;
+    if (!SFX(z_make_plan)(s, &pl)) return FC_NOT_HANDLED;
+    FC_MUL(s->n, s->groups, &t64);
+    FC_MUL(t64, ncob, &t64);
+    /* few tasks (batch 1): split the rows into a few more chunks so every
+     * thread gets the same number (56 rows: 7 chunks -> 8 for 2 threads).
+     * Chunking never changes any output's summation order, so results stay
+     * identical across thread counts. */
+    if (ctx->num_threads > 1 && t64 * pl.nrc < 8 * (int64_t)ctx->num_threads &&
+        (t64 * pl.nrc) % ctx->num_threads != 0) {
+        int64_t nrc2;
+        for (nrc2 = pl.nrc + 1; nrc2 <= FC_MIN(s->h_out, 2 * pl.nrc); nrc2++) {
+            const int64_t rp = (s->h_out + nrc2 - 1) / nrc2;
+            if ((s->h_out + rp - 1) / rp == nrc2 && (t64 * nrc2) % ctx->num_threads == 0) {
+                SFX(z_plan) p2 = pl;
+                p2.rows_per = rp;
+                p2.nrc = nrc2;
+                if (SFX(z_fit_cib)(s, &p2)) pl = p2;
+                break;
+            }
+        }
+    }
+    FC_MUL(s->n, s->groups, &t64);
+    FC_MUL(t64, pl.nrc, &t64);
+    FC_MUL(t64, ncob, &ntask);
+    nthr = fc_threads_for(ctx, ntask);
+
+#pragma omp parallel num_threads(nthr)
+    {
+        fc_fpmode fpm = fc_fpmode_enter();
+        FC_ALIGNED(64) T wp[FC_Z_KMAX * FC_Z_NCO];
+        FC_ALIGNED(64) T acc[FC_Z_PMAX * FC_Z_NCO];
+        FC_ALIGNED(64) T xb[FC_Z_XMAX + VL];
+        FC_ALIGNED(64) T binit[FC_Z_NCO];
+        int64_t off[FC_Z_KMAX];
+        int64_t pbase[FC_Z_PMAX];
+        int64_t task;
+#pragma omp for schedule(static)
+        for (task = 0; task < ntask; task++) {
+            int64_t rest = task;
+            const int64_t cob = rest % ncob; rest /= ncob;
+            const int64_t rc = rest % pl.nrc; rest /= pl.nrc;
+            const int64_t g = rest % s->groups; rest /= s->groups;
+            const int64_t n = rest;
+            const int64_t co0 = cob * FC_Z_NCO;
+            const int nco = (int)FC_MIN(FC_Z_NCO, cog - co0);
+            const int nv = (nco + VL - 1) / VL;
+            const int64_t co_abs = g * cog + co0;
+            const int64_t r0 = rc * pl.rows_per, r1 = FC_MIN(s->h_out, r0 + pl.rows_per);
+            const int64_t P = (r1 - r0) * s->w_out;
+            const int64_t ih_s = r0 * s->stride_h - s->pad_h;  /* first input row of the block */
+            const int64_t rows_b = SFX(z_rows_in)(s, r1 - r0);
+            const int64_t wb = pl.copy ? pl.wb : s->w_in;
+            const int64_t plane_b = pl.copy ? rows_b * wb : s->h_in * s->w_in;
+            const T *ximg = x + (n * s->c_in + g * cig) * s->h_in * s->w_in;
+            int64_t p, kb, c;
+            for (c = 0; c < FC_Z_NCO; c++)
+                binit[c] = (bias && c < nco) ? bias[co_abs + c] : (T)0;
+            for (p = 0; p < P; p++) {
+                const int64_t oh = r0 + p / s->w_out, ow = p % s->w_out;
+                pbase[p] = pl.copy ? (oh - r0) * s->stride_h * wb + ow * s->stride_w
+                                   : (oh * s->stride_h) * s->w_in + ow * s->stride_w;
+            }
+            for (kb = 0; kb < pl.ncib; kb++) {
+                const int64_t ci0 = kb * pl.cib, cib = FC_MIN(pl.cib, cig - ci0);
+                const int64_t K = cib * khkw;
+                const T *xsrc;
+                int64_t ci;
+                int np;
+                if (cib <= 0) break;
+                /* pack weights [ci][kh][kw][NCO] */
+                SFX(z_pack)(wp, w + (co_abs * cig + ci0) * khkw, cig * khkw, nco, K);
+                if (pl.copy) {
+                    SFX(z_copy)(xb, ximg + ci0 * s->h_in * s->w_in, s, cib, ih_s, rows_b, wb, plane_b);
+                    xsrc = xb;
+                } else {
+                    xsrc = ximg + ci0 * plane_b;
+                }
+                for (ci = 0; ci < cib; ci++) {
+                    int64_t i, j;
+                    for (i = 0; i < s->kh; i++)
+                        for (j = 0; j < s->kw; j++)
+                            off[(ci * s->kh + i) * s->kw + j] = ci * plane_b + i * s->dil_h * wb + j * s->dil_w;
+                }
+                /* the next block's weights (nco rows, strided: the hardware
+                 * prefetcher follows them poorly) are prefetched a few lines
+                 * per tile while this block computes */
+                const int64_t ntile = (P + FC_Z_NP - 1) / FC_Z_NP;
+                /* (after the last block: the next co-block's first block,
+                 * which the same thread most likely packs next) */
+                const int last = kb + 1 >= pl.ncib;
+                const int64_t nco_next = last ? FC_MIN(FC_Z_NCO, cog - co0 - FC_Z_NCO) : nco;
+                const int64_t nci_next = !last ? FC_MIN(pl.cib, cig - ci0 - cib) : nco_next > 0 ? FC_MIN(pl.cib, cig) : 0;
+                const int64_t lines = (nci_next * khkw * (int64_t)sizeof(T) + 63) / 64;
+                const int64_t lpt = (lines + ntile - 1) / ntile;
+                const char *wnext = (const char *)(w + (last ? (co_abs + FC_Z_NCO) * cig : co_abs * cig + ci0 + cib) * khkw);
+                const int64_t wrow = cig * khkw * (int64_t)sizeof(T);
+                /* likewise the next block's input rows (padded copy only:
+                 * each channel's rows are one contiguous range of x) */
+                const int64_t ih_lo = FC_MAX(0, ih_s), ih_hi = FC_MIN(s->h_in, ih_s + rows_b);
+                const int64_t xci_next = !pl.copy || ih_hi <= ih_lo ? 0 : !last ? nci_next : nco_next > 0 ? FC_MIN(pl.cib, cig) : 0;
+                const int64_t xlc = ((ih_hi - ih_lo) * s->w_in * (int64_t)sizeof(T) + 63) / 64 + 1;
+                const int64_t xlines = xci_next * xlc, xpt = (xlines + ntile - 1) / ntile;
+                const char *xnext = (const char *)(ximg + ((last ? 0 : ci0 + cib) * s->h_in + ih_lo) * s->w_in);
+                const int64_t xplane = s->h_in * s->w_in * (int64_t)sizeof(T);
+                int64_t tile = 0;
+                for (p = 0; p < P; p += np, tile++) {
+                    /* tiles of NP pixels; the chunk's end split into
+                     * near-equal tiles (no 1-2 pixel tail when avoidable) */
+                    const int64_t rem = P - p, ntl = (rem + FC_Z_NP - 1) / FC_Z_NP;
+                    const T *xp[FC_Z_NP];
+                    int j;
+                    np = (int)((rem + ntl - 1) / ntl);
+                    if (lines > 0) {
+                        const int64_t l0 = tile * lpt, l1 = FC_MIN(lines, l0 + lpt);
+                        int64_t l;
+                        for (c = 0; c < nco_next; c++)
+                            for (l = l0; l < l1; l++)
+                                _mm_prefetch(wnext + c * wrow + 64 * l, _MM_HINT_T1);
+                    }
+                    if (xlines > 0) {
+                        const int64_t l0 = tile * xpt, l1 = FC_MIN(xlines, l0 + xpt);
+                        int64_t l;
+                        for (l = l0; l < l1; l++)
+                            _mm_prefetch(xnext + (l / xlc) * xplane + 64 * (l % xlc), _MM_HINT_T1);
+                    }
+                    for (j = 0; j < np; j++) xp[j] = xsrc + pbase[p + j];
+                    SFX(z_tile_dispatch)(np, nv, xp, off, K, wp, acc + p * FC_Z_NCO,
+                                         kb == 0 ? binit : NULL);
+                }
+            }
+            SFX(z_store)(acc, P, nco, y + (n * s->c_out + co_abs) * s->h_out * s->w_out + r0 * s->w_out,
+                         s->h_out * s->w_out);
+        }
+        fc_fpmode_leave(fpm);
+    }
+    return FC_OK;
+}
