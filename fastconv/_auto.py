@@ -61,7 +61,7 @@ RULES = {
     "bwd_dilated_max_cg": 12,       # narrow layers (8 <= cg <= this): "dilated"
     "bwd_dilated_min_k": 25,        # stride-1 kernels with this many taps ...
     "bwd_dilated_k_pixels": 512,    # ... on at least this many output pixels: "dilated"
-    "bwd_direct_min_c": 8,          # conv2d_backward, AVX2: "direct" with >= this many channels
+    "bwd_direct_min_c": 8,          # conv2d_backward, AVX2/AVX-512: "direct" with >= this many channels
     "bwd_direct_min_pixels": 256,   # ... per group (in and out) on >= this many N*H_out*W_out
 }
 
@@ -229,7 +229,7 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
     # fitted yet, set from bench_im2col.py timings: direct/im2col 1.05-1.35x from 2x14x14
     # output pixels up; 0.85-0.9x on 7x7 planes at batch 1-2 (rearranging the weights per
     # call shows) and on the 3-channel stem; its polyphase transposed conv is 0.8x im2col
-    if (op == "conv2d_backward" and isa == "avx2" and min(cg, og) >= r["bwd_direct_min_c"]
+    if (op == "conv2d_backward" and isa != "baseline" and min(cg, og) >= r["bwd_direct_min_c"]
             and wo <= 512 and pixels >= r["bwd_direct_min_pixels"]):
         return "direct"
     return "im2col"

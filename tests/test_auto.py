@@ -66,6 +66,7 @@ def test_heuristic_choices():
     # direct backward (AVX2) wins on dense layers with 28x28+ planes; not on 7x7 planes (its
     # per-call weight rearrangement), the 3-channel stem, or as a transposed conv
     assert _auto.choose("conv2d_backward", res, avail, "avx2") == "direct"
+    assert _auto.choose("conv2d_backward", res, avail, "avx512") == "direct"
     assert _auto.choose("conv2d_backward", res, avail, "baseline") != "direct"
     for op in ("conv2d_backward", "conv_transpose2d"):
         for shape in (deep, strided, first) + ((res,) if op == "conv_transpose2d" else ()):
