@@ -27,7 +27,11 @@ What the measurements say (the why behind the rules):
   GEMM path (one GEMM per tap, no column buffer) wins for narrow layers
   (8 to ``bwd_dilated_max_cg`` channels, no groups), large stride-1 kernels
   and padding-heavy dilations.
-* grad input alone (``conv_transpose2d``): the backward rules.
+* direct backward (AVX2; bench_im2col.py timings, not yet refitted): the
+  forward-kernel grad input and register-blocked grad weight beat im2col
+  by 1.05-1.35x on dense layers from about 256 output pixels, so
+  ``conv2d_backward`` picks it there (``bwd_direct_*``).
+* grad input alone (``conv_transpose2d``): the backward rules, minus direct.
 
 Tables: ``RULES`` (float32, AVX2), ``RULES_F64`` (float64 overrides),
 ``RULES_ISA["baseline"]`` (portable-kernel overrides, forward only);
@@ -57,6 +61,8 @@ RULES = {
     "bwd_dilated_max_cg": 12,       # narrow layers (8 <= cg <= this): "dilated"
     "bwd_dilated_min_k": 25,        # stride-1 kernels with this many taps ...
     "bwd_dilated_k_pixels": 512,    # ... on at least this many output pixels: "dilated"
+    "bwd_direct_min_c": 8,          # conv2d_backward, AVX2/AVX-512: "direct" with >= this many channels
+    "bwd_direct_min_pixels": 256,   # ... per group (in and out) on >= this many N*H_out*W_out
 }
 
 #: float64 overrides of RULES (fitted on float64 training timings: the
@@ -112,6 +118,8 @@ FIT_GRID = {
     "bwd_dilated_max_cg": [8, 12, 16, 24],
     "bwd_dilated_min_k": [25, 49],
     "bwd_dilated_k_pixels": [256, 512, 1024],
+    "bwd_direct_min_c": [4, 8, 16],
+    "bwd_direct_min_pixels": [128, 256, 512, 1024],
 }
 
 def _pad_fraction(shape):
@@ -217,4 +225,11 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
             return "dilated"
         if stride == 1 and k >= r["bwd_dilated_min_k"] and pixels >= r["bwd_dilated_k_pixels"]:
             return "dilated"
+    # direct backward (grad input on the forward kernels, register-blocked grad weight): not
+    # fitted yet, set from bench_im2col.py timings: direct/im2col 1.05-1.35x from 2x14x14
+    # output pixels up; 0.85-0.9x on 7x7 planes at batch 1-2 (rearranging the weights per
+    # call shows) and on the 3-channel stem; its polyphase transposed conv is 0.8x im2col
+    if (op == "conv2d_backward" and isa != "baseline" and min(cg, og) >= r["bwd_direct_min_c"]
+            and wo <= 512 and pixels >= r["bwd_direct_min_pixels"]):
+        return "direct"
     return "im2col"

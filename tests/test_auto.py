@@ -63,9 +63,13 @@ def test_heuristic_choices():
     assert _auto.choose("conv2d", aspp, avail, "avx2") == "dilated"
     assert _auto.choose("conv2d", deep, avail, "avx2") == "im2col"
     assert _auto.choose("conv2d", strided, avail, "avx2") == "im2col"
-    # the direct grad-weight kernel loses 5-20x on dense layers
+    # direct backward (AVX2) wins on dense layers with 28x28+ planes; not on 7x7 planes (its
+    # per-call weight rearrangement), the 3-channel stem, or as a transposed conv
+    assert _auto.choose("conv2d_backward", res, avail, "avx2") == "direct"
+    assert _auto.choose("conv2d_backward", res, avail, "avx512") == "direct"
+    assert _auto.choose("conv2d_backward", res, avail, "baseline") != "direct"
     for op in ("conv2d_backward", "conv_transpose2d"):
-        for shape in (res, deep, strided, first):
+        for shape in (deep, strided, first) + ((res,) if op == "conv_transpose2d" else ()):
             assert _auto.choose(op, shape, avail, "avx2") != "direct"
         assert _auto.choose(op, aspp, avail, "avx2") == "dilated"
     # without a BLAS only direct is left
