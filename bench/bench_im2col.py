@@ -1,12 +1,18 @@
 """im2col + BLAS convolution benchmark (issue 4 targets).
 
 Standalone:  python bench/bench_im2col.py [--threads N] [--repeat R] [--quick] [--batch B]
+             [--clock cpu] [--only forward|backward|transpose] [--algo auto|direct|im2col]
 
 (a) im2col forward time / bare BLAS GEMM of the same sizes      target <= 1.15
 (b) NumPy sliding_window_view + tensordot time / im2col forward  target >= 2
     (also einsum(optimize=True) on the same windows, for reference)
 (c) PyTorch backward (grad_input + grad_weight) / fastconv's    target geo-mean >= 1.5 (1 thread)
 (d) PyTorch conv_transpose2d / fastconv's                        target >= 1.0
+
+(c) and (d) time the algorithm given by --algo (default auto: what
+fastconv.conv2d_backward / conv_transpose2d pick; direct = the forward-kernel
+grad input and register-blocked grad weight; im2col = BLAS GEMM + col2im).
+--first-layer adds the ResNet 7x7/2 3->64 stem to (c) (not in the geo-mean).
 
 Protocol (DESIGN.md): same process, same thread count for everyone (fastconv,
 its BLAS, NumPy's BLAS, PyTorch), the contenders alternate, median of the
@@ -28,6 +34,18 @@ from fastconv import _kernels, config  # noqa: E402
 from fastconv._blas_threads import single_threaded  # noqa: E402
 
 IM2COL = _kernels.ALGO_IM2COL
+ALGO = "auto"   # --algo, for (c) and (d)
+CODES = {"direct": _kernels.ALGO_DIRECT, "im2col": _kernels.ALGO_IM2COL,
+         "dilated": _kernels.ALGO_DILATED}
+FIRST_LAYER = ("resnet stem 7x7/2", 3, 224, 64, 7, 2, 3)
+
+
+def resolve(op, st):
+    """(name, code) of the algorithm --algo means for this conv shape tuple."""
+    from fastconv import conv
+    name = conv._choose_algo(ALGO, op, st, np.dtype(np.float32),
+                             ("input", "weight") if op == "conv2d_backward" else None)
+    return name, CODES[name]
 
 # name, c_in, h(=w), c_out, k, stride, pad
 LAYERS = [
@@ -138,12 +156,12 @@ def bench_forward(layers, n, repeat, rng):
     return over, speed
 
 
-def bench_backward(layers, n, repeat, rng, torch):
-    print("\n(c) backward grad_input + grad_weight: fastconv im2col vs torch convolution_backward")
-    print(f"{'layer':<16} {'GFLOP':>6} {'fastconv ms':>11} {'GFLOP/s':>8} {'torch ms':>9} "
+def bench_backward(layers, n, repeat, rng, torch, extra=()):
+    print(f"\n(c) backward grad_input + grad_weight: fastconv (--algo {ALGO}) vs torch convolution_backward")
+    print(f"{'layer':<17} {'algo':<7} {'GFLOP':>6} {'fastconv ms':>11} {'GFLOP/s':>8} {'torch ms':>9} "
           f"{'GFLOP/s':>8} {'speedup':>7}")
     speed = []
-    for name, c_in, h, c_out, k, s, p in layers:
+    for name, c_in, h, c_out, k, s, p in list(layers) + list(extra):
         st = shape_tuple(n, c_in, h, c_out, k, s, p)
         ho = st[7]
         x = rand(rng, (n, c_in, h, h))
@@ -153,11 +171,12 @@ def bench_backward(layers, n, repeat, rng, torch):
         gw = np.empty_like(w)
         xf, wf, gyf, gxf, gwf = (v.reshape(-1) for v in (x, w, gy, gx, gw))
         xt, wt, gyt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(gy)
+        aname, code = resolve("conv2d_backward", st)
 
         def fc_bwd():
             with single_threaded():
-                _kernels.conv2d_grad_input(gyf, wf, gxf, st, IM2COL)
-                _kernels.conv2d_grad_weight(gyf, xf, gwf, st, IM2COL)
+                _kernels.conv2d_grad_input(gyf, wf, gxf, st, code)
+                _kernels.conv2d_grad_weight(gyf, xf, gwf, st, code)
 
         def torch_bwd():
             return torch.ops.aten.convolution_backward(gyt, xt, wt, None, [s, s], [p, p], [1, 1],
@@ -170,15 +189,17 @@ def bench_backward(layers, n, repeat, rng, torch):
         t_fc, t_t = alternate([fc_bwd, torch_bwd], repeat)
         gflop = 2 * 2.0 * n * ho * ho * c_in * k * k * c_out / 1e9
         speed.append(t_t / t_fc)
-        print(f"{name:<16} {gflop:6.2f} {t_fc*1e3:11.2f} {gflop/t_fc:8.1f} {t_t*1e3:9.2f} "
+        print(f"{name:<17} {aname:<7} {gflop:6.2f} {t_fc*1e3:11.2f} {gflop/t_fc:8.1f} {t_t*1e3:9.2f} "
               f"{gflop/t_t:8.1f} {speed[-1]:7.2f}")
+    speed = speed[:len(layers)]
     print(f"geo-mean backward speed-up vs torch: {geomean(speed):.2f} (target >= 1.5 at 1 thread)")
     return speed
 
 
 def bench_transpose(n, repeat, rng, torch):
-    print("\n(d) conv_transpose2d forward: fastconv (im2col grad-input machinery) vs torch")
-    print(f"{'layer':<20} {'GFLOP':>6} {'fastconv ms':>11} {'GFLOP/s':>8} {'torch ms':>9} {'speedup':>7}")
+    print(f"\n(d) conv_transpose2d forward: fastconv (grad-input machinery, --algo {ALGO}) vs torch")
+    print(f"{'layer':<20} {'algo':<7} {'GFLOP':>6} {'fastconv ms':>11} {'GFLOP/s':>8} {'torch ms':>9} "
+          f"{'speedup':>7}")
     speed = []
     for name, c_in, h, c_out, k, s, p, op in TLAYERS:
         ho = (h - 1) * s - 2 * p + (k - 1) + op + 1
@@ -189,10 +210,11 @@ def bench_transpose(n, repeat, rng, torch):
         y = np.empty((n, c_out, ho, ho), np.float32)
         xf, wf, yf = x.reshape(-1), w.reshape(-1), y.reshape(-1)
         xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+        aname, code = resolve("conv_transpose2d", st)
 
         def fc_t():
             with single_threaded():
-                _kernels.conv2d_grad_input(xf, wf, yf, st, IM2COL)
+                _kernels.conv2d_grad_input(xf, wf, yf, st, code)
 
         def torch_t():
             return torch.nn.functional.conv_transpose2d(xt, wt, None, s, p, op)
@@ -203,7 +225,8 @@ def bench_transpose(n, repeat, rng, torch):
         t_fc, t_t = alternate([fc_t, torch_t], repeat)
         gflop = 2.0 * n * h * h * c_in * c_out * k * k / 1e9
         speed.append(t_t / t_fc)
-        print(f"{name:<20} {gflop:6.2f} {t_fc*1e3:11.2f} {gflop/t_fc:8.1f} {t_t*1e3:9.2f} {speed[-1]:7.2f}")
+        print(f"{name:<20} {aname:<7} {gflop:6.2f} {t_fc*1e3:11.2f} {gflop/t_fc:8.1f} {t_t*1e3:9.2f} "
+              f"{speed[-1]:7.2f}")
     print(f"geo-mean conv_transpose2d speed-up vs torch: {geomean(speed):.2f} (target >= 1.0)")
     return speed
 
@@ -218,10 +241,15 @@ def main(argv=None):
                     help="wall: perf_counter (the protocol); cpu: this thread's CPU time, which "
                          "ignores time stolen by other processes on a shared machine (1 thread only)")
     ap.add_argument("--only", choices=["forward", "backward", "transpose"], default=None)
+    ap.add_argument("--algo", choices=["auto", "direct", "im2col", "dilated"], default="auto",
+                    help="algorithm timed in (c) and (d) (default auto: what fastconv picks)")
+    ap.add_argument("--first-layer", action="store_true",
+                    help="also time the ResNet 7x7/2 stem in (c) (not in the geo-mean)")
     args = ap.parse_args(argv)
     if args.quick:
         args.batch, args.repeat = 1, min(args.repeat, 3)
-    global CLOCK
+    global CLOCK, ALGO
+    ALGO = args.algo
     if args.clock == "cpu":
         if args.threads != 1:
             ap.error("--clock cpu measures the calling thread only: use it with --threads 1")
@@ -245,7 +273,8 @@ def main(argv=None):
         print("torch not installed: (c) and (d) skipped")
         return
     if args.only in (None, "backward"):
-        bench_backward(layers, args.batch, args.repeat, rng, torch)
+        bench_backward(layers, args.batch, args.repeat, rng, torch,
+                       [FIRST_LAYER] if args.first_layer else [])
     if args.only in (None, "transpose"):
         bench_transpose(args.batch, args.repeat, rng, torch)
 

@@ -34,6 +34,9 @@
 #define GW_PTARGET 256   /* output pixels per chunk (grad_out block stays in L1) */
 #define GW_PMAX 512      /* widest output row served */
 #define GW_XBYTES 49152  /* padded input block */
+#define GW_L2_BYTES (512 * 1024)  /* input planes of one task's channel block */
+#define GW_GMAX 4        /* co-blocks per task sharing one input copy */
+#define GW_ACC_COMBOS 1152  /* acc buffer: combos x co-blocks (73 KB) */
 
 /* ---------------- float32 ---------------- */
 #define T float

@@ -4,6 +4,10 @@
 #define FC_GJ(a, b) FC_GJ2(a, b)
 #define GFN(name) FC_GJ(name, SFX)
 #define FWD(name) FC_GJ(name, SFX)
+#ifndef FC_GIN_PACK_TAPS
+#define FC_GIN_PACK_TAPS 1024   /* phase taps with a precomputed source index */
+#endif
+#define FC_GIN_STAGE_TAPS (256 / (int)sizeof(T))  /* staged packing: 16*16*taps, 64 KB of stack */
 
 /* Rearranged weights of one phase: wt[g*cig + ci][co][jh][jw] =
  * w[g*cog + co][ci][kmax_h - jh*kstep_h][kmax_w - jw*kstep_w], i.e. the
@@ -15,23 +19,68 @@ static void GFN(gin_pack_)(const fc_context *ctx, const fc_conv_shape *s, const 
     const int64_t khkw = s->kh * s->kw, tt = ah->t * aw->t;
     const int64_t nblk = (cig + 15) / 16, items = s->groups * nblk;
     const int t = fc_threads_for(ctx, FC_MIN(items, (s->c_out * cig * tt) / 65536 + 1));
-    int64_t it;
+    /* locals: with -fno-strict-aliasing the stores below would otherwise
+     * reload every struct field */
+    const int64_t hm = ah->kmax, hs = ah->kstep, wm = aw->kmax, ws = aw->kstep, wt_n = aw->t;
+    const int64_t kw = s->kw, tab = tt <= FC_GIN_PACK_TAPS;
+    const int flip = tt == khkw;  /* every tap, kernel flipped: source tap tt-1-q */
+    int64_t idx[FC_GIN_PACK_TAPS];
+    int64_t it, e;
     (void)t;
+    /* source tap of each phase tap */
+    for (e = 0; e < tt && tab; e++) idx[e] = (hm - (e / wt_n) * hs) * kw + (wm - (e % wt_n) * ws);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(t)
 #endif
     for (it = 0; it < items; it++) {
         const int64_t g = it / nblk, ci0 = (it % nblk) * 16, ci1 = FC_MIN(cig, ci0 + 16);
-        int64_t co, ci, jh, jw;
+        int64_t co, ci, q;
+        if (tt <= FC_GIN_STAGE_TAPS) {
+            /* 16 x 16 channel blocks through a staging buffer, so each row
+             * of wt is written in one 16*tt run (written tap by tap, the 16
+             * rows, a multiple of 2 KB apart for the usual channel counts,
+             * share a few L1 sets and evict each other's partial lines) */
+            T stage[16 * 16 * FC_GIN_STAGE_TAPS];
+            int64_t co0;
+            for (co0 = 0; co0 < cog; co0 += 16) {
+                const int64_t nco = FC_MIN(16, cog - co0);
+                /* stride 1 flips the whole kernel: constant offsets for
+                 * the common sizes (an indexed scalar copy costs about as
+                 * much per weight as a 7x7-plane convolution's FMAs) */
+#define FC_GIN_STAGE(COPY)                                                          \
+                for (co = 0; co < nco; co++) {                                      \
+                    const T *src = w + ((g * cog + co0 + co) * cig) * khkw;         \
+                    for (ci = ci0; ci < ci1; ci++) {                                \
+                        const T *restrict sp = src + ci * khkw;                     \
+                        T *restrict dp = stage + ((ci - ci0) * 16 + co) * tt;       \
+                        COPY;                                                       \
+                    }                                                               \
+                }
+                if (flip && tt == 9) {
+                    FC_GIN_STAGE(for (q = 0; q < 9; q++) dp[q] = sp[8 - q])
+                } else if (flip && tt == 1) {
+                    FC_GIN_STAGE(dp[0] = sp[0])
+                } else if (flip) {
+                    FC_GIN_STAGE(for (q = 0; q < tt; q++) dp[q] = sp[tt - 1 - q])
+                } else {
+                    FC_GIN_STAGE(for (q = 0; q < tt; q++) dp[q] = sp[idx[q]])
+                }
+#undef FC_GIN_STAGE
+                for (ci = ci0; ci < ci1; ci++)
+                    memcpy(wt + ((g * cig + ci) * cog + co0) * tt, stage + (ci - ci0) * 16 * tt,
+                           (size_t)(nco * tt) * sizeof(T));
+            }
+            continue;
+        }
         for (co = 0; co < cog; co++) {
             const T *src = w + ((g * cog + co) * cig) * khkw;
             for (ci = ci0; ci < ci1; ci++) {
-                const T *sp = src + ci * khkw;
-                T *dp = wt + ((g * cig + ci) * cog + co) * tt;
-                for (jh = 0; jh < ah->t; jh++)
-                    for (jw = 0; jw < aw->t; jw++)
-                        dp[jh * aw->t + jw] =
-                            sp[(ah->kmax - jh * ah->kstep) * s->kw + (aw->kmax - jw * aw->kstep)];
+                const T *restrict sp = src + ci * khkw;
+                T *restrict dp = wt + ((g * cig + ci) * cog + co) * tt;
+                if (tab)
+                    for (q = 0; q < tt; q++) dp[q] = sp[idx[q]];
+                else
+                    for (q = 0; q < tt; q++) dp[q] = sp[(hm - (q / wt_n) * hs) * kw + (wm - (q % wt_n) * ws)];
             }
         }
     }

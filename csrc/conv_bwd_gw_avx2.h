@@ -3,38 +3,35 @@
 #define NCO (2 * VL)
 
 /* One micro-tile: nj (<= 6) combos x nv (1 or 2) vectors of output
- * channels, over `rows` output rows of `wo` pixels.  gyt: grad_out [pixel][NCO];
- * combo j reads xs[off[j] + r*rstep + ow*sw]; acc: [combo][NCO], updated. */
+ * channels, over P output pixels.  gyt: grad_out [pixel][NCO]; combo j
+ * reads xs[off[j] + pb[p]] at pixel p; acc: [combo][NCO], updated (or set,
+ * when `first`). */
 static FC_AI void SFX(tile)(const int nj, const int nv, const T *gyt, const T *xs,
-                            const int64_t *off, int64_t rows, int64_t wo, int64_t rstep,
-                            int64_t sw, T *acc) {
+                            const int64_t *off, const int64_t *pb, int64_t P, int first, T *acc) {
     V a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51;
     const T *x0 = xs + off[0];
     const T *x1 = nj > 1 ? xs + off[1] : x0, *x2 = nj > 2 ? xs + off[2] : x0;
     const T *x3 = nj > 3 ? xs + off[3] : x0, *x4 = nj > 4 ? xs + off[4] : x0;
     const T *x5 = nj > 5 ? xs + off[5] : x0;
-    int64_t r;
+    int64_t p;
     a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = a40 = a41 = a50 = a51 = V_ZERO();
 #define GW_LD(j) \
-    if (nj > j) { a##j##0 = V_LOAD(acc + j * NCO); if (nv > 1) a##j##1 = V_LOAD(acc + j * NCO + VL); }
+    if (nj > j && !first) { a##j##0 = V_LOAD(acc + j * NCO); if (nv > 1) a##j##1 = V_LOAD(acc + j * NCO + VL); }
     GW_LD(0) GW_LD(1) GW_LD(2) GW_LD(3) GW_LD(4) GW_LD(5)
 #undef GW_LD
-    for (r = 0; r < rows; r++) {
-        const T *g = gyt + r * wo * NCO;
-        const int64_t xo = r * rstep;
-        int64_t ow, i = xo;
-        for (ow = 0; ow < wo; ow++, g += NCO, i += sw) {
-            const V g0 = V_LOAD(g);
-            const V g1 = nv > 1 ? V_LOAD(g + VL) : V_ZERO();
+    for (p = 0; p < P; p++) {
+        const T *g = gyt + p * NCO;
+        const int64_t i = pb[p];
+        const V g0 = V_LOAD(g);
+        const V g1 = nv > 1 ? V_LOAD(g + VL) : V_ZERO();
 #define GW_STEP(j)                                          \
-            if (nj > j) {                                   \
-                const V b = V_SET1(x##j[i]);                \
-                a##j##0 = V_FMA(b, g0, a##j##0);            \
-                if (nv > 1) a##j##1 = V_FMA(b, g1, a##j##1); \
-            }
-            GW_STEP(0) GW_STEP(1) GW_STEP(2) GW_STEP(3) GW_STEP(4) GW_STEP(5)
-#undef GW_STEP
+        if (nj > j) {                                       \
+            const V b = V_SET1(x##j[i]);                    \
+            a##j##0 = V_FMA(b, g0, a##j##0);                \
+            if (nv > 1) a##j##1 = V_FMA(b, g1, a##j##1);    \
         }
+        GW_STEP(0) GW_STEP(1) GW_STEP(2) GW_STEP(3) GW_STEP(4) GW_STEP(5)
+#undef GW_STEP
     }
 #define GW_ST(j) \
     if (nj > j) { V_STOREU(acc + j * NCO, a##j##0); if (nv > 1) V_STOREU(acc + j * NCO + VL, a##j##1); }
@@ -42,11 +39,11 @@ static FC_AI void SFX(tile)(const int nj, const int nv, const T *gyt, const T *x
 #undef GW_ST
 }
 
-#define GW_CALL(NJ, NV) SFX(tile)(NJ, NV, gyt, xs, off, rows, wo, rstep, sw, acc)
+#define GW_CALL(NJ, NV) SFX(tile)(NJ, NV, gyt, xs, off, pb, P, first, acc)
 #define GW_NV(NJ) do { if (nv > 1) GW_CALL(NJ, 2); else GW_CALL(NJ, 1); } while (0)
 static FC_NOINLINE void SFX(tile_dispatch)(int nj, int nv, const T *gyt, const T *xs,
-                                          const int64_t *off, int64_t rows, int64_t wo,
-                                          int64_t rstep, int64_t sw, T *acc) {
+                                          const int64_t *off, const int64_t *pb, int64_t P,
+                                          int first, T *acc) {
     switch (nj) {
     case 6: GW_NV(6); break;
     case 5: GW_NV(5); break;
@@ -59,6 +56,42 @@ static FC_NOINLINE void SFX(tile_dispatch)(int nj, int nv, const T *gyt, const T
 #undef GW_NV
 #undef GW_CALL
 
+/* VL x VL block transpose: row i of src (stride ss) -> column i of dst
+ * (stride ds). */
+static inline void SFX(tr)(const T *src, int64_t ss, T *dst, int64_t ds) {
+#if VL == 8
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ss);
+    __m256 r2 = _mm256_loadu_ps(src + 2 * ss), r3 = _mm256_loadu_ps(src + 3 * ss);
+    __m256 r4 = _mm256_loadu_ps(src + 4 * ss), r5 = _mm256_loadu_ps(src + 5 * ss);
+    __m256 r6 = _mm256_loadu_ps(src + 6 * ss), r7 = _mm256_loadu_ps(src + 7 * ss);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst + 0 * ds, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + 1 * ds, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ds, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ds, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ds, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ds, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ds, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ds, _mm256_permute2f128_ps(u3, u7, 0x31));
+#else
+    __m256d r0 = _mm256_loadu_pd(src), r1 = _mm256_loadu_pd(src + ss);
+    __m256d r2 = _mm256_loadu_pd(src + 2 * ss), r3 = _mm256_loadu_pd(src + 3 * ss);
+    __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+    __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+    _mm256_storeu_pd(dst + 0 * ds, _mm256_permute2f128_pd(t0, t2, 0x20));
+    _mm256_storeu_pd(dst + 1 * ds, _mm256_permute2f128_pd(t1, t3, 0x20));
+    _mm256_storeu_pd(dst + 2 * ds, _mm256_permute2f128_pd(t0, t2, 0x31));
+    _mm256_storeu_pd(dst + 3 * ds, _mm256_permute2f128_pd(t1, t3, 0x31));
+#endif
+}
+
 static inline int64_t SFX(rows_in)(const fc_conv_shape *s, int64_t rows) {
     return (rows - 1) * s->stride_h + (s->kh - 1) * s->dil_h + 1;
 }
@@ -66,14 +99,37 @@ static inline int64_t SFX(rows_in)(const fc_conv_shape *s, int64_t rows) {
 /* grad_out rows [r0, r0+rows) of nco channels (channel c at src + c*po),
  * transposed to gyt[pixel][NCO]; lanes past nco are zero. */
 static void SFX(transpose)(T *gyt, const T *src, int64_t po, int nco, int64_t P) {
-    int64_t p;
+    int64_t p = 0;
     int c;
+    if (nco == NCO)
+        for (; p + VL <= P; p += VL) {
+            SFX(tr)(src + p, po, gyt + p * NCO, NCO);
+            SFX(tr)(src + VL * po + p, po, gyt + p * NCO + VL, NCO);
+        }
     for (c = 0; c < nco; c++) {
         const T *sp = src + c * po;
-        for (p = 0; p < P; p++) gyt[p * NCO + c] = sp[p];
+        int64_t q;
+        for (q = p; q < P; q++) gyt[q * NCO + c] = sp[q];
     }
-    for (c = nco; c < NCO; c++)
-        for (p = 0; p < P; p++) gyt[p * NCO + c] = 0;
+    for (c = nco; c < NCO; c++) {
+        int64_t q;
+        for (q = 0; q < P; q++) gyt[q * NCO + c] = 0;
+    }
+}
+
+/* acc[K][NCO] -> gw: channel c's K values at dst + c*ds. */
+static void SFX(write)(const T *acc, int64_t K, int nco, T *dst, int64_t ds) {
+    int64_t k = 0;
+    int c;
+    if (nco == NCO)
+        for (; k + VL <= K; k += VL) {
+            SFX(tr)(acc + k * NCO, NCO, dst + k, ds);
+            SFX(tr)(acc + k * NCO + VL, NCO, dst + VL * ds + k, ds);
+        }
+    for (c = 0; c < nco; c++) {
+        int64_t q;
+        for (q = k; q < K; q++) dst[c * ds + q] = acc[q * NCO + c];
+    }
 }
 
 static fc_status SFX(run)(fc_context *ctx, const fc_conv_shape *s, const T *gy, const T *x, T *gw) {
@@ -81,7 +137,7 @@ static fc_status SFX(run)(fc_context *ctx, const fc_conv_shape *s, const T *gy, 
     const int64_t khkw = s->kh * s->kw, ho = s->h_out, wo = s->w_out;
     const int64_t plane_in = s->h_in * s->w_in, plane_out = ho * wo;
     const int64_t xmax = GW_XBYTES / (int64_t)sizeof(T);
-    int64_t rows, nrc, wb, plane_b, cib, nkb, ncob, ntask, t64;
+    int64_t rows, nrc, wb, plane_b, cib, nkb, ncob, ncog, G, ntask, t64;
     int copy, nthr;
     if (cog < VL || khkw > GW_KMAX || wo > GW_PMAX || cig < 1) return FC_NOT_HANDLED;
     if (s->n == 0 || ho == 0 || wo == 0 || s->h_in == 0 || s->w_in == 0) {
@@ -102,34 +158,45 @@ static fc_status SFX(run)(fc_context *ctx, const fc_conv_shape *s, const T *gy, 
     if (copy && plane_b > xmax) return FC_NOT_HANDLED;
     cib = GW_KMAX / khkw;
     if (copy) cib = FC_MIN(cib, xmax / plane_b);
+    /* one image of the block's input channels stays in L2 for the next
+     * task (same channels, next co-block) */
+    cib = FC_MIN(cib, GW_L2_BYTES / (plane_in * (int64_t)sizeof(T)));
     cib = FC_MAX(1, FC_MIN(cib, cig));
     nkb = (cig + cib - 1) / cib;
     cib = (cig + nkb - 1) / nkb;
     ncob = (cog + NCO - 1) / NCO;
-    FC_MUL(s->groups, ncob, &t64);
+    /* co-blocks per task: each copied input chunk serves G of them; fewer
+     * when that would leave threads without a task (any G gives the same
+     * sums: results still do not depend on the thread count) */
+    G = FC_MAX(1, FC_MIN(FC_MIN(GW_GMAX, ncob), GW_ACC_COMBOS / (cib * khkw)));
+    while (G > 1 && s->groups * nkb * ((ncob + G - 1) / G) < 2 * (int64_t)ctx->num_threads) G--;
+    ncog = (ncob + G - 1) / G;
+    FC_MUL(s->groups, ncog, &t64);
     FC_MUL(t64, nkb, &ntask);
     nthr = fc_threads_for(ctx, ntask);
 
 #pragma omp parallel num_threads(nthr)
     {
         fc_fpmode fpm = fc_fpmode_enter();
-        FC_ALIGNED(32) T acc[GW_KMAX * NCO];
+        FC_ALIGNED(32) T acc[GW_ACC_COMBOS * NCO];
         FC_ALIGNED(32) T gyt[GW_PMAX * NCO];
-        FC_ALIGNED(32) T xb[GW_XBYTES / sizeof(T)];
+        FC_ALIGNED(32) T xb[GW_XBYTES / sizeof(T) + VL];
         int64_t off[GW_KMAX];
-        int64_t task;
+        int64_t pb[GW_PMAX];
+        int64_t task, p;
+        /* input offset of each pixel of a chunk from the chunk's first row */
+        for (p = 0; p < rows * wo; p++)
+            pb[p] = (p / wo) * s->stride_h * (copy ? wb : s->w_in) + (p % wo) * s->stride_w;
 #pragma omp for schedule(static)
         for (task = 0; task < ntask; task++) {
-            const int64_t kb = task % nkb, cob = (task / nkb) % ncob, g = task / (nkb * ncob);
-            const int64_t co_abs = g * cog + cob * NCO;
-            const int nco = (int)FC_MIN(NCO, cog - cob * NCO);
-            const int nv = nco > VL ? 2 : 1;
+            /* co-block group fastest: consecutive tasks of a thread read the
+             * same input channels, which then come from L2 */
+            const int64_t cg0 = (task % ncog) * G, kb = (task / ncog) % nkb, g = task / (nkb * ncog);
+            const int64_t ng = FC_MIN(G, ncob - cg0);
             const int64_t ci0 = kb * cib, cb = FC_MIN(cib, cig - ci0), K = cb * khkw;
             const int64_t wrow = copy ? wb : s->w_in;
-            const int64_t rstep = s->stride_h * wrow;
-            int64_t n, rc, k, c, i, j;
+            int64_t n, rc, k, c, i, j, cc;
             if (cb <= 0) continue;
-            for (k = 0; k < K * NCO; k++) acc[k] = 0;
             for (c = 0; c < cb; c++)
                 for (i = 0; i < s->kh; i++)
                     for (j = 0; j < s->kw; j++)
@@ -139,8 +206,6 @@ static fc_status SFX(run)(fc_context *ctx, const fc_conv_shape *s, const T *gy, 
                 for (rc = 0; rc < nrc; rc++) {
                     const int64_t r0 = rc * rows, r1 = FC_MIN(ho, r0 + rows), R = r1 - r0;
                     const T *xs;
-                    SFX(transpose)(gyt, gy + (n * s->c_out + co_abs) * plane_out + r0 * wo,
-                                   plane_out, nco, R * wo);
                     if (copy) {
                         const int64_t rows_b = SFX(rows_in)(s, R), ih_s = r0 * s->stride_h - s->pad_h;
                         const int64_t c_lo = FC_MIN(wb, FC_MAX(0, s->pad_w));
@@ -150,27 +215,39 @@ static fc_status SFX(run)(fc_context *ctx, const fc_conv_shape *s, const T *gy, 
                             for (i = 0; i < rows_b; i++) {
                                 T *dst = xb + c * plane_b + i * wb;
                                 const int64_t ih = ih_s + i;
-                                if (ih < 0 || ih >= s->h_in) {
-                                    memset(dst, 0, (size_t)wb * sizeof(T));
-                                    continue;
-                                }
-                                if (c_lo > 0) memset(dst, 0, (size_t)c_lo * sizeof(T));
-                                if (c_hi > c_lo) memcpy(dst + c_lo, xp + ih * s->w_in + c_lo, (size_t)(c_hi - c_lo) * sizeof(T));
-                                if (wb > c_hi) memset(dst + c_hi, 0, (size_t)(wb - c_hi) * sizeof(T));
+                                int64_t q;
+                                /* rows are short: inline vector loops, not
+                                 * memset/memcpy calls; the zeroing may run
+                                 * VL-1 past the row (the next row is written
+                                 * after it, the block has VL slack) */
+                                for (q = 0; q < wb; q += VL) V_STOREU(dst + q, V_ZERO());
+                                if (ih < 0 || ih >= s->h_in) continue;
+                                for (q = c_lo; q + VL <= c_hi; q += VL)
+                                    V_STOREU(dst + q, V_LOADU(xp + ih * s->w_in + q));
+                                for (; q < c_hi; q++) dst[q] = xp[ih * s->w_in + q];
                             }
                         }
                         xs = xb;
                     } else {
                         xs = ximg + r0 * s->stride_h * s->w_in;
                     }
-                    for (k = 0; k < K; k += GW_NJ)
-                        SFX(tile_dispatch)((int)FC_MIN(GW_NJ, K - k), nv, gyt, xs, off + k, R, wo,
-                                           rstep, s->stride_w, acc + k * NCO);
+                    for (cc = 0; cc < ng; cc++) {
+                        const int64_t co_abs = g * cog + (cg0 + cc) * NCO;
+                        const int nco = (int)FC_MIN(NCO, cog - (cg0 + cc) * NCO);
+                        const int nv = nco > VL ? 2 : 1;
+                        T *a = acc + cc * K * NCO;
+                        SFX(transpose)(gyt, gy + (n * s->c_out + co_abs) * plane_out + r0 * wo,
+                                       plane_out, nco, R * wo);
+                        for (k = 0; k < K; k += GW_NJ)
+                            SFX(tile_dispatch)((int)FC_MIN(GW_NJ, K - k), nv, gyt, xs, off + k, pb,
+                                               R * wo, n == 0 && rc == 0, a + k * NCO);
+                    }
                 }
             }
-            for (c = 0; c < nco; c++) {
-                T *dst = gw + ((co_abs + c) * cig + ci0) * khkw;
-                for (k = 0; k < K; k++) dst[k] = acc[k * NCO + c];
+            for (cc = 0; cc < ng; cc++) {
+                const int64_t co_abs = g * cog + (cg0 + cc) * NCO;
+                const int nco = (int)FC_MIN(NCO, cog - (cg0 + cc) * NCO);
+                SFX(write)(acc + cc * K * NCO, K, nco, gw + (co_abs * cig + ci0) * khkw, cig * khkw);
             }
         }
         fc_fpmode_leave(fpm);

@@ -34,6 +34,10 @@
  * with fewer outputs compute a few junk outputs that are never copied back.
  *
  * Backward:
+ *   grad input, stride 1 with padding <= dil*(k-1): the forward convolution
+ *     of grad_out with the kernel flipped and its channel axes swapped
+ *     (fc_dil_gin_as_fwd), run through the forward sub-image path, so only
+ *     real input positions are computed.  Otherwise:
  *   grad input: grad_out is split the same way into sub-images with the junk
  *     outputs set to zero; the dense grad input gives the gradient of every
  *     sub-image element; each padded-input position belongs to at most one
@@ -44,7 +48,8 @@
  *
  * Workspace (all through fc_ws_alloc so the reported bytes are exact):
  *   forward     sub-inputs + sub-outputs (+ nested dense forward's, 0 for direct)
- *   grad input  sub-grad_out + sub-grad_input (+ nested)
+ *   grad input  sub-grad_out + sub-grad_input (+ nested); as a forward:
+ *               rearranged weights + the forward's sub-inputs/sub-outputs
  *   grad weight sub-inputs + sub-grad_out (+ nested)
  * A trivial configuration (n, c_in, c_out, h_out or w_out zero) or an empty
  * result allocates nothing.  fastconv/_workspace.py mirrors this exactly.
@@ -411,24 +416,50 @@ static inline void fc_dil_tap_rows(int64_t in, int64_t out, int64_t stride, int6
     *i1 = hi;
 }
 
-/* Forward: 1 when the sub-image path (stacked sub-images through the
- * direct dispatcher) is preferred to the GEMM path.  On the AVX2 path the
- * register-blocked direct kernels run large dense sub-images (>=
- * FC_DIL_SPLIT_MIN_PIX outputs each, stride 1) faster than the per-tap GEMMs
- * plus their copies (measured: DeepLab rate 2 at 65x65, 33x33 sub-images);
- * small sub-images (higher rates) stay on the GEMM path, which also skips
- * the taps on padding.  The backward passes always take the GEMM path (the
- * dense backward kernels are not faster).  Mirrored by _workspace.py. */
-#define FC_DIL_SPLIT_MIN_PIX 1024
+/* Grad input on the sub-image path: stride 1 with padding <= dil*(k-1) on
+ * both axes runs as the forward convolution fc_dil_gin_fwd_shape (grad_out
+ * in, kernel flipped, channel axes swapped, padding dil*(k-1) - pad), whose
+ * output is exactly the input: see fc_dil_grad_input_fwd_. */
+static int fc_dil_gin_as_fwd(const fc_conv_shape *s) {
+    return s->stride_h == 1 && s->stride_w == 1 && s->pad_h <= s->dil_h * (s->kh - 1) &&
+           s->pad_w <= s->dil_w * (s->kw - 1);
+}
+
+static void fc_dil_gin_fwd_shape(const fc_conv_shape *s, fc_conv_shape *f) {
+    *f = *s;
+    f->c_in = s->c_out;
+    f->c_out = s->c_in;
+    f->h_in = s->h_out;
+    f->w_in = s->w_out;
+    f->h_out = s->h_in;
+    f->w_out = s->w_in;
+    f->pad_h = s->dil_h * (s->kh - 1) - s->pad_h;
+    f->pad_w = s->dil_w * (s->kw - 1) - s->pad_w;
+}
+
+/* 1 when the sub-image path (stacked sub-images through the dense direct
+ * dispatcher: AVX-512/AVX2 register-blocked kernels) is preferred to the
+ * GEMM path for `pass` (0 y, 1 grad x, 2 grad w).  Large dense sub-images
+ * run faster there than as per-tap GEMMs plus their copies; small ones
+ * (high rates) stay on the GEMM path, which also skips the taps on padding.
+ * Thresholds (outputs per sub-image), measured at 1 thread on DeepLab ASPP
+ * layers (128-256 channels, 3x3): forward wins from 289 (rate 2 at 33x33,
+ * rates 2-4 at 65x65) and loses at 81 (rate 4 at 33x33); grad input, run
+ * as a forward (fc_dil_gin_as_fwd), wins from 121 (rate 6 at 65x65); the
+ * dense grad weight only wins at 1089 (rate 2 at 65x65).  Mirrored by
+ * _workspace.py. */
+#define FC_DIL_SPLIT_MIN_PIX_FWD 256
+#define FC_DIL_SPLIT_MIN_PIX_GIN 100
+#define FC_DIL_SPLIT_MIN_PIX_GW 1024
 static int fc_dil_prefer_split(const fc_context *ctx, const fc_conv_shape *s, int pass) {
-    int64_t ph, pw, qh, qw;
-    if (pass != 0 || ctx->isa < FC_ISA_AVX2 || s->stride_h != 1 || s->stride_w != 1) return 0;
+    int64_t qh, qw;
+    if (ctx->isa < FC_ISA_AVX2 || s->stride_h != 1 || s->stride_w != 1) return 0;
     if (s->c_out / s->groups < 16) return 0;
-    ph = s->dil_h;   /* stride 1: d classes per axis */
-    pw = s->dil_w;
-    qh = (s->h_out + ph - 1) / ph;
-    qw = (s->w_out + pw - 1) / pw;
-    return qh * qw >= FC_DIL_SPLIT_MIN_PIX;   /* both <= h_out, w_out: no overflow */
+    if (pass == 1 && (s->c_in / s->groups < 16 || !fc_dil_gin_as_fwd(s))) return 0;
+    qh = (s->h_out + s->dil_h - 1) / s->dil_h;   /* stride 1: dil classes per axis */
+    qw = (s->w_out + s->dil_w - 1) / s->dil_w;
+    return qh * qw >= (pass == 0 ? FC_DIL_SPLIT_MIN_PIX_FWD   /* both <= h_out, w_out: no overflow */
+                       : pass == 1 ? FC_DIL_SPLIT_MIN_PIX_GIN : FC_DIL_SPLIT_MIN_PIX_GW);
 }
 
 fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape *s,
@@ -465,6 +496,18 @@ fc_status fc_conv2d_dilated_workspace(const fc_context *ctx, const fc_conv_shape
         }
         FC_ADD(t, gp.w_elems, &t);
         FC_MUL(t, elem_size, bytes);
+        return FC_OK;
+    }
+    if (pass == 1 && fc_dil_gin_as_fwd(s)) {   /* weights + split gy + split gx */
+        fc_conv_shape f;
+        fc_dil_gin_fwd_shape(s, &f);
+        if ((st = fc_dil_make_plan(&f, &pl))) return st;
+        if ((st = fc_conv2d_workspace(ctx, &pl.dense, FC_DIL_INNER, elem_size, 0, &nested)))
+            return st;
+        FC_ADD(pl.sub_in, pl.sub_out, &elems);
+        FC_ADD(elems, fc_dil_result_elems(s, 2), &elems);
+        FC_MUL(elems, elem_size, &t);
+        FC_ADD(t, nested, bytes);
         return FC_OK;
     }
     if ((st = fc_dil_make_plan(s, &pl))) return st;

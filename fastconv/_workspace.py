@@ -205,14 +205,13 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
     dense convolution over them allocates.  Nothing is allocated when the
     result is empty or when n, c_in, c_out or the output size is zero.
     """
-    from math import gcd
-
     n, c_in, h_in, w_in = (int(v) for v in input_shape)
     c_out, _, kh, kw = (int(v) for v in weight_shape)
     h_out, w_out = int(output_shape[2]), int(output_shape[3])
     result = {"forward": n * c_out * h_out * w_out,
               "input": n * c_in * h_in * w_in,
               "weight": c_out * (c_in // groups) * kh * kw}[pass_]
+    result_w = c_out * (c_in // groups) * kh * kw
     if result == 0 or min(n, c_in, c_out, h_out, w_out) == 0:
         return 0
     row = _dilated_row(pass_, input_shape, weight_shape, output_shape, stride, padding, groups,
@@ -220,11 +219,31 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
     if row is not None:
         return row * itemsize
     gemm = None
-    if not _dilated_prefer_split(pass_, weight_shape, output_shape, stride, dilation, groups):
+    if not _dilated_prefer_split(pass_, weight_shape, output_shape, stride, dilation, groups,
+                                 padding):
         gemm = _dilated_gemm(input_shape, weight_shape, output_shape, stride, padding, dilation,
                              groups, pass_, threads)
     if gemm is not None:
         return gemm * itemsize
+    if pass_ == "input" and tuple(int(v) for v in stride) == (1, 1) and \
+            int(padding[0]) <= int(dilation[0]) * (kh - 1) and int(padding[1]) <= int(dilation[1]) * (kw - 1):
+        # grad input as the forward convolution of grad_out with the flipped kernel
+        # (fc_dil_gin_as_fwd): rearranged weights + the forward's split buffers
+        return result_w * itemsize + _dilated_split(
+            "forward", (n, c_out, h_out, w_out), (c_in, c_out // groups, kh, kw), (n, c_in, h_in, w_in),
+            stride, dilation, groups, itemsize, threads, limit)
+    return _dilated_split(pass_, input_shape, weight_shape, output_shape, stride, dilation, groups,
+                          itemsize, threads, limit)
+
+
+def _dilated_split(pass_, input_shape, weight_shape, output_shape, stride, dilation, groups,
+                   itemsize, threads, limit):
+    """Bytes of the sub-image path: stacked sub-inputs and sub-outputs + the dense call's."""
+    from math import gcd
+
+    n, c_in = int(input_shape[0]), int(input_shape[1])
+    c_out, _, kh, kw = (int(v) for v in weight_shape)
+    h_out, w_out = int(output_shape[2]), int(output_shape[3])
     axes = []
     for out, k, s, d in ((h_out, kh, stride[0], dilation[0]), (w_out, kw, stride[1], dilation[1])):
         g = gcd(int(s), int(d))
@@ -239,22 +258,33 @@ def _dilated(pass_, input_shape, weight_shape, output_shape, stride, padding, di
 
 
 _INT_MAX = 2**31 - 1
-_DIL_SPLIT_MIN_PIX = 1024   # FC_DIL_SPLIT_MIN_PIX in csrc/conv_dilated.c
+# FC_DIL_SPLIT_MIN_PIX_{FWD,GIN,GW} in csrc/conv_dilated.c, per pass
+_DIL_SPLIT_MIN_PIX = {"forward": 256, "input": 100, "weight": 1024}
 
 
-def _dilated_prefer_split(pass_, weight_shape, output_shape, stride, dilation, groups):
-    """Whether the forward takes the sub-image path (stacked sub-images through the
-    direct dispatcher) instead of the GEMM path: AVX2 path, stride 1, >= 16 output
-    channels per group and at least 1024 outputs per sub-image (fc_dil_prefer_split)."""
+def _dilated_prefer_split(pass_, weight_shape, output_shape, stride, dilation, groups,
+                          padding=None):
+    """Whether `pass_` takes the sub-image path (stacked sub-images through the
+    direct dispatcher) instead of the GEMM path: AVX2 path or better, stride 1,
+    >= 16 output channels per group (grad input: also >= 16 input channels and
+    padding <= dilation*(k-1)), and at least _DIL_SPLIT_MIN_PIX[pass_] outputs
+    per sub-image (fc_dil_prefer_split)."""
     from . import config
 
-    if pass_ != "forward" or config.isa() == "baseline" or tuple(int(v) for v in stride) != (1, 1):
+    if config.isa() == "baseline" or tuple(int(v) for v in stride) != (1, 1):
         return False
     if int(weight_shape[0]) // int(groups) < 16:
         return False
+    if pass_ == "input":
+        kh, kw = int(weight_shape[2]), int(weight_shape[3])
+        if int(weight_shape[1]) < 16 or int(padding[0]) > int(dilation[0]) * (kh - 1) or \
+                int(padding[1]) > int(dilation[1]) * (kw - 1):
+            return False
     qh = -(-int(output_shape[2]) // int(dilation[0]))
     qw = -(-int(output_shape[3]) // int(dilation[1]))
-    return qh * qw >= _DIL_SPLIT_MIN_PIX
+    return qh * qw >= _DIL_SPLIT_MIN_PIX[pass_]
+
+
 _DRK_MR, _DRK_NC, _DRK_MAXKW = 4, 3, 64   # FC_DRK_* in csrc/conv_dilated_row.h
 
 

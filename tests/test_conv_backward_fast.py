@@ -147,3 +147,28 @@ def test_stride1_reach_padding_needs_no_copy():
     """Stride 1 with padding within the kernel's reach: only the weights are rearranged."""
     t, _, x, w, gy = _data("resnet_like_3x3", np.float32)
     assert _run(t, x, w, gy)[2] == w.nbytes
+
+
+@pytest.mark.parametrize("case", ["resnet_like_3x3", "down_3x3_s2", "groups_stride2_rect"])
+def test_public_api_non_contiguous_and_transposed(case, dtype, isa):
+    """conv2d_backward(algo="direct") on non-contiguous views, and conv_transpose2d(algo="direct")."""
+    from fastconv import conv
+    _, kw, x, w, gy = _data(case, dtype)
+    rx, rw, rb = reference.conv2d_backward(gy, x, w, **kw)
+    xv, wv, gv = (np.asfortranarray(a)[:, :, :, :] for a in (x, w, gy))
+    xv, wv, gv = (np.ascontiguousarray(a[:, :, :, ::-1])[:, :, :, ::-1] for a in (xv, wv, gv))
+    assert not gv.flags.c_contiguous
+    gx, gw, gb = conv.conv2d_backward(gv, xv, wv, **kw, algo="direct")
+    rtol, atol = tol(dtype)
+    terms = gy.shape[0] * gy.shape[2] * gy.shape[3]
+    np.testing.assert_allclose(gx, rx, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(gw, rw, rtol=rtol, atol=atol * np.sqrt(terms))
+    np.testing.assert_allclose(gb, rb, rtol=rtol, atol=atol * np.sqrt(terms))
+    # the transposed conv of gy with w is grad input (output_padding recovers x's size)
+    s, p, d, g = kw["stride"], kw["padding"], kw["dilation"], kw["groups"]
+    op = tuple(x.shape[2 + i] - ((gy.shape[2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (w.shape[2 + i] - 1) + 1)
+               for i in range(2))
+    if all(0 <= o < max(s[i], d[i]) for i, o in enumerate(op)):
+        y = conv.conv_transpose2d(gy, w, None, stride=s, padding=p, output_padding=op, groups=g,
+                                  dilation=d, algo="direct")
+        np.testing.assert_allclose(y, rx, rtol=rtol, atol=atol)

@@ -295,9 +295,11 @@ def test_workspace_formula_counts_the_rearranged_copies():
     case = Case(1, 4, 30, 30, 6, 3, padding=6, dilation=6)   # < 8 channels: sub-image copies
     # classes 6x6, each 5x5 outputs from a 7x7 sub-image
     expect = (36 * 4 * 7 * 7 + 36 * 6 * 5 * 5) * 4
+    # grad input runs as the forward convolution of grad_out (6 channels) with the
+    # flipped 4x6x3x3 weights (rearranged copy) into 4 channels: 6x6 classes again
+    expect_in = (36 * 6 * 7 * 7 + 36 * 4 * 5 * 5 + 6 * 4 * 9) * 4
     for pass_ in PASSES:
-        # the inner direct grad input also rearranges the 6x4x3x3 weights
-        want = expect + (6 * 4 * 9 * 4 if pass_ == "input" else 0)
+        want = expect_in if pass_ == "input" else expect
         assert case.workspace(pass_, 4) == want
         assert _kernels.conv2d_workspace(case.shape, ALGO, 4, PASSES[pass_]) == want
 
@@ -527,20 +529,27 @@ def test_row_kernels_match_torch(d, dtype, isa):
     np.testing.assert_allclose(gw, tw.grad.numpy(), rtol=rtol, atol=atol * 2 * 700)
 
 
-# Forward with large dense sub-images (>= 1024 outputs each, stride 1, >= 16 output
-# channels per group): on the AVX2 path the stacked sub-images go through the direct
-# dispatcher instead of the GEMM path (fc_dil_prefer_split); the backward passes and the
-# baseline path keep the GEMM path.  Unequal sub-images (odd sizes), groups.
+# Large dense sub-images, stride 1, >= 16 output channels per group: on the AVX2/AVX-512
+# paths the stacked sub-images go through the direct dispatcher instead of the GEMM path
+# (fc_dil_prefer_split) when they have >= 256 outputs (forward), >= 100 (grad input, run as
+# the forward convolution of grad_out with the flipped kernel; also needs >= 16 input
+# channels per group and padding <= dilation*(k-1)) or >= 1024 (grad weight).  The
+# baseline path keeps the GEMM path.  Unequal sub-images (odd sizes), groups, padding
+# smaller and larger than dilation*(k-1).  Each case: (case, (fwd, input, weight) split).
 SPLIT_CASES = [
-    Case(1, 16, 70, 66, 16, 3, padding=2, dilation=2),
-    Case(2, 8, 67, 101, 32, 3, padding=(2, 3), dilation=(2, 3), groups=2),
-    Case(1, 16, 33, 1100, 16, (1, 3), padding=(0, 3), dilation=(1, 1)),   # no dilation: P = 1
+    (Case(1, 16, 70, 66, 16, 3, padding=2, dilation=2), (True, True, True)),
+    (Case(2, 8, 67, 101, 32, 3, padding=(2, 3), dilation=(2, 3), groups=2), (True, False, True)),
+    (Case(1, 16, 33, 1100, 16, (1, 3), padding=(0, 3), dilation=(1, 1)), (True, False, True)),
+    (Case(1, 16, 41, 39, 24, 3, padding=4, dilation=4), (False, True, False)),       # 11x10
+    (Case(1, 16, 45, 43, 16, 3, padding=1, dilation=2), (True, True, False)),        # pad < d(k-1)
+    (Case(1, 16, 40, 40, 16, 3, padding=5, dilation=2), (True, False, False)),       # pad > d(k-1)
+    (Case(1, 16, 37, 35, 20, (3, 2), padding=(2, 1), dilation=(2, 3)), (False, True, False)),
+    (Case(2, 32, 35, 34, 32, 3, padding=(0, 3), dilation=(1, 3), groups=2), (True, True, False)),
 ]
 
 
-@pytest.mark.parametrize("case", SPLIT_CASES, ids=repr)
-def test_large_subimage_forward(case, dtype, isa):
-    rng = np.random.default_rng(14)
+@pytest.mark.parametrize("case,split", SPLIT_CASES, ids=[repr(c) for c, _ in SPLIT_CASES])
+def test_large_subimage_paths(case, split, dtype, isa):
     rtol, atol = tol(dtype)
     outs = []
     for t in (1, 2):
@@ -548,11 +557,22 @@ def test_large_subimage_forward(case, dtype, isa):
             rng = np.random.default_rng(14)
             x, w, b, y, ws = _run_forward(case, dtype, rng)
             assert ws == case.workspace("forward", dtype.itemsize)
-            outs.append(y)
-    split = isa != "baseline"
-    assert _workspace._dilated_prefer_split("forward", case.w_shape, case.y_shape, case.stride,
-                                            case.dilation, case.groups) == split
-    np.testing.assert_array_equal(outs[0], outs[1])
-    np.testing.assert_allclose(outs[0], ref.conv2d(x, w, b, case.stride, case.padding,
-                                                   case.dilation, case.groups),
-                               rtol=rtol, atol=atol * case.c_in * case.kh * case.kw)
+            xb, wb, gy, gx, gw, ws_in, ws_w = _run_backward(case, dtype, rng)
+            assert ws_in == case.workspace("input", dtype.itemsize)
+            assert ws_w == case.workspace("weight", dtype.itemsize)
+            outs.append((y, gx, gw))
+    for pass_, want in zip(("forward", "input", "weight"), split):
+        assert _workspace._dilated_prefer_split(pass_, case.w_shape, case.y_shape, case.stride,
+                                                case.dilation, case.groups,
+                                                case.padding) == (want and isa != "baseline")
+    for a, b_ in zip(outs[0], outs[1]):
+        np.testing.assert_array_equal(a, b_)
+    y, gx, gw = outs[0]
+    k = case.kh * case.kw
+    np.testing.assert_allclose(y, ref.conv2d(x, w, b, case.stride, case.padding,
+                                             case.dilation, case.groups),
+                               rtol=rtol, atol=atol * case.c_in * k)
+    rgx, rgw, _ = ref.conv2d_backward(gy, xb, wb, case.stride, case.padding, case.dilation,
+                                      case.groups)
+    np.testing.assert_allclose(gx, rgx, rtol=rtol, atol=atol * case.c_out * k)
+    np.testing.assert_allclose(gw, rgw, rtol=rtol, atol=atol * case.n * case.ho * case.wo)
