@@ -112,7 +112,7 @@ FITTED = {
         'fwd_dw_im2col_min_d': 2,  # ... and depthwise with this dilation: im2col
         'fwd_few_channels': 4,  # min(cg, og) below this: direct, except ...
         'fwd_first_im2col_K': _NEVER,  # ... GEMM depth K = cg*k this deep with og >= 32: im2col
-        'fwd_few_dilated_min_k': 49,  # ... strided stems with this many taps: dilated
+        'fwd_few_dilated_min_k': _NEVER,  # ... strided stems with this many taps: dilated
         'fwd_dilated_pad': 0.2,  # dilated when this fraction of dense taps reads padding ...
         'fwd_dilated_wide_pixels': 1600,  # ... or from 2, with weights over fwd_direct_max_wkib and this many outputs
         'fwd_grouped_direct_max_cg': _NEVER,  # grouped, not depthwise: im2col above this cg
@@ -121,8 +121,8 @@ FITTED = {
         'fwd_direct_max_pixels': _NEVER,  # ... and N*H_out*W_out <= this; else im2col
         'fwd_direct_wide_pixels': _NEVER,  # wider weights: direct still on N*H_out*W_out >= this (the BLAS wins on few pixels)
         'fwd_1x1_direct_max_og': 48,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
-        'fwd_1x1_small_pixels': 0,  # ... or N*H_out*W_out <= this ...
-        'fwd_1x1_direct_min_cg': _NEVER,  # ... or cg >= this (a deep reduction keeps the direct kernel's accumulators busy); else im2col
+        'fwd_1x1_small_pixels': 196,  # ... or N*H_out*W_out <= this ...
+        'fwd_1x1_direct_min_cg': 512,  # ... or cg >= this (a deep reduction keeps the direct kernel's accumulators busy); else im2col
         'bwd_dw_im2col_min_d': 2,  # depthwise with this dilation: im2col; else ...
         'bwd_dw_direct_pixels': 0,  # depthwise: direct on planes of N*H_out*W_out >= this ...
         'bwd_dw_small_pixels': 0,  # ... or, at stride 1, <= this; im2col in between
@@ -132,33 +132,33 @@ FITTED = {
         'gin_dw_small_pixels': 0,  # ...
         'gin_dw_s2_direct_pixels': 8192,  # ...
         'gin_dw_s2_direct_min_k': 25,  # ...
-        'bwd_dilated_pad': 0.1,  # dilated when this fraction of dense taps reads padding
+        'bwd_dilated_pad': 0.15,  # dilated when this fraction of dense taps reads padding
         'bwd_grouped_direct_min_cg': 8,  # grouped, not depthwise: direct only with cg >= this
         'gin_grouped_direct_min_cg': 1,  # (grad input alone: this)
-        'bwd_direct_max_wkib': 2048,  # kxk, not depthwise: direct while a group's weights (KiB) <= this ...
+        'bwd_direct_max_wkib': 8192,  # kxk, not depthwise: direct while a group's weights (KiB) <= this ...
         'bwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
-        'bwd_direct_min_pixels': 128,  # ... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this
+        'bwd_direct_min_pixels': 0,  # ... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this
         'bwd_direct_free_wkib': 0,  # (see above)
-        'bwd_1x1_direct_max_c': 64,  # 1x1: direct when og <= this
-        'gin_direct_max_wkib': 4096,  # conv_transpose2d (grad input alone): the same five limits (1x1: on cg,
-        'gin_direct_s2_max_wkib': 0,  # the grad input's own output channels; grad input runs the forward
-        'gin_direct_min_pixels': 1024,  # direct kernels on the flipped weights)
-        'gin_direct_free_wkib': 384,  # 
+        'bwd_1x1_direct_max_c': 128,  # 1x1: direct when og <= this
+        'gin_direct_max_wkib': 8192,  # conv_transpose2d (grad input alone): the same five limits (1x1: on cg,
+        'gin_direct_s2_max_wkib': 1024,  # the grad input's own output channels; grad input runs the forward
+        'gin_direct_min_pixels': 128,  # direct kernels on the flipped weights)
+        'gin_direct_free_wkib': 0,  # 
         'gin_1x1_direct_max_c': 16,  # 
         'bwd_dilated_max_cg': 12,  # narrow, ungrouped layers (8 <= min(cg, og), grad input alone: cg, <= this): dilated
-        'bwd_dilated_min_k': 9,  # stride-1 kernels with this many taps ...
-        'bwd_dilated_k_pixels': 1024,  # ... on N*H_out*W_out from this ...
-        'bwd_dilated_k_max_pixels': 2304,  # ... to this ...
+        'bwd_dilated_min_k': 25,  # stride-1 kernels with this many taps ...
+        'bwd_dilated_k_pixels': 512,  # ... on N*H_out*W_out from this ...
+        'bwd_dilated_k_max_pixels': _NEVER,  # ... to this ...
         'bwd_dilated_k_max_wkib': _NEVER,  # ... with a group's weights (KiB) at most this: dilated (one GEMM per tap)
     },
     'avx512': {
-        'fwd_dw_dilated_min_k': 49,  # depthwise, stride 1, this many taps: dilated (else direct) ...
+        'fwd_dw_dilated_min_k': 25,  # depthwise, stride 1, this many taps: dilated (else direct) ...
         'fwd_dw_im2col_min_d': 2,  # ... and depthwise with this dilation: im2col
         'fwd_few_channels': 4,  # min(cg, og) below this: direct, except ...
         'fwd_first_im2col_K': _NEVER,  # ... GEMM depth K = cg*k this deep with og >= 32: im2col
         'fwd_few_dilated_min_k': _NEVER,  # ... strided stems with this many taps: dilated
-        'fwd_dilated_pad': 0.25,  # dilated when this fraction of dense taps reads padding ...
-        'fwd_dilated_wide_pixels': 1024,  # ... or from 2, with weights over fwd_direct_max_wkib and this many outputs
+        'fwd_dilated_pad': 0.2,  # dilated when this fraction of dense taps reads padding ...
+        'fwd_dilated_wide_pixels': 1600,  # ... or from 2, with weights over fwd_direct_max_wkib and this many outputs
         'fwd_grouped_direct_max_cg': _NEVER,  # grouped, not depthwise: im2col above this cg
         'fwd_direct_max_wkib': _NEVER,  # kxk, stride 1: direct while a group's weights (KiB) are at most this ...
         'fwd_direct_s2_max_wkib': _NEVER,  # ... (strided: this) ...
@@ -181,12 +181,12 @@ FITTED = {
         'gin_grouped_direct_min_cg': 1,  # (grad input alone: this)
         'bwd_direct_max_wkib': 8192,  # kxk, not depthwise: direct while a group's weights (KiB) <= this ...
         'bwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
-        'bwd_direct_min_pixels': 128,  # ... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this
+        'bwd_direct_min_pixels': 0,  # ... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this
         'bwd_direct_free_wkib': 0,  # (see above)
-        'bwd_1x1_direct_max_c': 48,  # 1x1: direct when og <= this
+        'bwd_1x1_direct_max_c': 128,  # 1x1: direct when og <= this
         'gin_direct_max_wkib': _NEVER,  # conv_transpose2d (grad input alone): the same five limits (1x1: on cg,
-        'gin_direct_s2_max_wkib': 0,  # the grad input's own output channels; grad input runs the forward
-        'gin_direct_min_pixels': 128,  # direct kernels on the flipped weights)
+        'gin_direct_s2_max_wkib': 1024,  # the grad input's own output channels; grad input runs the forward
+        'gin_direct_min_pixels': 0,  # direct kernels on the flipped weights)
         'gin_direct_free_wkib': 0,  # 
         'gin_1x1_direct_max_c': 32,  # 
         'bwd_dilated_max_cg': 12,  # narrow, ungrouped layers (8 <= min(cg, og), grad input alone: cg, <= this): dilated
@@ -198,8 +198,8 @@ FITTED = {
 }
 #: How each table was fitted (the command, data and result).
 FIT_INFO = {
-    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_avx2post.json --write', 'commit': 'a05a3c1', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-11-23 19:08 UTC', 'files': ['train_avx2post.json'], 'geomean': 1.0145, 'max': 1.87, 'over': 13, 'rows': 285},
-    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_512a.json train_512b.json --write', 'commit': 'd9d2b70', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-11-23 19:08 UTC', 'files': ['train_512a.json', 'train_512b.json'], 'geomean': 1.0122, 'max': 1.43, 'over': 13, 'rows': 285},
+    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --suite train --json train_avx2c.json --fit --write', 'commit': 'b851ed2', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-11-23 19:30 UTC', 'files': ['train_avx2c.json'], 'geomean': 1.0147, 'max': 1.76, 'over': 13, 'rows': 285},
+    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --suite train --json train_512c.json --fit --write', 'commit': 'b851ed2', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-11-23 19:28 UTC', 'files': ['train_512c.json'], 'geomean': 1.018, 'max': 2.22, 'over': 16, 'rows': 285},
 }
 # END FITTED
 
