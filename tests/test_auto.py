@@ -62,6 +62,14 @@ def test_heuristic_choices():
     assert _auto.choose("conv2d", first, avail, "avx2") == "direct"
     assert _auto.choose("conv2d", aspp, avail, "avx2") == "dilated"
     assert _auto.choose("conv2d", strided, avail, "avx2") == "im2col"
+    # stride beyond the kernel: the polyphase direct grad input would run stride**2 mostly
+    # empty sub-convolutions (a hang at stride 2**62), so never direct
+    big = (1, 1, 1, 1, 1, 1, 1, 1, 1, 1 << 62, 1 << 62, 0, 0, 1, 1, 1)
+    s2_1x1 = (1, 64, 56, 56, 128, 1, 1, 28, 28, 2, 2, 0, 0, 1, 1, 1)
+    for op in ("conv2d_backward", "conv_transpose2d"):
+        for isa in ("avx2", "avx512"):
+            assert _auto.choose(op, big, avail, isa) == "im2col"
+            assert _auto.choose(op, s2_1x1, avail, isa) == "im2col"
     # direct backward (AVX2/AVX-512 kernels) wins on dense layers on 28x28+ planes
     assert _auto.choose("conv2d_backward", res, avail, "avx2") == "direct"
     assert _auto.choose("conv2d_backward", res, avail, "avx512") == "direct"
