@@ -178,7 +178,7 @@ def _workspace(layer, in_shape, dtype):
     shape = (n, c_in, h, w, c_out, kh, kw, c.output_shape[2], c.output_shape[3],
              layer.stride[0], layer.stride[1], 0, 0, layer.dilation[0], layer.dilation[1],
              layer.groups)
-    algo = _conv._choose_algo(layer.algo, "conv2d", shape)
+    algo = _conv.resolve_algo(layer.algo, "conv2d", shape, dtype)
     c = _cost.conv2d(in_shape, layer.w.shape, layer.stride, 0, layer.dilation, layer.groups,
                      algo=algo, dtype=dtype)
     return c.bytes["workspace"], algo

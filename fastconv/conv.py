@@ -111,13 +111,17 @@ def _check_extent(shape):
                              f"kernel {k}): the padded extent overflows 64-bit size arithmetic")
 
 
-def _choose_algo(algo, op, shape, dtype=None, needs=None):
-    """The concrete algorithm name for ``algo=`` (``"auto"`` resolved).
+def resolve_algo(algo, op, shape, dtype=None, needs=None):
+    """The concrete algorithm a call of `op` with ``algo=`` runs (``"auto"`` resolved).
 
-    ``shape`` is the C shape tuple of the forward convolution (``dtype``
-    None: float32's rules, e.g. for a plan made before any array exists); ``"auto"``
-    hands it to the heuristic in ``fastconv._auto``, or, in tuning mode, to
-    ``fastconv.tune`` (which times the candidates once per configuration).
+    Package-internal API: the ops here and planners that must know the
+    algorithm before calling (``fastconv._blocks`` sizes workspace with it)
+    use this one function, so they always agree.  ``shape`` is the C shape
+    tuple of the forward convolution (``dtype`` None: float32's rules, e.g.
+    for a plan made before any array exists); ``"auto"`` hands it to the
+    heuristic in ``fastconv._auto``, or, in tuning mode, to ``fastconv.tune``
+    (which times the candidates once per configuration).  Raises ValueError
+    for an unknown or unavailable algorithm.
     """
     if not isinstance(algo, str):
         raise TypeError(f"algo must be a string, got {algo!r} ({type(algo).__name__})")
@@ -137,6 +141,9 @@ def _choose_algo(algo, op, shape, dtype=None, needs=None):
         raise ValueError(f"algo={algo!r} is not available for {op}: {why}; "
                          f"available: {algorithms(op)}")
     return algo
+
+
+_choose_algo = resolve_algo     # the old private name (bench scripts of other branches use it)
 
 
 def _call(algo, fn, *args):
@@ -312,7 +319,7 @@ def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algo="
     wr = _peek(w, "w", dtype=dtype, ndim=4)
     geo = _Conv(xr.shape, wr.shape, stride, padding, dilation, groups)
     geo.check_sizes(dtype.itemsize)
-    algo_used = _choose_algo(algo, "conv2d", geo.tuple(), dtype)
+    algo_used = resolve_algo(algo, "conv2d", geo.tuple(), dtype)
     b = _bias(bias, geo.y_shape[1], dtype)
     if out is not None:
         y = _args.check_out(out, geo.y_shape, dtype)
@@ -381,7 +388,7 @@ def conv2d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1, *
         raise ValueError(f"grad_out has shape {gr.shape}, but conv2d of x {geo.x_shape} with w "
                          f"{geo.w_shape} gives {geo.y_shape}")
     want = _needs(needs)
-    algo_used = _choose_algo(algo, "conv2d_backward", geo.tuple(), dtype, want)
+    algo_used = resolve_algo(algo, "conv2d_backward", geo.tuple(), dtype, want)
     code = _ALGO_CODES[algo_used]
     shape = geo.tuple()
     t0 = time.perf_counter() if _profile._active else 0.0
@@ -471,7 +478,7 @@ def conv_transpose2d(x, w, bias=None, stride=1, padding=0, output_padding=0, gro
     # The convolution whose input is y: its output is x and its weight w.
     shape = (n, c_out, y_shape[2], y_shape[3], c_in, kh, kw, h, wd, st[0], st[1], pad[0], pad[1],
              dil[0], dil[1], g)
-    algo_used = _choose_algo(algo, "conv_transpose2d", shape, dtype)
+    algo_used = resolve_algo(algo, "conv_transpose2d", shape, dtype)
     b = _bias(bias, c_out, dtype)
     y = np.empty(y_shape, dtype)
     t0 = time.perf_counter() if _profile._active else 0.0

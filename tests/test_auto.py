@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fastconv as fc
-from fastconv import _auto, reference
+from fastconv import _auto, _suites, reference
 
 from _conv_cases import CASES  # tests/ is on sys.path
 
@@ -57,20 +57,26 @@ def test_heuristic_choices():
     res = (1, 64, 56, 56, 64, 3, 3, 56, 56, 1, 1, 1, 1, 1, 1, 1)
     aspp = (1, 256, 33, 33, 256, 3, 3, 33, 33, 1, 1, 12, 12, 12, 12, 1)
     deep = (1, 384, 7, 7, 384, 3, 3, 7, 7, 1, 1, 1, 1, 1, 1, 1)
-    strided = (1, 128, 28, 28, 256, 3, 3, 14, 14, 2, 2, 1, 1, 1, 1, 1)
+    strided = (1, 512, 28, 28, 512, 3, 3, 14, 14, 2, 2, 1, 1, 1, 1, 1)     # 9 MiB of weights
     assert _auto.choose("conv2d", dw3, avail, "avx2") == "direct"
     assert _auto.choose("conv2d", first, avail, "avx2") == "direct"
     assert _auto.choose("conv2d", aspp, avail, "avx2") == "dilated"
-    assert _auto.choose("conv2d", deep, avail, "avx2") == "im2col"
     assert _auto.choose("conv2d", strided, avail, "avx2") == "im2col"
-    # direct backward (AVX2) wins on dense layers with 28x28+ planes; not on 7x7 planes (its
-    # per-call weight rearrangement), the 3-channel stem, or as a transposed conv
+    # stride beyond the kernel: the polyphase direct grad input would run stride**2 mostly
+    # empty sub-convolutions (a hang at stride 2**62), so never direct
+    big = (1, 1, 1, 1, 1, 1, 1, 1, 1, 1 << 62, 1 << 62, 0, 0, 1, 1, 1)
+    s2_1x1 = (1, 64, 56, 56, 128, 1, 1, 28, 28, 2, 2, 0, 0, 1, 1, 1)
+    for op in ("conv2d_backward", "conv_transpose2d"):
+        for isa in ("avx2", "avx512"):
+            assert _auto.choose(op, big, avail, isa) == "im2col"
+            assert _auto.choose(op, s2_1x1, avail, isa) == "im2col"
+    # direct backward (AVX2/AVX-512 kernels) wins on dense layers on 28x28+ planes
     assert _auto.choose("conv2d_backward", res, avail, "avx2") == "direct"
     assert _auto.choose("conv2d_backward", res, avail, "avx512") == "direct"
     assert _auto.choose("conv2d_backward", res, avail, "baseline") != "direct"
+    # wide weights on few pixels: the BLAS's blocking wins every pass (1.4-1.6x)
     for op in ("conv2d_backward", "conv_transpose2d"):
-        for shape in (deep, strided, first) + ((res,) if op == "conv_transpose2d" else ()):
-            assert _auto.choose(op, shape, avail, "avx2") != "direct"
+        assert _auto.choose(op, strided, avail, "avx2") == "im2col"
         assert _auto.choose(op, aspp, avail, "avx2") == "dilated"
     # without a BLAS only direct is left
     for op in ("conv2d", "conv2d_backward", "conv_transpose2d"):
@@ -97,11 +103,15 @@ AVAILABLE = (["auto", "direct"], ["auto", "direct", "im2col"], ["auto", "direct"
 
 def test_heuristic_always_returns_an_available_algorithm():
     count = 0
-    for shape in _grid():
+    configs = (("avx2", "float32", 1), ("baseline", "float64", 2), ("avx512", "float32", 2))
+    for i, shape in enumerate(_grid()):
         for op in ("conv2d", "conv2d_backward", "conv_transpose2d"):
+            needs_all = ((None, ("input",), ("weight",), ("input", "weight", "bias"))
+                         if op == "conv2d_backward" else (None,))
             for avail in AVAILABLE:
-                for isa, dtype, threads in (("avx2", "float32", 1), ("baseline", "float64", 2)):
-                    for needs in (None, ("input",), ("weight",), ("input", "weight", "bias")):
+                # every shape with the AVX2 float32 table, every 3rd with the others
+                for isa, dtype, threads in configs if i % 3 == 0 else configs[:1]:
+                    for needs in needs_all:
                         a = _auto.choose(op, shape, avail, isa, dtype=dtype, threads=threads, needs=needs)
                         assert a in avail and a != "auto", (op, shape, avail, a)
                         count += 1
@@ -109,12 +119,122 @@ def test_heuristic_always_returns_an_available_algorithm():
 
 
 def test_rules_table_is_consistent():
-    assert set(_auto.FIT_GRID) <= set(_auto.RULES)
+    keys = set(_auto.RULE_DOCS)
+    assert set(_auto.FIT_GRID) == keys and set(_auto.FIT_START) == keys
+    for isa, table in _auto.FITTED.items():
+        assert set(table) == keys, isa
+    assert set(_auto.RULES_F64) <= keys
+    for over in _auto.RULES_ISA.values():
+        assert set(over) <= keys
+    groups = [k for g in _auto.FIT_GROUPS for k in g]
+    assert sorted(groups) == sorted(keys) and len(set(groups)) == len(groups)
+    for g in _auto.FIT_GROUPS:      # a group is fitted on one pass's rows
+        assert len({k.startswith("fwd_") for k in g}) == 1, g
     for name, values in _auto.FIT_GRID.items():
         assert values == sorted(values) and len(values) >= 2, name
+        assert _auto.FIT_START[name] in values, name
     src = open(_auto.__file__).read()
-    for name in _auto.RULES:
-        assert src.count(f'r["{name}"]') >= 1, f"RULES[{name!r}] is never used"
+    for name in keys:
+        # the backward/grad-input pairs are read as r[p + "..."] with p = "bwd_" or "gin_"
+        tail = name[4:]
+        assert (src.count(f'r["{name}"]') >= 1
+                or name[:4] in ("bwd_", "gin_") and src.count(f'r[p + "{tail}"]') >= 1), \
+            f"threshold {name!r} is never used"
+
+
+def test_fitted_table_is_what_auto_uses():
+    """choose() without `rules` uses the fitted table of the ISA (or its fallback)."""
+    for isa in ("avx2", "avx512", "baseline", "some-future-isa"):
+        r32 = _auto.rules_for("float32", isa)
+        fitted = _auto.FITTED.get(isa) or _auto.FITTED[_auto._FALLBACK.get(isa, "avx2")]
+        assert r32 == {**fitted, **_auto.RULES_ISA.get(isa, {})}
+        assert _auto.rules_for("float64", isa) == {**fitted, **_auto.RULES_F64, **_auto.RULES_ISA.get(isa, {})}
+    avail = ["auto", "direct", "im2col", "dilated"]
+    for i, shape in enumerate(_grid()):
+        if i % 7:
+            continue
+        for op in ("conv2d", "conv2d_backward", "conv_transpose2d"):
+            for isa, dtype in (("avx2", "float32"), ("avx512", "float32"), ("baseline", "float64")):
+                assert _auto.choose(op, shape, avail, isa, dtype=dtype) == _auto.choose(
+                    op, shape, avail, isa, dtype=dtype, rules=_auto.rules_for(dtype, isa))
+
+
+def _bench_auto():
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "bench", "bench_auto.py")
+    if not os.path.exists(path):
+        pytest.skip("bench/bench_auto.py is not next to the tests")
+    spec = importlib.util.spec_from_file_location("bench_auto", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("isa", sorted(_auto.FITTED))
+def test_fitted_table_refits_from_its_training_data(isa):
+    """FITTED[isa] is exactly what ``bench_auto.py --fit`` gives on the saved training timings."""
+    import json
+    import os
+    ba = _bench_auto()
+    info = _auto.FIT_INFO[isa]
+    assert {"command", "data", "rows", "over", "max", "geomean"} <= set(info), info
+    path = ba.training_data_path(isa)
+    assert os.path.relpath(path, ba._ROOT) == info["data"]
+    with open(path) as f:
+        d = json.load(f)
+    rows = d["rows"]
+    assert d["meta"]["isa"] == isa and d["meta"]["dtype"] == "float32" and d["meta"]["threads"] == 1
+    assert len(rows) == info["rows"]
+    train = {l.name for l in _suites.TRAIN}
+    assert {r["layer"]["name"] for r in rows} <= train           # fitted on TRAIN only
+    rules = ba.fit(rows, "float32", 1, isa, log=lambda *a: None)
+    assert rules == _auto.FITTED[isa]
+    o = ba._objective(rows, ba._heuristic_choose("float32", 1, isa, rules))
+    assert (o[0], o[1], o[2]) == (info["over"], info["max"], info["geomean"])
+
+
+def _geometry(layer):
+    return (tuple(layer.input), layer.weight, layer.stride, layer.padding, layer.dilation, layer.groups)
+
+
+def test_heldout_layers_are_not_in_the_training_suite():
+    train = {_geometry(l) for l in _suites.TRAIN}
+    held = _suites.HELDOUT_A + _suites.HELDOUT_B
+    assert len(_suites.HELDOUT_A) == 45 and len(_suites.HELDOUT_B) == 25 and len(_suites.TRAIN) == 95
+    assert not [l.name for l in held if _geometry(l) in train]
+    names = [l.name for s in _suites.AUTO.values() for l in s]
+    assert len(names) == len(set(names))
+
+
+def test_bench_auto_suites_come_from_fastconv_suites():
+    ba = _bench_auto()
+    for name, layers in _suites.AUTO.items():
+        assert [d["name"] for d in ba.SUITES[name]] == [l.name for l in layers]
+        for d, l in zip(ba.SUITES[name], layers):
+            assert (d["x"], d["w"]) == (tuple(l.input), l.weight)
+
+
+def test_bench_auto_counts_a_miss_only_if_the_remeasure_confirms_it():
+    ba = _bench_auto()
+    lay = dict(name="l", x=(1, 8, 8, 8), w=(8, 8, 3, 3), stride=1, padding=1, dilation=1, groups=1)
+    rows = [dict(layer=lay, pass_="fwd", suite="s", times={"direct": 1.0, "im2col": 1.3}, shape=()),
+            dict(layer=lay, pass_="bwd", suite="s", times={"direct": 1.0, "im2col": 1.3}, shape=()),
+            dict(layer=lay, pass_="gin", suite="s", times={"direct": 1.0, "im2col": 1.05}, shape=())]
+    ba.score(rows, lambda r: "im2col")
+    rows[0]["confirmed"] = 1.04         # noise: the alternating re-measure disagrees
+    rows[1]["confirmed"] = 1.25         # confirmed
+    lines = {tuple(l.split()[:2]): l for l in ba.summary(rows)}
+    assert "over 1.10: 1  misses after re-measuring: 0" in lines[("s", "fwd")]
+    assert "over 1.10: 1  misses after re-measuring: 1" in lines[("s", "bwd")]
+    assert "over 1.10: 2  misses after re-measuring: 1" in lines[("s", "all")]
+
+
+def test_confirm_measures_the_pair_alternating():
+    ba = _bench_auto()
+    lay = dict(name="l", x=(1, 16, 12, 12), w=(16, 16, 3, 3), stride=1, padding=1, dilation=1, groups=1)
+    ratio = ba.confirm(lay, "fwd", np.float32, "direct", "direct", rounds=5, budget=0.0)
+    assert 0.5 < ratio < 2.0     # the same algorithm against itself
 
 
 def test_auto_reaches_each_algorithm():

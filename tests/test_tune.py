@@ -168,6 +168,16 @@ def test_thread_count_isa_and_workspace_limit_in_key():
     assert len(keys) == 2 + len(config._available_isas())   # t1+current isa counted once
 
 
+def test_key_names_every_isa():
+    """AVX-512, AVX2 and baseline winners never share a cache entry (nor future ISAs)."""
+    shape = (1, 16, 12, 12, 16, 3, 3, 12, 12, 1, 1, 1, 1, 1, 1, 1)
+    keys = {isa: _tune._key("conv2d", shape, "float32", (), 1, isa, 1 << 30)
+            for isa in ("baseline", "avx2", "avx512", "avx10")}
+    assert len(set(keys.values())) == 4
+    for isa, key in keys.items():
+        assert f"|{isa}|" in key
+
+
 def test_workspace_limit_respected():
     """Candidates whose workspace exceeds the limit are not timed while one fits."""
     xs, ws = (1, 16, 30, 30), (16, 16, 3, 3)
