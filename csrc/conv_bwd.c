@@ -81,12 +81,12 @@ static fc_status gin_plan(const fc_context *ctx, const fc_conv_shape *s, int ele
     pl->copy = pl->scatter || s->dil_h * (s->kh - 1) < s->pad_h || s->dil_w * (s->kw - 1) < s->pad_w;
     FC_MUL(s->c_out, cig, &pl->wt_elems);
     FC_MUL(pl->wt_elems, s->kh * s->kw, &pl->wt_elems);
-    for (r = 0; r < s->stride_h; r++) {
+    for (r = 0; r < FC_MIN(s->stride_h, s->h_in); r++) {  /* phases past the input are empty */
         gin_axis(s->h_in, s->kh, s->stride_h, s->pad_h, s->dil_h, r, &a);
         mh = FC_MAX(mh, a.m);
         if (a.t > 0 && a.m > 0) lh = FC_MAX(lh, a.len);
     }
-    for (r = 0; r < s->stride_w; r++) {
+    for (r = 0; r < FC_MIN(s->stride_w, s->w_in); r++) {
         gin_axis(s->w_in, s->kw, s->stride_w, s->pad_w, s->dil_w, r, &a);
         mw = FC_MAX(mw, a.m);
         if (a.t > 0 && a.m > 0) lw = FC_MAX(lw, a.len);

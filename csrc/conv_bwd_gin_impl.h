@@ -167,16 +167,16 @@ fc_status GFN(fc_conv2d_grad_input_fwd_)(fc_context *ctx, const fc_conv_shape *s
     if (pl.copy) win = (T *)fc_ws_alloc(ctx, win_b);
     if (pl.scatter) res = (T *)fc_ws_alloc(ctx, res_b);
     if (!wt || (pl.copy && !win) || (pl.scatter && !res)) { st = FC_ERR_NOMEM; goto done; }
-    for (rh = 0; rh < s->stride_h; rh++) {
+    /* Phases no tap reaches (stride > kernel) stay zero: clear gx once rather
+     * than visiting each of up to stride_h*stride_w phases; only residues
+     * below the input size have positions at all. */
+    if (pl.scatter) memset(gx, 0, (size_t)(s->n * gx_img) * sizeof(T));
+    for (rh = 0; rh < FC_MIN(s->stride_h, s->h_in); rh++) {
         gin_axis(s->h_in, s->kh, s->stride_h, s->pad_h, s->dil_h, rh, &ah);
-        if (ah.m == 0) continue;
-        for (rw = 0; rw < s->stride_w; rw++) {
+        if (ah.m == 0 || ah.t == 0) continue;
+        for (rw = 0; rw < FC_MIN(s->stride_w, s->w_in); rw++) {
             gin_axis(s->w_in, s->kw, s->stride_w, s->pad_w, s->dil_w, rw, &aw);
-            if (aw.m == 0) continue;
-            if (ah.t == 0 || aw.t == 0) {  /* no tap reaches this phase */
-                GFN(gin_scatter_)(ctx, s, NULL, gx, s->n * s->c_in, rh, rw, &ah, &aw);
-                continue;
-            }
+            if (aw.m == 0 || aw.t == 0) continue;
             GFN(gin_pack_)(ctx, s, w, wt, &ah, &aw);
             for (n0 = 0; n0 < s->n; n0 += pl.nb) {
                 const int64_t nbc = FC_MIN(pl.nb, s->n - n0);

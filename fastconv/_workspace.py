@@ -75,8 +75,8 @@ def _direct_input(input_shape, weight_shape, output_shape, stride, padding, dila
     scatter = sh > 1 or sw > 1
     copy = scatter or dh * (kh - 1) < ph or dw * (kw - 1) < pw
     wt = c_out * cig * kh * kw
-    axes_h = [_gin_axis(h_in, kh, sh, ph, dh, r) for r in range(sh)]
-    axes_w = [_gin_axis(w_in, kw, sw, pw, dw, r) for r in range(sw)]
+    axes_h = [_gin_axis(h_in, kh, sh, ph, dh, r) for r in range(min(sh, h_in))]
+    axes_w = [_gin_axis(w_in, kw, sw, pw, dw, r) for r in range(min(sw, w_in))]
     lh = max([a[2] for a in axes_h if a[1] > 0 and a[0] > 0], default=0)
     lw = max([a[2] for a in axes_w if a[1] > 0 and a[0] > 0], default=0)
     mh, mw = max(a[0] for a in axes_h), max(a[0] for a in axes_w)

@@ -172,3 +172,25 @@ def test_public_api_non_contiguous_and_transposed(case, dtype, isa):
         y = conv.conv_transpose2d(gy, w, None, stride=s, padding=p, output_padding=op, groups=g,
                                   dilation=d, algo="direct")
         np.testing.assert_allclose(y, rx, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("stride", [5, 1 << 20, 1 << 62])
+def test_stride_far_beyond_input_is_prompt_and_exact(stride, isa):
+    """Only residues below the input size are phases: a stride near 2**62 must
+    not loop over stride**2 phases.  Positions no tap reaches get 0."""
+    from fastconv import conv
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-1, 1, (2, 8, 4, 3)).astype(np.float32)
+    w = rng.uniform(-1, 1, (16, 8, 2, 2)).astype(np.float32)
+    y = conv.conv2d(x, w, stride=stride, algo="direct")
+    assert y.shape == (2, 16, 1, 1)
+    gy = rng.uniform(-1, 1, y.shape).astype(np.float32)
+    gx, gw, _ = conv.conv2d_backward(gy, x, w, stride=stride, algo="direct", needs=("input", "weight"))
+    # one output pixel: the window is the top-left 2x2 corner, every other
+    # position gets no gradient
+    g64, w64, x64 = gy[:, :, 0, 0].astype(np.float64), w.astype(np.float64), x.astype(np.float64)
+    want_gx = np.zeros(x.shape)
+    want_gx[:, :, :2, :2] = np.einsum("no,oikl->nikl", g64, w64)
+    want_gw = np.einsum("no,nikl->oikl", g64, x64[:, :, :2, :2])
+    np.testing.assert_allclose(gx, want_gx, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(gw, want_gw, rtol=2e-5, atol=2e-6)
