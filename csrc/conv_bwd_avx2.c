@@ -24,6 +24,7 @@
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
+#include "fc_transpose_avx2.h"
 
 #define FC_AI inline __attribute__((always_inline))
 #define FC_NOINLINE __attribute__((noinline))

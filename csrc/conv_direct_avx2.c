@@ -7,6 +7,7 @@
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
+#include "fc_transpose_avx2.h"
 #include <stdint.h>
 #include <math.h>
 

@@ -16,6 +16,7 @@
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
+#include "fc_transpose_avx2.h"
 #include <stdint.h>
 
 #define FC_AI inline __attribute__((always_inline))
@@ -32,41 +33,6 @@ static inline __m512 fc_z_fma_bcast_ps(__m512 a, __m512 w, const float *p) {
 static inline __m512d fc_z_fma_bcast_pd(__m512d a, __m512d w, const double *p) {
     __asm__("vfmadd231pd %2%{1to8%}, %1, %0" : "+v"(a) : "v"(w), "m"(*p));
     return a;
-}
-
-/* 8x8 (f32) / 4x4 (f64) block transposes through ymm registers: row i of src
- * (stride ss) -> column i of dst (stride ds). */
-static inline void fc_z_tr_f32(const float *src, int64_t ss, float *dst, int64_t ds) {
-    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ss);
-    __m256 r2 = _mm256_loadu_ps(src + 2 * ss), r3 = _mm256_loadu_ps(src + 3 * ss);
-    __m256 r4 = _mm256_loadu_ps(src + 4 * ss), r5 = _mm256_loadu_ps(src + 5 * ss);
-    __m256 r6 = _mm256_loadu_ps(src + 6 * ss), r7 = _mm256_loadu_ps(src + 7 * ss);
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    _mm256_storeu_ps(dst + 0 * ds, _mm256_permute2f128_ps(u0, u4, 0x20));
-    _mm256_storeu_ps(dst + 1 * ds, _mm256_permute2f128_ps(u1, u5, 0x20));
-    _mm256_storeu_ps(dst + 2 * ds, _mm256_permute2f128_ps(u2, u6, 0x20));
-    _mm256_storeu_ps(dst + 3 * ds, _mm256_permute2f128_ps(u3, u7, 0x20));
-    _mm256_storeu_ps(dst + 4 * ds, _mm256_permute2f128_ps(u0, u4, 0x31));
-    _mm256_storeu_ps(dst + 5 * ds, _mm256_permute2f128_ps(u1, u5, 0x31));
-    _mm256_storeu_ps(dst + 6 * ds, _mm256_permute2f128_ps(u2, u6, 0x31));
-    _mm256_storeu_ps(dst + 7 * ds, _mm256_permute2f128_ps(u3, u7, 0x31));
-}
-static inline void fc_z_tr_f64(const double *src, int64_t ss, double *dst, int64_t ds) {
-    __m256d r0 = _mm256_loadu_pd(src), r1 = _mm256_loadu_pd(src + ss);
-    __m256d r2 = _mm256_loadu_pd(src + 2 * ss), r3 = _mm256_loadu_pd(src + 3 * ss);
-    __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
-    __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
-    _mm256_storeu_pd(dst + 0 * ds, _mm256_permute2f128_pd(t0, t2, 0x20));
-    _mm256_storeu_pd(dst + 1 * ds, _mm256_permute2f128_pd(t1, t3, 0x20));
-    _mm256_storeu_pd(dst + 2 * ds, _mm256_permute2f128_pd(t0, t2, 0x31));
-    _mm256_storeu_pd(dst + 3 * ds, _mm256_permute2f128_pd(t1, t3, 0x31));
 }
 
 #ifndef FC_Z_K1
@@ -95,7 +61,7 @@ static inline void fc_z_tr_f64(const double *src, int64_t ss, double *dst, int64
 #define V_EVEN(lo, idx, hi) _mm512_permutex2var_ps((lo), (idx), (hi))
 /* lanes [n, VL) of lo then [0, n) of hi */
 #define V_ALIGNR(hi, lo, n) _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo), (n)))
-static inline void SFX(z_tr)(const T *src, int64_t ss, T *dst, int64_t ds) { fc_z_tr_f32(src, ss, dst, ds); }
+static inline void SFX(z_tr)(const T *src, int64_t ss, T *dst, int64_t ds) { fc_tr8x8_f32(src, ss, dst, ds); }
 #include "conv_direct_avx512_ocv.h"
 #include "conv_direct_avx512_dw.h"
 #undef T
@@ -140,7 +106,7 @@ static inline void SFX(z_tr)(const T *src, int64_t ss, T *dst, int64_t ds) { fc_
 #define V_ODD_IDX() _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15)
 #define V_EVEN(lo, idx, hi) _mm512_permutex2var_pd((lo), (idx), (hi))
 #define V_ALIGNR(hi, lo, n) _mm512_castsi512_pd(_mm512_alignr_epi64(_mm512_castpd_si512(hi), _mm512_castpd_si512(lo), (n)))
-static inline void SFX(z_tr)(const T *src, int64_t ss, T *dst, int64_t ds) { fc_z_tr_f64(src, ss, dst, ds); }
+static inline void SFX(z_tr)(const T *src, int64_t ss, T *dst, int64_t ds) { fc_tr4x4_f64(src, ss, dst, ds); }
 #include "conv_direct_avx512_ocv.h"
 #include "conv_direct_avx512_dw.h"
 
