@@ -161,13 +161,20 @@ def test_fitted_table_is_what_auto_uses():
 
 def _bench_auto():
     import importlib.util
+    import sys
     import os
     path = os.path.join(os.path.dirname(__file__), "..", "bench", "bench_auto.py")
     if not os.path.exists(path):
         pytest.skip("bench/bench_auto.py is not next to the tests")
     spec = importlib.util.spec_from_file_location("bench_auto", path)
     mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    # the script puts the source tree first on sys.path; keep that out of this
+    # process, or later spawned processes (Dask workers) import an unbuilt fastconv
+    saved = list(sys.path)
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path[:] = saved
     return mod
 
 
