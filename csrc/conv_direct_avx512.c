@@ -52,6 +52,7 @@ static inline __m512d fc_z_fma_bcast_pd(__m512d a, __m512d w, const double *p) {
 #define V_STOREU(p, v) _mm512_storeu_ps((p), (v))
 #define V_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define V_FMA_BCAST(acc, w, p) fc_z_fma_bcast_ps((acc), (w), (p))
+#define V_BCAST(p) _mm512_set1_ps(*(p))
 #define V_TAILMASK(n) ((__mmask16)((n) >= 16 ? 0xFFFFu : ((1u << (n)) - 1u)))
 #define V_MASKLOADU(m, p) _mm512_maskz_loadu_ps((m), (p))
 #define V_MASKSTOREU(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
@@ -76,6 +77,7 @@ static inline void SFX(z_tr)(const T *src, int64_t ss, T *dst, int64_t ds) { fc_
 #undef V_STOREU
 #undef V_FMA
 #undef V_FMA_BCAST
+#undef V_BCAST
 #undef V_TAILMASK
 #undef V_MASKLOADU
 #undef V_MASKSTOREU
@@ -98,6 +100,7 @@ static inline void SFX(z_tr)(const T *src, int64_t ss, T *dst, int64_t ds) { fc_
 #define V_STOREU(p, v) _mm512_storeu_pd((p), (v))
 #define V_FMA(a, b, c) _mm512_fmadd_pd((a), (b), (c))
 #define V_FMA_BCAST(acc, w, p) fc_z_fma_bcast_pd((acc), (w), (p))
+#define V_BCAST(p) _mm512_set1_pd(*(p))
 #define V_TAILMASK(n) ((__mmask8)((n) >= 8 ? 0xFFu : ((1u << (n)) - 1u)))
 #define V_MASKLOADU(m, p) _mm512_maskz_loadu_pd((m), (p))
 #define V_MASKSTOREU(p, m, v) _mm512_mask_storeu_pd((p), (m), (v))

@@ -68,15 +68,23 @@ static FC_AI void SFX(z_tile)(const int np, const int nv, const T *const *xp,
     for (k = 0; k < K; k++) {
         const int64_t o = off[k];
         const T *w_ = wp + k * FC_Z_NCO;
-#define FC_ZS1(j, v) if (np > j) a##j##v = V_FMA_BCAST(a##j##v, wv, x##j + o);
-#define FC_ZS(v)                                                                         \
-        if (nv > v) {                                                                    \
-            const V wv = V_LOADU(w_ + v * VL);                                           \
-            FC_ZS1(0, v) FC_ZS1(1, v) FC_ZS1(2, v) FC_ZS1(3, v) FC_ZS1(4, v) FC_ZS1(5, v) \
-            FC_ZS1(6, v)                                                                 \
+        /* the NV weight vectors of this tap, then one broadcast per pixel
+         * feeding NV FMAs: 6 + NV loads per 6*NV FMAs (an FMA with an
+         * embedded broadcast per vector would need 6*NV + NV loads, more
+         * than two load ports feed to two 512-bit FMA ports) */
+        const V w0 = V_LOADU(w_);
+        const V w1 = nv > 1 ? V_LOADU(w_ + VL) : w0;
+        const V w2 = nv > 2 ? V_LOADU(w_ + 2 * VL) : w0;
+        const V w3 = nv > 3 ? V_LOADU(w_ + 3 * VL) : w0;
+#define FC_ZS1(j)                                                                        \
+        if (np > j) {                                                                    \
+            const V b = V_BCAST(x##j + o);                                               \
+            a##j##0 = V_FMA(w0, b, a##j##0);                                             \
+            if (nv > 1) a##j##1 = V_FMA(w1, b, a##j##1);                                 \
+            if (nv > 2) a##j##2 = V_FMA(w2, b, a##j##2);                                 \
+            if (nv > 3) a##j##3 = V_FMA(w3, b, a##j##3);                                 \
         }
-        FC_ZS(0) FC_ZS(1) FC_ZS(2) FC_ZS(3)
-#undef FC_ZS
+        FC_ZS1(0) FC_ZS1(1) FC_ZS1(2) FC_ZS1(3) FC_ZS1(4) FC_ZS1(5) FC_ZS1(6)
 #undef FC_ZS1
     }
 #define FC_ZW1(j, v) if (np > j && nv > v) V_STOREU(acc + j * FC_Z_NCO + v * VL, a##j##v);
