@@ -4,7 +4,7 @@
  * registers (no memory traffic) on each of ctx->num_threads threads for
  * about `seconds` of wall time and reports the sum of the per-thread rates,
  * each over that thread's CPU time (the rate while it runs).  The ISA
- * follows ctx->isa: AVX2+FMA vectors, or the baseline's SSE2 vectors (a
+ * follows ctx->isa: AVX-512 or AVX2+FMA vectors, or the baseline's SSE2 vectors (a
  * multiply and an add, no FMA: that is the baseline machine's real peak).
  *
  * fc_measure_copy_bandwidth copies a buffer much larger than the last-level
@@ -127,6 +127,15 @@ fc_status fc_measure_fma_peak(fc_context *ctx, int dtype_size, double seconds, d
             kern = fc_peak_kernel_f32__avx2; flops_per_iter = fc_peak_f32_flops_per_iter__avx2;
         } else {
             kern = fc_peak_kernel_f64__avx2; flops_per_iter = fc_peak_f64_flops_per_iter__avx2;
+        }
+    }
+#endif
+#ifdef FC_WITH_AVX512
+    if (ctx->isa >= FC_ISA_AVX512) {
+        if (dtype_size == 4) {
+            kern = fc_peak_kernel_f32__avx512; flops_per_iter = fc_peak_f32_flops_per_iter__avx512;
+        } else {
+            kern = fc_peak_kernel_f64__avx512; flops_per_iter = fc_peak_f64_flops_per_iter__avx512;
         }
     }
 #endif
