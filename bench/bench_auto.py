@@ -44,7 +44,11 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+if __name__ == "__main__":
+    # run as a script from a source tree: time that tree's in-place build;
+    # imported (tests/test_auto.py), sys.path is left alone so the tests and
+    # the processes they spawn keep importing the installed package
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import fastconv  # noqa: E402
 from fastconv import _auto, _suites, config  # noqa: E402

@@ -168,13 +168,12 @@ def _bench_auto():
         pytest.skip("bench/bench_auto.py is not next to the tests")
     spec = importlib.util.spec_from_file_location("bench_auto", path)
     mod = importlib.util.module_from_spec(spec)
-    # the script puts the source tree first on sys.path; keep that out of this
-    # process, or later spawned processes (Dask workers) import an unbuilt fastconv
+    # imported (not run), the script must leave sys.path alone: a source tree
+    # first on it made later spawned processes (Dask workers) import an
+    # unbuilt fastconv
     saved = list(sys.path)
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path[:] = saved
+    spec.loader.exec_module(mod)
+    assert sys.path == saved, "bench_auto.py changed sys.path on import"
     return mod
 
 
