@@ -44,6 +44,14 @@ CASES = {
     "merged_images_uneven": ((5, 10, 7, 7), (40, 10, 3, 3), 1, 1, 1, 1),
     "merged_images_stride2": ((3, 6, 9, 8), (48, 6, 3, 3), 2, 1, 1, 1),
     "two_co_blocks_groups": ((1, 16, 8, 8), (140, 8, 3, 3), 1, 1, 1, 2),
+    # grad input: the padded form (grad_out padded symmetrically, leading
+    # outputs dropped) for stride 2 and for stride-1 padding past the reach;
+    # phases packed in several batches (25 phases); a kernel too large for
+    # the one-pass packing
+    "kernel_4_s2_padded_form": ((2, 16, 40, 38), (8, 16, 4, 4), 2, 1, 1, 1),
+    "pad_past_reach_s1_padded_form": ((1, 8, 40, 37), (16, 8, 3, 3), 1, (3, 1), 1, 1),
+    "stride5_25_phases": ((1, 4, 23, 21), (16, 4, 5, 5), 5, 2, 1, 1),
+    "kernel_9x9_s2_unstaged": ((1, 4, 20, 19), (16, 4, 9, 9), 2, 4, 1, 1),
 }
 FAST = ["resnet_like_3x3", "down_3x3_s2", "stride3_dil2", "pad_past_reach_s2", "groups_stride2_rect",
         "first_layer_7x7_s2"]
@@ -110,7 +118,8 @@ def test_matches_reference(case, dtype, isa):
 
 @pytest.mark.parametrize("case", FAST + ["groups", "many_ci_blocks", "wide_rows_chunked",
                                          "co_tail_merged_images_copy", "merged_images_uneven",
-                                         "two_co_blocks_groups"])
+                                         "two_co_blocks_groups", "kernel_4_s2_padded_form",
+                                         "stride5_25_phases"])
 def test_bit_identical_across_threads(case, dtype, isa):
     t, _, x, w, gy = _data(case, dtype)
     with config._forced_runtime(threads=1):
