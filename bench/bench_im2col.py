@@ -2,6 +2,7 @@
 
 Standalone:  python bench/bench_im2col.py [--threads N] [--repeat R] [--quick] [--batch B]
              [--clock cpu] [--only forward|backward|transpose] [--algo auto|direct|im2col]
+             [--split]
 
 (a) im2col forward time / bare BLAS GEMM of the same sizes      target <= 1.15
 (b) NumPy sliding_window_view + tensordot time / im2col forward  target >= 2
@@ -35,6 +36,7 @@ from fastconv._blas_threads import single_threaded  # noqa: E402
 
 IM2COL = _kernels.ALGO_IM2COL
 ALGO = "auto"   # --algo, for (c) and (d)
+SPLIT = False   # --split: (c) times grad input and grad weight separately
 CODES = {"direct": _kernels.ALGO_DIRECT, "im2col": _kernels.ALGO_IM2COL,
          "dilated": _kernels.ALGO_DILATED}
 FIRST_LAYER = ("resnet stem 7x7/2", 3, 224, 64, 7, 2, 3)
@@ -186,8 +188,34 @@ def bench_backward(layers, n, repeat, rng, torch, extra=()):
         rgx, rgw, _ = torch_bwd()
         assert np.allclose(gx, rgx.numpy(), rtol=1e-3, atol=1e-3 * float(rgx.abs().max())), name
         assert np.allclose(gw, rgw.numpy(), rtol=1e-3, atol=1e-3 * float(rgw.abs().max())), name
-        t_fc, t_t = alternate([fc_bwd, torch_bwd], repeat)
         gflop = 2 * 2.0 * n * ho * ho * c_in * k * k * c_out / 1e9
+        if SPLIT:
+            # grad input and grad weight timed on their own, each against
+            # torch computing only that gradient
+            def fc_gin():
+                with single_threaded():
+                    _kernels.conv2d_grad_input(gyf, wf, gxf, st, code)
+
+            def fc_gw():
+                with single_threaded():
+                    _kernels.conv2d_grad_weight(gyf, xf, gwf, st, code)
+
+            def t_gin():
+                return torch.ops.aten.convolution_backward(gyt, xt, wt, None, [s, s], [p, p], [1, 1],
+                                                           False, [0, 0], 1, [True, False, False])
+
+            def t_gw():
+                return torch.ops.aten.convolution_backward(gyt, xt, wt, None, [s, s], [p, p], [1, 1],
+                                                           False, [0, 0], 1, [False, True, False])
+            a_i, b_i, a_w, b_w = alternate([fc_gin, t_gin, fc_gw, t_gw], repeat)
+            t_fc, t_t = a_i + a_w, b_i + b_w
+            g2 = gflop / 2
+            print(f"{name:<17} {aname:<7} {gflop:6.2f} {t_fc*1e3:11.2f} {gflop/t_fc:8.1f} {t_t*1e3:9.2f} "
+                  f"{gflop/t_t:8.1f} {t_t/t_fc:7.2f}   gin {g2/a_i:6.1f} vs {g2/b_i:6.1f} ({b_i/a_i:4.2f})"
+                  f"  gw {g2/a_w:6.1f} vs {g2/b_w:6.1f} ({b_w/a_w:4.2f})")
+            speed.append(t_t / t_fc)
+            continue
+        t_fc, t_t = alternate([fc_bwd, torch_bwd], repeat)
         speed.append(t_t / t_fc)
         print(f"{name:<17} {aname:<7} {gflop:6.2f} {t_fc*1e3:11.2f} {gflop/t_fc:8.1f} {t_t*1e3:9.2f} "
               f"{gflop/t_t:8.1f} {speed[-1]:7.2f}")
@@ -245,11 +273,14 @@ def main(argv=None):
                     help="algorithm timed in (c) and (d) (default auto: what fastconv picks)")
     ap.add_argument("--first-layer", action="store_true",
                     help="also time the ResNet 7x7/2 stem in (c) (not in the geo-mean)")
+    ap.add_argument("--split", action="store_true",
+                    help="(c): also time grad input and grad weight separately (GFLOP/s vs torch's)")
     args = ap.parse_args(argv)
     if args.quick:
         args.batch, args.repeat = 1, min(args.repeat, 3)
-    global CLOCK, ALGO
+    global CLOCK, ALGO, SPLIT
     ALGO = args.algo
+    SPLIT = args.split
     if args.clock == "cpu":
         if args.threads != 1:
             ap.error("--clock cpu measures the calling thread only: use it with --threads 1")

@@ -2,6 +2,7 @@
  *
  *   FC_ALGO_DIRECT   on the AVX-512 path (ctx->isa == FC_ISA_AVX512) forward
  *                    first tries the AVX-512 kernels (conv_direct_avx512.c),
+ *                    and grad weight the AVX-512 kernel (conv_bwd_avx512.c),
  *                    then continues as on the AVX2 path.
  *                    On the AVX2 path (ctx->isa >= FC_ISA_AVX2): forward tries
  *                    the register-blocked AVX2 kernel, and when it declines, or
@@ -120,6 +121,10 @@ fc_status fc_conv2d_grad_weight_##SFX(fc_context *ctx, const fc_conv_shape *s, i
     }                                                                                              \
     switch (algo) {                                                                                \
     case FC_ALGO_DIRECT:                                                                           \
+        if (FC_USE_AVX512(ctx)) {                                                                  \
+            st = FC_AVX512_GRAD_WEIGHT_##SFX(ctx, s, gy, x, gw);                                   \
+            if (st != FC_NOT_HANDLED) return st;                                                   \
+        }                                                                                          \
         if (FC_USE_AVX2(ctx)) {                                                                    \
             st = FC_AVX2_GRAD_WEIGHT_##SFX(ctx, s, gy, x, gw);                                     \
             if (st != FC_NOT_HANDLED) return st;                                                   \
@@ -182,10 +187,14 @@ fc_status fc_add_channel_bias_##SFX(fc_context *ctx, int64_t n, int64_t c, int64
 #define FC_USE_AVX512(ctx) ((ctx)->isa == FC_ISA_AVX512)
 #define FC_AVX512_DIRECT_f32 fc_conv2d_direct_f32__avx512
 #define FC_AVX512_DIRECT_f64 fc_conv2d_direct_f64__avx512
+#define FC_AVX512_GRAD_WEIGHT_f32 fc_conv2d_grad_weight_direct_f32__avx512
+#define FC_AVX512_GRAD_WEIGHT_f64 fc_conv2d_grad_weight_direct_f64__avx512
 #else
 #define FC_USE_AVX512(ctx) 0
 #define FC_AVX512_DIRECT_f32(ctx, s, x, w, b, y) FC_NOT_HANDLED
 #define FC_AVX512_DIRECT_f64(ctx, s, x, w, b, y) FC_NOT_HANDLED
+#define FC_AVX512_GRAD_WEIGHT_f32(ctx, s, gy, x, gw) FC_NOT_HANDLED
+#define FC_AVX512_GRAD_WEIGHT_f64(ctx, s, gy, x, gw) FC_NOT_HANDLED
 #endif
 
 FC_DEFINE_DISPATCH(float, f32)

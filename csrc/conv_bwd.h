@@ -8,6 +8,9 @@
  *   fc_conv2d_grad_weight_direct_*__avx2   register-blocked AVX2 grad
  *       weight (conv_bwd_avx2.c); FC_NOT_HANDLED for shapes it does not
  *       serve (then the portable kernel runs).
+ *   fc_conv2d_grad_weight_direct_*__avx512   the same kernel with zmm
+ *       vectors (conv_bwd_avx512.c); FC_NOT_HANDLED for shapes it does not
+ *       serve (then the AVX2 kernel runs).
  *
  * The shape has been validated (fc_conv_check) and the result is non-empty. */
 #ifndef FC_CONV_BWD_H
@@ -28,5 +31,10 @@ fc_status fc_conv2d_grad_weight_direct_f32__avx2(fc_context *ctx, const fc_conv_
                                                  const float *gy, const float *x, float *gw);
 fc_status fc_conv2d_grad_weight_direct_f64__avx2(fc_context *ctx, const fc_conv_shape *s,
                                                  const double *gy, const double *x, double *gw);
+
+fc_status fc_conv2d_grad_weight_direct_f32__avx512(fc_context *ctx, const fc_conv_shape *s,
+                                                   const float *gy, const float *x, float *gw);
+fc_status fc_conv2d_grad_weight_direct_f64__avx512(fc_context *ctx, const fc_conv_shape *s,
+                                                   const double *gy, const double *x, double *gw);
 
 #endif /* FC_CONV_BWD_H */

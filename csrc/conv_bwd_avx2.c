@@ -4,14 +4,16 @@
  * x[n][ci][oh*sh - ph + kh*dh][ow*sw - pw + kw*dw]: a GEMM with output
  * channels as rows, the (ci, kh, kw) "combos" as columns and output pixels
  * as the reduction.  The vectors hold NCO = 2*VL consecutive output
- * channels; the micro-tile is NCO channels x 6 combos (12 accumulators),
+ * channels; the micro-tile is NCO channels x 6 combos (12 accumulators;
+ * the kernel, conv_bwd_gw_impl.h, is shared with the AVX-512 file),
  * and each step over one output pixel loads the pixel's two grad_out
  * vectors and broadcasts the input value each combo reads there.  The same
  * scheme as the output-channel-vectorised forward kernel, with pixels as
  * the reduction instead of taps.
  *
  * A task is (group, block of NCO output channels, block of input
- * channels).  It walks the output plane in chunks of rows (image by image),
+ * channels).  It walks the output plane in chunks of rows (image by image;
+ * planes smaller than half a chunk several images at a time),
  * copying per chunk its channels' grad_out transposed to [pixel][NCO] and,
  * with padding, its input rows zero-padded into stack buffers (redundant
  * across tasks but 1/(NCO*kh*kw) of the multiply-adds), and accumulates
@@ -31,6 +33,7 @@
 #define FC_ALIGNED(n) __attribute__((aligned(n)))
 
 #define GW_NJ 6          /* combos per micro-tile */
+#define GW_NV 2          /* vectors of output channels per micro-tile */
 #define GW_KMAX 576      /* combos per task (acc buffer) */
 #define GW_PTARGET 256   /* output pixels per chunk (grad_out block stays in L1) */
 #define GW_PMAX 512      /* widest output row served */
@@ -50,7 +53,9 @@
 #define V_LOAD(p) _mm256_load_ps(p)
 #define V_STOREU(p, v) _mm256_storeu_ps((p), (v))
 #define V_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
-#include "conv_bwd_gw_avx2.h"
+#define TR 8
+static inline void SFX(tr)(const T *src, int64_t ss, T *dst, int64_t ds) { fc_tr8x8_f32(src, ss, dst, ds); }
+#include "conv_bwd_gw_impl.h"
 #undef T
 #undef V
 #undef VL
@@ -61,6 +66,7 @@
 #undef V_LOAD
 #undef V_STOREU
 #undef V_FMA
+#undef TR
 
 /* ---------------- float64 ---------------- */
 #define T double
@@ -73,7 +79,9 @@
 #define V_LOAD(p) _mm256_load_pd(p)
 #define V_STOREU(p, v) _mm256_storeu_pd((p), (v))
 #define V_FMA(a, b, c) _mm256_fmadd_pd((a), (b), (c))
-#include "conv_bwd_gw_avx2.h"
+#define TR 4
+static inline void SFX(tr)(const T *src, int64_t ss, T *dst, int64_t ds) { fc_tr4x4_f64(src, ss, dst, ds); }
+#include "conv_bwd_gw_impl.h"
 
 fc_status fc_conv2d_grad_weight_direct_f32__avx2(fc_context *ctx, const fc_conv_shape *s,
                                                  const float *gy, const float *x, float *gw) {

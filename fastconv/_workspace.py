@@ -38,8 +38,12 @@ def conv2d(algo, pass_, input_shape, weight_shape, output_shape, stride, padding
     raise ValueError(f"algo={algo!r}: no workspace model for this algorithm")
 
 
-def _gin_axis(size_in, k, s, p, d, r):
-    """One phase r of one axis (csrc/conv_bwd.c gin_axis): (m, taps, window length)."""
+_GIN_PAD_WASTE = 16   # csrc/conv_bwd.c FC_GIN_PAD_WASTE
+
+
+def _gin_axis(size_in, size_out, k, s, p, d, r):
+    """One phase r of one axis (csrc/conv_bwd.c gin_axis): (m, taps, window
+    length, tap spacing, symmetric padding, dropped leading outputs)."""
     from math import gcd
 
     m = (size_in - r + s - 1) // s if r < size_in else 0
@@ -47,18 +51,24 @@ def _gin_axis(size_in, k, s, p, d, r):
     for kk in range(k - 1, -1, -1):
         if (r + p - kk * d) % s == 0:
             t = kk // kstep + 1
-            return m, t, m + (t - 1) * dil, dil
-    return m, 0, 0, dil
+            c0 = (r + p - kk * d) // s
+            length = m + (t - 1) * dil
+            pad = max(0, -c0, c0 + length - size_out)
+            return m, t, length, dil, pad, c0 + pad
+    return m, 0, 0, dil, 0, 0
 
 
 def _direct_input(input_shape, weight_shape, output_shape, stride, padding, dilation, groups,
                   itemsize, threads, limit):
     """Direct grad input (csrc/conv_bwd.c): forward convolutions of grad_out.
 
-    The rearranged weights (the size of w), plus, unless the stride is 1
-    and padding <= dilation*(kernel-1), the zero-filled grad_out window of a
-    phase (c_out x max window rows x max window columns per image) and, for
-    stride > 1, a phase's result (c_in x ceil(h_in/s_h) x ceil(w_in/s_w) per
+    Each stride phase is a stride-1 convolution of grad_out padded
+    symmetrically whose first e outputs per axis are dropped, unless the
+    dropped outputs exceed 1/16 of the real ones: then of a zero-filled copy
+    of the phase's grad_out window.  Workspace: the rearranged weights (the
+    size of w), plus the window (c_out x max window rows x max window
+    columns per image) in the copy form, plus, for stride > 1 or dropped
+    outputs, a phase's result (c_in x max rows x max columns it computes per
     image), for as many images at once as the workspace limit allows (at
     least one); plus what the forward direct calls themselves allocate.
     """
@@ -72,14 +82,23 @@ def _direct_input(input_shape, weight_shape, output_shape, stride, padding, dila
     elem, groups = int(itemsize), int(groups)
     if min(c_out, h_out, w_out, n, cig, h_in, w_in) <= 0:
         return 0
-    scatter = sh > 1 or sw > 1
-    copy = scatter or dh * (kh - 1) < ph or dw * (kw - 1) < pw
     wt = c_out * cig * kh * kw
-    axes_h = [_gin_axis(h_in, kh, sh, ph, dh, r) for r in range(min(sh, h_in))]
-    axes_w = [_gin_axis(w_in, kw, sw, pw, dw, r) for r in range(min(sw, w_in))]
-    lh = max([a[2] for a in axes_h if a[1] > 0 and a[0] > 0], default=0)
-    lw = max([a[2] for a in axes_w if a[1] > 0 and a[0] > 0], default=0)
-    mh, mw = max(a[0] for a in axes_h), max(a[0] for a in axes_w)
+    axes_h = [_gin_axis(h_in, h_out, kh, sh, ph, dh, r) for r in range(min(sh, h_in))]
+    axes_w = [_gin_axis(w_in, w_out, kw, sw, pw, dw, r) for r in range(min(sw, w_in))]
+    live_h = [a for a in axes_h if a[1] > 0 and a[0] > 0]
+    live_w = [a for a in axes_w if a[1] > 0 and a[0] > 0]
+    real = sum(a[0] * b[0] for a in live_h for b in live_w)
+    extra = sum((a[0] + a[5]) * (b[0] + b[5]) - a[0] * b[0] for a in live_h for b in live_w)
+    drop = any(a[5] > 0 for a in live_h) or any(b[5] > 0 for b in live_w)
+    copy = extra * _GIN_PAD_WASTE > real
+    scatter = sh > 1 or sw > 1 or (not copy and drop)
+    lh = max([a[2] for a in live_h], default=0)
+    lw = max([a[2] for a in live_w], default=0)
+    if copy:
+        mh, mw = max(a[0] for a in axes_h), max(a[0] for a in axes_w)
+    else:
+        mh = max([a[0] + a[5] for a in live_h], default=0)
+        mw = max([a[0] + a[5] for a in live_w], default=0)
     win = c_out * lh * lw if copy else 0
     out = c_in * mh * mw if scatter else 0
     per = (win + out) * elem
@@ -87,19 +106,16 @@ def _direct_input(input_shape, weight_shape, output_shape, stride, padding, dila
     nb = n if per == 0 else max(1, min(n, budget // per if budget > 0 else 0))
     total = (wt + nb * (win + out)) * elem
     # the forward direct calls (one per phase with taps and chunk of nb images)
-    for m_h, t_h, l_h, d_h in axes_h:
-        for m_w, t_w, l_w, d_w in axes_w:
-            if min(m_h, m_w, t_h, t_w) == 0:
-                continue
+    for m_h, t_h, l_h, d_h, p_h, e_h in live_h:
+        for m_w, t_w, l_w, d_w, p_w, e_w in live_w:
             for n0 in range(0, n, nb):
                 b = min(nb, n - n0)
                 if copy:
-                    src, pad = (b, c_out, l_h, l_w), (0, 0)
+                    src, pad, res = (b, c_out, l_h, l_w), (0, 0), (b, c_in, m_h, m_w)
                 else:
-                    src, pad = (b, c_out, h_out, w_out), (dh * (kh - 1) - ph, dw * (kw - 1) - pw)
+                    src, pad, res = (b, c_out, h_out, w_out), (p_h, p_w), (b, c_in, m_h + e_h, m_w + e_w)
                 total += conv2d("direct", "forward", src, (c_in, c_out // groups, t_h, t_w),
-                                (b, c_in, m_h, m_w), (1, 1), pad, (d_h, d_w), groups, elem,
-                                threads, limit)
+                                res, (1, 1), pad, (d_h, d_w), groups, elem, threads, limit)
     return total
 
 

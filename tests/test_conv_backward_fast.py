@@ -1,9 +1,9 @@
 """The fast direct backward paths (csrc/conv_bwd*.c): grad input as forward
 convolutions of grad_out (one per stride phase) and the register-blocked
-AVX2 grad weight, on shapes that exercise their plans: several output-channel
+AVX2 / AVX-512 grad weight, on shapes that exercise their plans: several output-channel
 blocks and partial ones, combos not a multiple of the micro-tile, several
 input-channel blocks, row chunks, wide rows, padding copies vs in-place
-reads, strides with and without a common factor with the dilation, padding
+reads, several small images per chunk, strides with and without a common factor with the dilation, padding
 past the kernel's reach, grouped layers, batch chunks under a small
 workspace limit.  Against the float64 reference and PyTorch autograd, both
 ISAs, both dtypes, 1 and 2 threads bit-identical, outputs NaN-filled first,
@@ -36,6 +36,22 @@ CASES = {
     "tall_rows_chunked": ((1, 8, 70, 9), (16, 8, 3, 3), 1, 1, 1, 1),
     "no_pad_reach_in_place": ((1, 8, 9, 9), (16, 8, 3, 3), 1, 0, 1, 1),
     "empty_batch": ((0, 8, 5, 5), (16, 8, 3, 3), 1, 1, 1, 1),
+    # AVX-512 grad weight (64 f32 / 32 f64 channels per block): partial
+    # blocks of 1-4 vectors, small planes merged several images per chunk
+    # (padded copy and in place, uneven image chunks), two blocks per group
+    "co_tail_merged_images_copy": ((3, 20, 5, 6), (100, 20, 3, 3), 1, 1, 1, 1),
+    "merged_images_in_place": ((4, 24, 6, 5), (72, 24, 1, 1), 1, 0, 1, 1),
+    "merged_images_uneven": ((5, 10, 7, 7), (40, 10, 3, 3), 1, 1, 1, 1),
+    "merged_images_stride2": ((3, 6, 9, 8), (48, 6, 3, 3), 2, 1, 1, 1),
+    "two_co_blocks_groups": ((1, 16, 8, 8), (140, 8, 3, 3), 1, 1, 1, 2),
+    # grad input: the padded form (grad_out padded symmetrically, leading
+    # outputs dropped) for stride 2 and for stride-1 padding past the reach;
+    # phases packed in several batches (25 phases); a kernel too large for
+    # the one-pass packing
+    "kernel_4_s2_padded_form": ((2, 16, 40, 38), (8, 16, 4, 4), 2, 1, 1, 1),
+    "pad_past_reach_s1_padded_form": ((1, 8, 40, 37), (16, 8, 3, 3), 1, (3, 1), 1, 1),
+    "stride5_25_phases": ((1, 4, 23, 21), (16, 4, 5, 5), 5, 2, 1, 1),
+    "kernel_9x9_s2_unstaged": ((1, 4, 20, 19), (16, 4, 9, 9), 2, 4, 1, 1),
 }
 FAST = ["resnet_like_3x3", "down_3x3_s2", "stride3_dil2", "pad_past_reach_s2", "groups_stride2_rect",
         "first_layer_7x7_s2"]
@@ -100,7 +116,10 @@ def test_matches_reference(case, dtype, isa):
     assert _kernels.conv2d_workspace(t, _kernels.ALGO_DIRECT, x.dtype.itemsize, 1) == ws_i
 
 
-@pytest.mark.parametrize("case", FAST + ["groups", "many_ci_blocks", "wide_rows_chunked"])
+@pytest.mark.parametrize("case", FAST + ["groups", "many_ci_blocks", "wide_rows_chunked",
+                                         "co_tail_merged_images_copy", "merged_images_uneven",
+                                         "two_co_blocks_groups", "kernel_4_s2_padded_form",
+                                         "stride5_25_phases"])
 def test_bit_identical_across_threads(case, dtype, isa):
     t, _, x, w, gy = _data(case, dtype)
     with config._forced_runtime(threads=1):
