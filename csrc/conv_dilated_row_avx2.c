@@ -14,6 +14,7 @@
 #define GMR FC_DRK_GMR_AVX2
 #define GNC FC_DRK_GNC_AVX2
 #define V_INREG(v) ((void)0)   /* no embedded broadcasts in AVX2 */
+#define FC_DRK_CW_TILES 2
 
 /* ---------------- float32: 8 lanes ---------------- */
 #define T float

@@ -18,6 +18,7 @@
  * into every FMA as an embedded {1toN} memory operand, one load uop per
  * FMA instead of one per three. */
 #define V_INREG(v) __asm__("" : "+v"(v))
+#define FC_DRK_CW_TILES 1   /* 1 tile of 48 columns: 64 channels x 2 taps stay in L1 */
 
 /* ---------------- float32: 16 lanes ---------------- */
 #define T float

@@ -28,13 +28,11 @@
 
 #define NV 3                  /* vectors of columns per forward tile */
 #define TW (NV * VL)          /* columns of a full tile */
-/* Columns per work item (forward / grad input; the includer may set it):
+/* Columns per work item (forward / grad input; FC_DRK_CW_TILES set by the includer):
  * its input columns (all channels, every tap) stay in L1 across the
  * output-row blocks; 2 AVX2 tiles measured faster than 1 or 4 (4 overflows
  * L1 with 64 channels x 2 taps). */
-#ifndef CW
-#define CW (2 * TW)
-#endif
+#define CW (FC_DRK_CW_TILES * TW)
 #define JC (64 * VL)          /* grad weight: columns per chunk */
 
 /* out[r][0, ncols) for r < nrows; `in` points at column 0 of input row 0 for
@@ -179,35 +177,10 @@ static void SFX(run)(fc_context *ctx, int64_t nimg, int64_t groups, int64_t nin,
         j0 = sg[sk].j0 + (ch - cstart[sk]) * CW;
         j1 = FC_MIN(sg[sk].j1, j0 + CW);
         ntap = sg[sk].bhi - sg[sk].blo;
-        /* The rows are a large stride apart (one per channel), too many
-         * streams for the hardware prefetcher: prefetch the next chunk's
-         * input columns (this segment's taps) and output columns, spread
-         * over the output-row blocks of this one. */
-        int64_t pf_n = 0, pf_per = 0, pf_done = 0;
-        const int64_t pf_lines = (CW * (int64_t)sizeof(T) + 63) / 64 + 1;
-        if (j1 < len_out) {
-            pf_n = (ntap * nin + nout) * pf_lines;
-            pf_per = (pf_n + nob - 1) / nob;
-        }
+        /* (Software prefetch of the next chunk, spread over the row blocks,
+         * measured slower on the Sapphire-Rapids class core: its index
+         * arithmetic cost more than it hid; the hardware prefetcher copes.) */
         for (ob = 0; ob < nob; ob++) {
-            const int64_t pf_end = FC_MIN(pf_n, pf_done + pf_per);
-            for (; pf_done < pf_end; pf_done++) {
-                const int64_t row = pf_done / pf_lines, line = pf_done % pf_lines;
-                int64_t col;
-                const char *p;
-                if (row < ntap * nin) {
-                    const int64_t tt = row / nin, i = row % nin;
-                    col = j1 + base + (sg[sk].blo + tt) * step + line * (64 / (int64_t)sizeof(T));
-                    if (col < 0 || col >= len_in) continue;
-                    p = (const char *)(inimg + i * len_in + col);
-                    _mm_prefetch(p, _MM_HINT_T0);
-                } else {
-                    col = j1 + line * (64 / (int64_t)sizeof(T));
-                    if (col >= len_out) continue;
-                    p = (const char *)(outimg + (row - ntap * nin) * len_out + col);
-                    __builtin_prefetch(p, 1, 3);
-                }
-            }
             const int64_t nrows = FC_MIN((int64_t)MR, nout - ob * MR);
             const T *w_ob = wp + ((g * nob + ob) * kw + sg[sk].blo) * nin * MR;
             T *o = outimg + ob * MR * len_out;
