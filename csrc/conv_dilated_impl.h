@@ -11,6 +11,12 @@
 #define FN(name) FC_JOIN(name, SFX)
 #define DENSE(name) FC_JOIN(FC_JOIN(name, _), SFX)
 #define DRK(name) FC_JOIN(FC_JOIN(name, SFX), __avx2)
+#ifdef FC_WITH_AVX512
+#define DRKZ(name) FC_JOIN(FC_JOIN(name, SFX), __avx512)
+#define DRK_CALL(ctx, name, ...) (fc_drk_avx512(ctx) ? DRKZ(name)(ctx, __VA_ARGS__) : DRK(name)(ctx, __VA_ARGS__))
+#else
+#define DRK_CALL(ctx, name, ...) DRK(name)(ctx, __VA_ARGS__)
+#endif
 
 /* Threads for `rows` rows of `len` copied elements each: copies are memory
  * bound, so only large copies are split. */
@@ -878,9 +884,9 @@ fc_status FN(fc_conv2d_dilated_)(fc_context *ctx, const fc_conv_shape *s, const 
     /* x may be NULL when it has no elements (h_in or w_in 0: all taps are padding) */
     if ((!x && s->h_in > 0 && s->w_in > 0) || !w) return FC_ERR_ARG;
 #ifdef FC_WITH_AVX2
-    {   /* WaveNet-like rows: the AVX2 row kernels (conv_dilated_row.h) */
+    {   /* WaveNet-like rows: the row kernels (conv_dilated_row.h) */
         int64_t rk;
-        if (fc_drk_plan(ctx, s, (int)sizeof(T), 0, &rk)) return DRK(fc_dil_row_forward_)(ctx, s, x, w, bias, y);
+        if (fc_drk_plan(ctx, s, (int)sizeof(T), 0, &rk)) return DRK_CALL(ctx, fc_dil_row_forward_, s, x, w, bias, y);
     }
 #endif
     if (!fc_dil_prefer_split(ctx, s, 0) && fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
@@ -945,9 +951,9 @@ fc_status FN(fc_conv2d_grad_input_dilated_)(fc_context *ctx, const fc_conv_shape
     if (FN(fc_dil_prologue_)(ctx, s, 1, gx, NULL, &st)) return st;
     if (!gy || !w) return FC_ERR_ARG;
 #ifdef FC_WITH_AVX2
-    {   /* WaveNet-like rows: the AVX2 row kernels (conv_dilated_row.h) */
+    {   /* WaveNet-like rows: the row kernels (conv_dilated_row.h) */
         int64_t rk;
-        if (fc_drk_plan(ctx, s, (int)sizeof(T), 1, &rk)) return DRK(fc_dil_row_grad_input_)(ctx, s, gy, w, gx);
+        if (fc_drk_plan(ctx, s, (int)sizeof(T), 1, &rk)) return DRK_CALL(ctx, fc_dil_row_grad_input_, s, gy, w, gx);
     }
 #endif
     if (!fc_dil_prefer_split(ctx, s, 1) && fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
@@ -974,9 +980,9 @@ fc_status FN(fc_conv2d_grad_weight_dilated_)(fc_context *ctx, const fc_conv_shap
     if (FN(fc_dil_prologue_)(ctx, s, 2, gw, NULL, &st)) return st;
     if (!gy || (!x && s->h_in > 0 && s->w_in > 0)) return FC_ERR_ARG;
 #ifdef FC_WITH_AVX2
-    {   /* WaveNet-like rows: the AVX2 row kernels (conv_dilated_row.h) */
+    {   /* WaveNet-like rows: the row kernels (conv_dilated_row.h) */
         int64_t rk;
-        if (fc_drk_plan(ctx, s, (int)sizeof(T), 2, &rk)) return DRK(fc_dil_row_grad_weight_)(ctx, s, gy, x, gw);
+        if (fc_drk_plan(ctx, s, (int)sizeof(T), 2, &rk)) return DRK_CALL(ctx, fc_dil_row_grad_weight_, s, gy, x, gw);
     }
 #endif
     if (!fc_dil_prefer_split(ctx, s, 2) && fc_dil_gemm_plan_make(ctx, s, (int)sizeof(T), &gp))
@@ -993,6 +999,8 @@ fc_status FN(fc_conv2d_grad_weight_dilated_)(fc_context *ctx, const fc_conv_shap
 
 #undef DENSE
 #undef DRK
+#undef DRKZ
+#undef DRK_CALL
 #undef FN
 #undef FC_JOIN
 #undef FC_JOIN2

@@ -301,23 +301,26 @@ def _dilated_prefer_split(pass_, weight_shape, output_shape, stride, dilation, g
     return qh * qw >= _DIL_SPLIT_MIN_PIX[pass_]
 
 
-_DRK_MR, _DRK_NC, _DRK_MAXKW = 4, 3, 64   # FC_DRK_* in csrc/conv_dilated_row.h
+# FC_DRK_* in csrc/conv_dilated_row.h: (MR, GMR, GNC, vector bytes) per ISA
+_DRK_GEOM = {"avx2": (4, 4, 3, 32), "avx512": (8, 4, 6, 64)}
+_DRK_MAXKW = 64
 
 
 def _dilated_row(pass_, input_shape, weight_shape, output_shape, stride, padding, groups,
                  itemsize):
-    """Elements the AVX2 row kernels allocate, or None when they are not used.
+    """Elements the row kernels allocate, or None when they are not used.
 
     They serve one-row convolutions (h_in = 1, kh = 1, no row padding, unit
     column stride, >= 8 channels per group, kw <= 64) on the AVX2 path
     (csrc/conv_dilated_row.h, fc_drk_plan): forward and grad input allocate
-    the packed weights (output rows padded to a multiple of 4), grad weight
-    12 vector accumulators per (4 output x 3 input channels, tap) tile.
+    the packed weights (output rows padded to a multiple of MR), grad weight
+    GMR x GNC vector accumulators per (output x input channels, tap) tile.
     """
     from . import config
 
     if config.isa() == "baseline":
         return None
+    mr, gmr, gnc, vbytes = _DRK_GEOM["avx512" if config.isa() == "avx512" else "avx2"]
     n, c_in, h_in, w_in = (int(v) for v in input_shape)
     c_out, cig, kh, kw = (int(v) for v in weight_shape)
     groups = int(groups)
@@ -328,10 +331,10 @@ def _dilated_row(pass_, input_shape, weight_shape, output_shape, stride, padding
     if cig < 8 or cog < 8 or kw > _DRK_MAXKW:
         return None
     if pass_ == "weight":
-        vl = 32 // int(itemsize)
-        return (groups * -(-cog // _DRK_MR) * kw * -(-cig // _DRK_NC) * _DRK_MR * _DRK_NC * vl)
+        vl = vbytes // int(itemsize)
+        return groups * -(-cog // gmr) * kw * -(-cig // gnc) * gmr * gnc * vl
     nout, nin = (cog, cig) if pass_ == "forward" else (cig, cog)
-    return groups * -(-nout // _DRK_MR) * _DRK_MR * kw * nin
+    return groups * -(-nout // mr) * mr * kw * nin
 
 
 _DIL_ROW_ELEMS = 65536   # FC_DIL_ROW_ELEMS in csrc/conv_dilated.c

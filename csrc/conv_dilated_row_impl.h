@@ -1,86 +1,86 @@
 /* Row kernels of the dilated algorithm, written once for element type T
- * (vector V of VL lanes, names through SFX).  Included by
- * conv_dilated_row_avx2.c only; the design is in conv_dilated_row.h.
+ * (vector V of VL lanes, names through SFX) and tile geometry (MR, GMR,
+ * GNC).  Included by conv_dilated_row_avx2.c and conv_dilated_row_avx512.c;
+ * the design is in conv_dilated_row.h.
  *
  * Forward and grad input are the same kernel ("row convolution"):
  *
  *   out[o][j] = init[o] + sum_{b in taps(j)} sum_i W[o][i][b] * in[i][j + base + b*step]
  *
  * forward: in = x, base = -pad, step = dil;  grad input: in = grad_out,
- * base = pad, step = -dil, W transposed.  The micro-tile is 4 output rows x
- * 3 vectors of consecutive columns (12 accumulators): per (tap, input row)
- * three vector loads of `in`, four weight broadcasts, twelve FMAs.  Each
- * output is summed in a fixed order (init, then taps ascending, each over
- * input rows ascending) and written by one thread: results do not depend on
- * the thread count.
+ * base = pad, step = -dil, W transposed.  The micro-tile is MR output rows
+ * x 3 vectors of consecutive columns: per (tap, input row) three vector
+ * loads of `in`, MR weight broadcasts into a register, each feeding three
+ * FMAs.  Each output is summed in a fixed order (init, then taps ascending,
+ * each over input rows ascending) and written by one thread: results do not
+ * depend on the thread count.
  *
  * Grad weight: gw[o][i][b] = sum_j gy[o][j] * x[i][j - pad + b*dil] over the
- * valid j, as 12 vector accumulators (4 output x 3 input channels) whose
+ * valid j, as GMR x GNC vector accumulators (output x input channels) whose
  * lanes hold the partial sums of columns j = j0 + lane (mod VL); the column
  * range is walked in fixed chunks (gy and x slices stay in L1/L2) and the
- * lanes are added in order at the end. */
+ * lanes are added in order at the end.
+ *
+ * The including file defines, besides the vector ops: MASK / SFX(mask)(n)
+ * (lanes [0, n) set), V_MLOAD (masked load, zero elsewhere) and V_INREG(v)
+ * (keeps a broadcast in a register: an FMA with an embedded broadcast
+ * costs a load uop per use). */
 
-#define MR FC_DRK_MR
-#define NC FC_DRK_NC
-#define TW (3 * VL)           /* columns of a full tile */
-/* Columns per work item (forward / grad input): its input columns (all
- * channels, every tap) stay in L1 across the output-row blocks; 2 tiles
- * measured faster than 1 or 4 (4 overflows L1 with 64 channels x 2 taps). */
-#define CW (2 * TW)
+#define NV 3                  /* vectors of columns per forward tile */
+#define TW (NV * VL)          /* columns of a full tile */
+/* Columns per work item (forward / grad input; FC_DRK_CW_TILES set by the includer):
+ * its input columns (all channels, every tap) stay in L1 across the
+ * output-row blocks; 2 AVX2 tiles measured faster than 1 or 4 (4 overflows
+ * L1 with 64 channels x 2 taps). */
+#define CW (FC_DRK_CW_TILES * TW)
 #define JC (64 * VL)          /* grad weight: columns per chunk */
-
-static const MASKINT SFX(mtab)[2 * VL] = V_MASK_TAB;
-
-/* Lanes [0, n) set, 0 < n <= VL. */
-static FC_AI MASK SFX(mask)(int64_t n) {
-    return MASK_LOAD(SFX(mtab) + VL - n);
-}
 
 /* out[r][0, ncols) for r < nrows; `in` points at column 0 of input row 0 for
  * tap 0 of the segment; wp at the segment's first tap, (tap, row) x MR. */
 static FC_AI void SFX(tile)(const int nv, const int masked, const T *in, int64_t ld, int64_t nin,
                             int64_t step, int64_t ntap, const T *wp, const T *init, T *out,
                             int64_t ldo, int64_t nrows, int64_t ncols) {
-    V a00, a01, a02, a10, a11, a12, a20, a21, a22, a30, a31, a32;
+    V a[MR][NV];
     const MASK m = SFX(mask)(masked ? ncols - (nv - 1) * VL : VL);
     int64_t t, i;
-    a00 = a01 = a02 = V_SET1(init[0]);
-    a10 = a11 = a12 = V_SET1(init[1]);
-    a20 = a21 = a22 = V_SET1(init[2]);
-    a30 = a31 = a32 = V_SET1(init[3]);
+    int r, c;
+#pragma GCC unroll 16
+    for (r = 0; r < MR; r++) {
+        const V b = V_SET1(init[r]);
+#pragma GCC unroll 4
+        for (c = 0; c < NV; c++) a[r][c] = b;
+    }
     for (t = 0; t < ntap; t++) {
         const T *xp = in + t * step;
         const T *wq = wp + t * nin * MR;
         for (i = 0; i < nin; i++, xp += ld, wq += MR) {
-            const V x0 = (nv == 1 && masked) ? V_MLOAD(xp, m) : V_LOADU(xp);
-            const V x1 = nv > 1 ? ((nv == 2 && masked) ? V_MLOAD(xp + VL, m) : V_LOADU(xp + VL)) : V_ZERO();
-            const V x2 = nv > 2 ? (masked ? V_MLOAD(xp + 2 * VL, m) : V_LOADU(xp + 2 * VL)) : V_ZERO();
-            V wv;
-#define FC_DRK_ROW(r)                                                   \
-            wv = V_SET1(wq[r]);                                         \
-            a##r##0 = V_FMA(x0, wv, a##r##0);                           \
-            if (nv > 1) a##r##1 = V_FMA(x1, wv, a##r##1);               \
-            if (nv > 2) a##r##2 = V_FMA(x2, wv, a##r##2);
-            FC_DRK_ROW(0) FC_DRK_ROW(1) FC_DRK_ROW(2) FC_DRK_ROW(3)
-#undef FC_DRK_ROW
+            V xv[NV];
+#pragma GCC unroll 4
+            for (c = 0; c < NV; c++)
+                xv[c] = c >= nv ? V_ZERO() : (masked && c == nv - 1) ? V_MLOAD(xp + c * VL, m)
+                                                                    : V_LOADU(xp + c * VL);
+#pragma GCC unroll 16
+            for (r = 0; r < MR; r++) {
+                V wv = V_SET1(wq[r]);
+                V_INREG(wv);
+#pragma GCC unroll 4
+                for (c = 0; c < NV; c++)
+                    if (c < nv) a[r][c] = V_FMA(xv[c], wv, a[r][c]);
+            }
         }
     }
-    if (!masked && nv == 3 && nrows == MR) {
-        V_STOREU(out, a00); V_STOREU(out + VL, a01); V_STOREU(out + 2 * VL, a02);
-        out += ldo;
-        V_STOREU(out, a10); V_STOREU(out + VL, a11); V_STOREU(out + 2 * VL, a12);
-        out += ldo;
-        V_STOREU(out, a20); V_STOREU(out + VL, a21); V_STOREU(out + 2 * VL, a22);
-        out += ldo;
-        V_STOREU(out, a30); V_STOREU(out + VL, a31); V_STOREU(out + 2 * VL, a32);
+    if (!masked && nv == NV && nrows == MR) {
+#pragma GCC unroll 16
+        for (r = 0; r < MR; r++)
+#pragma GCC unroll 4
+            for (c = 0; c < NV; c++) V_STOREU(out + r * ldo + c * VL, a[r][c]);
     } else {
         /* partial tile: through a stack buffer (masked stores are slow on AMD) */
-        FC_ALIGNED(32) T buf[MR][TW];
-        int64_t r;
-        V_STOREU(buf[0], a00); V_STOREU(buf[0] + VL, a01); V_STOREU(buf[0] + 2 * VL, a02);
-        V_STOREU(buf[1], a10); V_STOREU(buf[1] + VL, a11); V_STOREU(buf[1] + 2 * VL, a12);
-        V_STOREU(buf[2], a20); V_STOREU(buf[2] + VL, a21); V_STOREU(buf[2] + 2 * VL, a22);
-        V_STOREU(buf[3], a30); V_STOREU(buf[3] + VL, a31); V_STOREU(buf[3] + 2 * VL, a32);
+        FC_ALIGNED(64) T buf[MR][TW];
+#pragma GCC unroll 16
+        for (r = 0; r < MR; r++)
+#pragma GCC unroll 4
+            for (c = 0; c < NV; c++) V_STOREU(buf[r] + c * VL, a[r][c]);
         for (r = 0; r < nrows; r++) memcpy(out + r * ldo, buf[r], (size_t)ncols * sizeof(T));
     }
 }
@@ -88,7 +88,7 @@ static FC_AI void SFX(tile)(const int nv, const int masked, const T *in, int64_t
 static FC_NOINLINE void SFX(tile_full)(const T *in, int64_t ld, int64_t nin, int64_t step,
                                        int64_t ntap, const T *wp, const T *init, T *out,
                                        int64_t ldo, int64_t nrows) {
-    SFX(tile)(3, 0, in, ld, nin, step, ntap, wp, init, out, ldo, nrows, TW);
+    SFX(tile)(NV, 0, in, ld, nin, step, ntap, wp, init, out, ldo, nrows, TW);
 }
 
 static FC_NOINLINE void SFX(tile_tail)(const T *in, int64_t ld, int64_t nin, int64_t step,
@@ -177,35 +177,10 @@ static void SFX(run)(fc_context *ctx, int64_t nimg, int64_t groups, int64_t nin,
         j0 = sg[sk].j0 + (ch - cstart[sk]) * CW;
         j1 = FC_MIN(sg[sk].j1, j0 + CW);
         ntap = sg[sk].bhi - sg[sk].blo;
-        /* The rows are a large stride apart (one per channel), too many
-         * streams for the hardware prefetcher: prefetch the next chunk's
-         * input columns (this segment's taps) and output columns, spread
-         * over the output-row blocks of this one. */
-        int64_t pf_n = 0, pf_per = 0, pf_done = 0;
-        const int64_t pf_lines = (CW * (int64_t)sizeof(T) + 63) / 64 + 1;
-        if (j1 < len_out) {
-            pf_n = (ntap * nin + nout) * pf_lines;
-            pf_per = (pf_n + nob - 1) / nob;
-        }
+        /* (Software prefetch of the next chunk, spread over the row blocks,
+         * measured slower on the Sapphire-Rapids class core: its index
+         * arithmetic cost more than it hid; the hardware prefetcher copes.) */
         for (ob = 0; ob < nob; ob++) {
-            const int64_t pf_end = FC_MIN(pf_n, pf_done + pf_per);
-            for (; pf_done < pf_end; pf_done++) {
-                const int64_t row = pf_done / pf_lines, line = pf_done % pf_lines;
-                int64_t col;
-                const char *p;
-                if (row < ntap * nin) {
-                    const int64_t tt = row / nin, i = row % nin;
-                    col = j1 + base + (sg[sk].blo + tt) * step + line * (64 / (int64_t)sizeof(T));
-                    if (col < 0 || col >= len_in) continue;
-                    p = (const char *)(inimg + i * len_in + col);
-                    _mm_prefetch(p, _MM_HINT_T0);
-                } else {
-                    col = j1 + line * (64 / (int64_t)sizeof(T));
-                    if (col >= len_out) continue;
-                    p = (const char *)(outimg + (row - ntap * nin) * len_out + col);
-                    __builtin_prefetch(p, 1, 3);
-                }
-            }
             const int64_t nrows = FC_MIN((int64_t)MR, nout - ob * MR);
             const T *w_ob = wp + ((g * nob + ob) * kw + sg[sk].blo) * nin * MR;
             T *o = outimg + ob * MR * len_out;
@@ -276,24 +251,29 @@ static fc_status SFX(grad_input)(fc_context *ctx, const fc_conv_shape *s, const 
     return FC_OK;
 }
 
-/* acc[r][c] += sum over the columns of g_r[j] * x_c[j]: nvec full vectors,
- * then `tail` (< VL) masked columns. */
-static FC_NOINLINE void SFX(tile_gw)(const T *g0, const T *g1, const T *g2, const T *g3,
-                                     const T *x0, const T *x1, const T *x2, int64_t nvec,
+/* acc[r][c] += sum over the columns of g[r][j] * x[c][j]: nvec full
+ * vectors, then `tail` (< VL) masked columns; per vector GNC x loads, GMR
+ * gy loads, GMR * GNC FMAs. */
+static FC_NOINLINE void SFX(tile_gw)(const T *const *g, const T *const *x, int64_t nvec,
                                      int64_t tail, T *acc) {
-    V a00 = V_LOADU(acc + 0 * VL), a01 = V_LOADU(acc + 1 * VL), a02 = V_LOADU(acc + 2 * VL);
-    V a10 = V_LOADU(acc + 3 * VL), a11 = V_LOADU(acc + 4 * VL), a12 = V_LOADU(acc + 5 * VL);
-    V a20 = V_LOADU(acc + 6 * VL), a21 = V_LOADU(acc + 7 * VL), a22 = V_LOADU(acc + 8 * VL);
-    V a30 = V_LOADU(acc + 9 * VL), a31 = V_LOADU(acc + 10 * VL), a32 = V_LOADU(acc + 11 * VL);
+    V a[GMR][GNC];
     int64_t v, o;
+    int r, c;
+#pragma GCC unroll 16
+    for (r = 0; r < GMR; r++)
+#pragma GCC unroll 16
+        for (c = 0; c < GNC; c++) a[r][c] = V_LOADU(acc + (r * GNC + c) * VL);
 #define FC_DRK_GW(LD)                                                                   \
     {                                                                                   \
-        const V xa = LD(x0 + o), xb = LD(x1 + o), xc = LD(x2 + o);                      \
-        V gv;                                                                           \
-        gv = LD(g0 + o); a00 = V_FMA(gv, xa, a00); a01 = V_FMA(gv, xb, a01); a02 = V_FMA(gv, xc, a02); \
-        gv = LD(g1 + o); a10 = V_FMA(gv, xa, a10); a11 = V_FMA(gv, xb, a11); a12 = V_FMA(gv, xc, a12); \
-        gv = LD(g2 + o); a20 = V_FMA(gv, xa, a20); a21 = V_FMA(gv, xb, a21); a22 = V_FMA(gv, xc, a22); \
-        gv = LD(g3 + o); a30 = V_FMA(gv, xa, a30); a31 = V_FMA(gv, xb, a31); a32 = V_FMA(gv, xc, a32); \
+        V xv[GNC];                                                                      \
+        _Pragma("GCC unroll 16")                                                        \
+        for (c = 0; c < GNC; c++) xv[c] = LD(x[c] + o);                                 \
+        _Pragma("GCC unroll 16")                                                        \
+        for (r = 0; r < GMR; r++) {                                                     \
+            const V gv = LD(g[r] + o);                                                  \
+            _Pragma("GCC unroll 16")                                                    \
+            for (c = 0; c < GNC; c++) a[r][c] = V_FMA(gv, xv[c], a[r][c]);              \
+        }                                                                               \
     }
     for (v = 0, o = 0; v < nvec; v++, o += VL) FC_DRK_GW(V_LOADU)
     if (tail > 0) {
@@ -303,18 +283,18 @@ static FC_NOINLINE void SFX(tile_gw)(const T *g0, const T *g1, const T *g2, cons
 #undef FC_DRK_ML
     }
 #undef FC_DRK_GW
-    V_STOREU(acc + 0 * VL, a00); V_STOREU(acc + 1 * VL, a01); V_STOREU(acc + 2 * VL, a02);
-    V_STOREU(acc + 3 * VL, a10); V_STOREU(acc + 4 * VL, a11); V_STOREU(acc + 5 * VL, a12);
-    V_STOREU(acc + 6 * VL, a20); V_STOREU(acc + 7 * VL, a21); V_STOREU(acc + 8 * VL, a22);
-    V_STOREU(acc + 9 * VL, a30); V_STOREU(acc + 10 * VL, a31); V_STOREU(acc + 11 * VL, a32);
+#pragma GCC unroll 16
+    for (r = 0; r < GMR; r++)
+#pragma GCC unroll 16
+        for (c = 0; c < GNC; c++) V_STOREU(acc + (r * GNC + c) * VL, a[r][c]);
 }
 
 static fc_status SFX(grad_weight)(fc_context *ctx, const fc_conv_shape *s, const T *gy, const T *x,
                                   T *gw) {
     const int64_t cig = s->c_in / s->groups, cog = s->c_out / s->groups, kw = s->kw;
-    const int64_t nob = (cog + MR - 1) / MR, ncb = (cig + NC - 1) / NC;
+    const int64_t nob = (cog + GMR - 1) / GMR, ncb = (cig + GNC - 1) / GNC;
     const int64_t w_in = s->w_in, w_out = s->w_out, nchk = (w_out + JC - 1) / JC;
-    const int64_t items = s->groups * nob * kw, tl = MR * NC * VL;
+    const int64_t items = s->groups * nob * kw, tl = GMR * GNC * VL;
     int64_t elems, g, co, ci, b;
     T *acc;
     int t;
@@ -342,20 +322,20 @@ static fc_status SFX(grad_weight)(fc_context *ctx, const fc_conv_shape *s, const
                     /* valid j: 0 <= j + off < w_in, within the chunk */
                     const int64_t js = FC_MAX(c * JC, FC_MAX((int64_t)0, -off));
                     const int64_t je = FC_MIN(FC_MIN(w_out, (c + 1) * JC), w_in - off);
-                    const int64_t nrows = FC_MIN((int64_t)MR, cog - ob * MR);
+                    const int64_t nrows = FC_MIN((int64_t)GMR, cog - ob * GMR);
                     const T *gyr, *xr;
                     int64_t cb;
                     if (je <= js) continue;
-                    gyr = gy + (n * s->c_out + gg * cog + ob * MR) * w_out + js;
+                    gyr = gy + (n * s->c_out + gg * cog + ob * GMR) * w_out + js;
                     xr = x + (n * s->c_in + gg * cig) * w_in + js + off;
                     for (cb = 0; cb < ncb; cb++) {
-                        const int64_t c0 = cb * NC, ncols = FC_MIN((int64_t)NC, cig - c0);
+                        const int64_t c0 = cb * GNC, ncols = FC_MIN((int64_t)GNC, cig - c0);
+                        const T *gr[GMR], *xc[GNC];
+                        int k;
                         /* rows past the group's end repeat the last one (results unused) */
-                        SFX(tile_gw)(gyr, gyr + FC_MIN(1, nrows - 1) * w_out,
-                                     gyr + FC_MIN(2, nrows - 1) * w_out, gyr + FC_MIN(3, nrows - 1) * w_out,
-                                     xr + c0 * w_in, xr + (c0 + FC_MIN(1, ncols - 1)) * w_in,
-                                     xr + (c0 + FC_MIN(2, ncols - 1)) * w_in,
-                                     (je - js) / VL, (je - js) % VL,
+                        for (k = 0; k < GMR; k++) gr[k] = gyr + FC_MIN((int64_t)k, nrows - 1) * w_out;
+                        for (k = 0; k < GNC; k++) xc[k] = xr + (c0 + FC_MIN((int64_t)k, ncols - 1)) * w_in;
+                        SFX(tile_gw)(gr, xc, (je - js) / VL, (je - js) % VL,
                                      acc + (((gg * nob + ob) * kw + bb) * ncb + cb) * tl);
                     }
                 }
@@ -367,9 +347,9 @@ static fc_status SFX(grad_weight)(fc_context *ctx, const fc_conv_shape *s, const
         for (co = 0; co < cog; co++)
             for (ci = 0; ci < cig; ci++)
                 for (b = 0; b < kw; b++) {
-                    const int64_t ob = co / MR, cb = ci / NC;
+                    const int64_t ob = co / GMR, cb = ci / GNC;
                     const T *a = acc + (((g * nob + ob) * kw + b) * ncb + cb) * tl +
-                                 ((co % MR) * NC + ci % NC) * VL;
+                                 ((co % GMR) * GNC + ci % GNC) * VL;
                     T sum = a[0];
                     int l;
                     for (l = 1; l < VL; l++) sum += a[l];
@@ -379,8 +359,21 @@ static fc_status SFX(grad_weight)(fc_context *ctx, const fc_conv_shape *s, const
     return FC_OK;
 }
 
-#undef MR
-#undef NC
+#undef NV
 #undef TW
 #undef CW
 #undef JC
+
+/* The entry points (declared in conv_dilated_row.h), named by EXPORT. */
+fc_status EXPORT(forward)(fc_context *ctx, const fc_conv_shape *s, const T *x, const T *w,
+                          const T *bias, T *y) {
+    return SFX(forward)(ctx, s, x, w, bias, y);
+}
+fc_status EXPORT(grad_input)(fc_context *ctx, const fc_conv_shape *s, const T *gy, const T *w,
+                             T *gx) {
+    return SFX(grad_input)(ctx, s, gy, w, gx);
+}
+fc_status EXPORT(grad_weight)(fc_context *ctx, const fc_conv_shape *s, const T *gy, const T *x,
+                              T *gw) {
+    return SFX(grad_weight)(ctx, s, gy, x, gw);
+}
