@@ -116,29 +116,21 @@ fc_status fc_measure_fma_peak(fc_context *ctx, int dtype_size, double seconds, d
     *gflops = 0;
     if (dtype_size != 4 && dtype_size != 8) return FC_ERR_ARG;
     if (!(seconds > 0) || seconds > 3600) return FC_ERR_ARG;
-    if (dtype_size == 4) {
-        kern = fc_peak_kernel_f32__baseline; flops_per_iter = fc_peak_f32_flops_per_iter__baseline;
-    } else {
-        kern = fc_peak_kernel_f64__baseline; flops_per_iter = fc_peak_f64_flops_per_iter__baseline;
-    }
+    /* the widest vectors of the level in use */
+#define FC_PEAK_PICK(isa_)                                                               \
+    do {                                                                                 \
+        kern = dtype_size == 4 ? fc_peak_kernel_f32__##isa_ : fc_peak_kernel_f64__##isa_; \
+        flops_per_iter = dtype_size == 4 ? fc_peak_f32_flops_per_iter__##isa_              \
+                                         : fc_peak_f64_flops_per_iter__##isa_;             \
+    } while (0)
+    FC_PEAK_PICK(baseline);
 #ifdef FC_WITH_AVX2
-    if (ctx->isa >= FC_ISA_AVX2) {
-        if (dtype_size == 4) {
-            kern = fc_peak_kernel_f32__avx2; flops_per_iter = fc_peak_f32_flops_per_iter__avx2;
-        } else {
-            kern = fc_peak_kernel_f64__avx2; flops_per_iter = fc_peak_f64_flops_per_iter__avx2;
-        }
-    }
+    if (ctx->isa >= FC_ISA_AVX2) FC_PEAK_PICK(avx2);
 #endif
 #ifdef FC_WITH_AVX512
-    if (ctx->isa >= FC_ISA_AVX512) {
-        if (dtype_size == 4) {
-            kern = fc_peak_kernel_f32__avx512; flops_per_iter = fc_peak_f32_flops_per_iter__avx512;
-        } else {
-            kern = fc_peak_kernel_f64__avx512; flops_per_iter = fc_peak_f64_flops_per_iter__avx512;
-        }
-    }
+    if (ctx->isa >= FC_ISA_AVX512) FC_PEAK_PICK(avx512);
 #endif
+#undef FC_PEAK_PICK
     t = ctx->num_threads < 1 ? 1 : ctx->num_threads;
     if (t > 1024) return FC_ERR_ARG;
     double rates[1024];
