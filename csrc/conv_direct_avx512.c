@@ -23,18 +23,6 @@
 #define FC_NOINLINE __attribute__((noinline))
 #define FC_ALIGNED(n) __attribute__((aligned(n)))
 
-/* acc += w * broadcast(*p), the broadcast folded into the FMA's memory
- * operand: no register for it (GCC would otherwise broadcast into a
- * register once per pixel and spill accumulators). */
-static inline __m512 fc_z_fma_bcast_ps(__m512 a, __m512 w, const float *p) {
-    __asm__("vfmadd231ps %2%{1to16%}, %1, %0" : "+v"(a) : "v"(w), "m"(*p));
-    return a;
-}
-static inline __m512d fc_z_fma_bcast_pd(__m512d a, __m512d w, const double *p) {
-    __asm__("vfmadd231pd %2%{1to8%}, %1, %0" : "+v"(a) : "v"(w), "m"(*p));
-    return a;
-}
-
 #ifndef FC_Z_K1
 #define FC_Z_K1 128     /* input channels per block for 1x1 kernels */
 #endif
@@ -51,7 +39,6 @@ static inline __m512d fc_z_fma_bcast_pd(__m512d a, __m512d w, const double *p) {
 #define V_LOADU(p) _mm512_loadu_ps(p)
 #define V_STOREU(p, v) _mm512_storeu_ps((p), (v))
 #define V_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
-#define V_FMA_BCAST(acc, w, p) fc_z_fma_bcast_ps((acc), (w), (p))
 #define V_BCAST(p) _mm512_set1_ps(*(p))
 #define V_TAILMASK(n) ((__mmask16)((n) >= 16 ? 0xFFFFu : ((1u << (n)) - 1u)))
 #define V_MASKLOADU(m, p) _mm512_maskz_loadu_ps((m), (p))
@@ -76,7 +63,6 @@ static inline void SFX(z_tr)(const T *src, int64_t ss, T *dst, int64_t ds) { fc_
 #undef V_LOADU
 #undef V_STOREU
 #undef V_FMA
-#undef V_FMA_BCAST
 #undef V_BCAST
 #undef V_TAILMASK
 #undef V_MASKLOADU
@@ -99,7 +85,6 @@ static inline void SFX(z_tr)(const T *src, int64_t ss, T *dst, int64_t ds) { fc_
 #define V_LOADU(p) _mm512_loadu_pd(p)
 #define V_STOREU(p, v) _mm512_storeu_pd((p), (v))
 #define V_FMA(a, b, c) _mm512_fmadd_pd((a), (b), (c))
-#define V_FMA_BCAST(acc, w, p) fc_z_fma_bcast_pd((acc), (w), (p))
 #define V_BCAST(p) _mm512_set1_pd(*(p))
 #define V_TAILMASK(n) ((__mmask8)((n) >= 8 ? 0xFFu : ((1u << (n)) - 1u)))
 #define V_MASKLOADU(m, p) _mm512_maskz_loadu_pd((m), (p))

@@ -3,11 +3,11 @@
  *
  * Vectors hold NCO = NV*VL consecutive output channels (NV = 4: 64 f32 /
  * 32 f64 channels); the micro-tile is up to NP output pixels x NV vectors
- * (6 x 4 = 24 zmm accumulators; 7 x 4 = 28 also fits the register file but
- * measured ~5 % slower).  Each step loads the NV packed weight vectors of
- * one (ci, kh, kw) tap and FMAs them with one input value per pixel,
- * broadcast straight from memory inside the FMA ({1to16}), so no register
- * is spent on broadcasts.
+ * (6 x 4 = 24 zmm accumulators, plus the NV weight vectors and one
+ * broadcast register: 29 of the 32).  Each step loads the NV packed weight
+ * vectors of one (ci, kh, kw) tap, then broadcasts one input value per pixel
+ * into a register feeding NV FMAs: 6 + NV loads per 6*NV FMAs, which two
+ * load ports sustain next to two 512-bit FMA units.
  *
  * Pixels run along the output plane flattened (h*w as one dimension), each
  * with its own input pointer: any plane size, stride or row end wastes no
@@ -30,7 +30,7 @@
 #define FC_Z_NV 4
 #define FC_Z_NCO (FC_Z_NV * VL)
 #ifndef FC_Z_NP
-#define FC_Z_NP 6                                  /* pixels per tile (<= 7) */
+#define FC_Z_NP 6                                  /* pixels per tile (7 needs 33 zmm) */
 #endif
 #ifndef FC_Z_KMAX
 #define FC_Z_KMAX 576                              /* taps per ci-block */
