@@ -45,7 +45,7 @@ FIRST_LAYER = ("resnet stem 7x7/2", 3, 224, 64, 7, 2, 3)
 def resolve(op, st):
     """(name, code) of the algorithm --algo means for this conv shape tuple."""
     from fastconv import conv
-    name = conv._choose_algo(ALGO, op, st, np.dtype(np.float32),
+    name = conv.resolve_algo(ALGO, op, st, np.dtype(np.float32),
                              ("input", "weight") if op == "conv2d_backward" else None)
     return name, CODES[name]
 

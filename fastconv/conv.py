@@ -143,9 +143,6 @@ def resolve_algo(algo, op, shape, dtype=None, needs=None):
     return algo
 
 
-_choose_algo = resolve_algo     # the old private name (bench scripts of other branches use it)
-
-
 def _call(algo, fn, *args):
     """Call a kernel; re-word the kernel's "cannot serve" to name the algorithm.
 
