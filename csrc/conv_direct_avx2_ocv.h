@@ -16,6 +16,8 @@
  * by the shape alone, so results do not depend on the thread count.
  * Included by conv_direct_avx2_impl.h (same dtype macros). */
 
+#include "conv_direct_ocv_plan.h"
+
 #define FC_OCV_NP 6
 #define FC_OCV_NCO (2 * VL)
 #ifndef FC_OCV_KMAX
@@ -128,46 +130,9 @@ static void SFX(ocv_pack)(T *wp, const T *src, int64_t ss, int nco, int64_t K) {
     }
 }
 
-/* Chunking of the output plane and of the input channels; fixed by the
- * shape alone.  Returns 0 if this kernel does not serve the shape. */
-typedef struct {
-    int copy;             /* 1: zero-padded input block; 0: read x in place */
-    int64_t rows_per;     /* output rows per chunk */
-    int64_t nrc;          /* chunks */
-    int64_t wb;           /* input block row length (copy) */
-    int64_t cib, ncib;    /* input channels per block, blocks */
-} SFX(ocv_plan);
-
-static inline int64_t SFX(ocv_rows_in)(const fc_conv_shape *s, int64_t rows) {
-    return (rows - 1) * s->stride_h + (s->kh - 1) * s->dil_h + 1;
-}
-
-static int SFX(ocv_make_plan)(const fc_conv_shape *s, SFX(ocv_plan) *pl) {
-    const int64_t khkw = s->kh * s->kw, cig = s->c_in / s->groups;
-    int64_t rows, cib;
-    /* fewer than VL output channels per group would leave most lanes idle */
-    if (s->c_out / s->groups < VL) return 0;
-    if (s->w_out > FC_OCV_PMAX || khkw > FC_OCV_KMAX || cig < 1) return 0;
-    pl->copy = s->pad_h != 0 || s->pad_w != 0;
-    pl->wb = (s->w_out - 1) * s->stride_w + (s->kw - 1) * s->dil_w + 1;
-    rows = FC_MAX(1, FC_MIN(s->h_out, FC_OCV_PMAX / s->w_out));
-    if (pl->copy)
-        while (rows > 1 && SFX(ocv_rows_in)(s, rows) * pl->wb > FC_OCV_XMAX) rows--;
-    pl->nrc = (s->h_out + rows - 1) / rows;
-    pl->rows_per = (s->h_out + pl->nrc - 1) / pl->nrc;  /* even chunks */
-    /* 1x1: x is read in place with a plane stride per tap, so fewer taps
-     * per block keep the tile's x lines and weights in L1 (measured) */
-    cib = khkw == 1 ? 128 : FC_OCV_KMAX / khkw;
-    if (pl->copy) {
-        const int64_t plane_b = SFX(ocv_rows_in)(s, pl->rows_per) * pl->wb;
-        if (plane_b > FC_OCV_XMAX) return 0;
-        cib = FC_MIN(cib, FC_OCV_XMAX / plane_b);
-    }
-    cib = FC_MAX(1, FC_MIN(cib, cig));
-    pl->ncib = (cig + cib - 1) / cib;
-    pl->cib = (cig + pl->ncib - 1) / pl->ncib;
-    return 1;
-}
+/* This tile's chunking limits (conv_direct_ocv_plan.h): at least VL
+ * output channels per group, 128 input channels per block for 1x1. */
+static const fc_ocv_limits SFX(ocv_limits) = {VL, FC_OCV_PMAX, FC_OCV_KMAX, FC_OCV_XMAX, 128};
 
 /* Serves groups with >= 8 output channels each, w_out <= FC_OCV_PMAX; else
  * FC_NOT_HANDLED. */
@@ -175,10 +140,13 @@ static fc_status SFX(ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x, c
                           const T *bias, T *y) {
     const int64_t khkw = s->kh * s->kw, cig = s->c_in / s->groups, cog = s->c_out / s->groups;
     const int64_t ncob = (cog + FC_OCV_NCO - 1) / FC_OCV_NCO;
-    SFX(ocv_plan) pl;
+    fc_ocv_plan pl;
     int64_t ntask, t64;
     int nthr;
-    if (!SFX(ocv_make_plan)(s, &pl)) return FC_NOT_HANDLED;
+    if (!fc_ocv_make_plan(s, &SFX(ocv_limits), &pl)) return FC_NOT_HANDLED;
+    FC_MUL(s->n, s->groups, &t64);
+    FC_MUL(t64, ncob, &t64);
+    fc_ocv_balance(s, &SFX(ocv_limits), ctx->num_threads, t64, &pl);
     FC_MUL(s->n, s->groups, &t64);
     FC_MUL(t64, pl.nrc, &t64);
     FC_MUL(t64, ncob, &ntask);
@@ -208,7 +176,7 @@ static fc_status SFX(ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x, c
             const int64_t r0 = rc * pl.rows_per, r1 = FC_MIN(s->h_out, r0 + pl.rows_per);
             const int64_t P = (r1 - r0) * s->w_out;
             const int64_t ih_s = r0 * s->stride_h - s->pad_h;  /* first input row of the block */
-            const int64_t rows_b = SFX(ocv_rows_in)(s, r1 - r0);
+            const int64_t rows_b = fc_ocv_rows_in(s, r1 - r0);
             const int64_t wb = pl.copy ? pl.wb : s->w_in;
             const int64_t plane_b = pl.copy ? rows_b * wb : s->h_in * s->w_in;
             const T *ximg = x + (n * s->c_in + g * cig) * s->h_in * s->w_in;

@@ -27,6 +27,8 @@
  * by the shape alone, so results do not depend on the thread count.
  * Included by conv_direct_avx512.c once per dtype. */
 
+#include "conv_direct_ocv_plan.h"
+
 #define FC_Z_NV 4
 #define FC_Z_NCO (FC_Z_NV * VL)
 #ifndef FC_Z_NP
@@ -157,52 +159,10 @@ static void SFX(z_pack)(T *wp, const T *src, int64_t ss, int nco, int64_t K) {
     }
 }
 
-/* Chunking of the output plane and of the input channels; fixed by the
- * shape alone.  Returns 0 if this kernel does not serve the shape. */
-typedef struct {
-    int copy;             /* 1: zero-padded input block; 0: read x in place */
-    int64_t rows_per;     /* output rows per chunk */
-    int64_t nrc;          /* chunks */
-    int64_t wb;           /* input block row length (copy) */
-    int64_t cib, ncib;    /* input channels per block, blocks */
-} SFX(z_plan);
-
-static inline int64_t SFX(z_rows_in)(const fc_conv_shape *s, int64_t rows) {
-    return (rows - 1) * s->stride_h + (s->kh - 1) * s->dil_h + 1;
-}
-
-/* Input channels per block for the plan's rows: the packed weights stay
- * bounded (FC_Z_KMAX taps) and the padded input block fits FC_Z_XMAX. */
-static int SFX(z_fit_cib)(const fc_conv_shape *s, SFX(z_plan) *pl) {
-    const int64_t khkw = s->kh * s->kw, cig = s->c_in / s->groups;
-    int64_t cib = khkw == 1 ? FC_Z_K1 : FC_Z_KMAX / khkw;
-    if (pl->copy) {
-        const int64_t plane_b = SFX(z_rows_in)(s, pl->rows_per) * pl->wb;
-        if (plane_b > FC_Z_XMAX) return 0;
-        cib = FC_MIN(cib, FC_Z_XMAX / plane_b);
-    }
-    cib = FC_MAX(1, FC_MIN(cib, cig));
-    pl->ncib = (cig + cib - 1) / cib;
-    pl->cib = (cig + pl->ncib - 1) / pl->ncib;
-    return 1;
-}
-
-static int SFX(z_make_plan)(const fc_conv_shape *s, SFX(z_plan) *pl) {
-    const int64_t khkw = s->kh * s->kw, cig = s->c_in / s->groups;
-    int64_t rows;
-    /* fewer than VL output channels per group would leave most lanes idle
-     * (the AVX2 kernels serve those) */
-    if (s->c_out / s->groups < VL) return 0;
-    if (s->w_out > FC_Z_PMAX || khkw > FC_Z_KMAX || cig < 1) return 0;
-    pl->copy = s->pad_h != 0 || s->pad_w != 0;
-    pl->wb = (s->w_out - 1) * s->stride_w + (s->kw - 1) * s->dil_w + 1;
-    rows = FC_MAX(1, FC_MIN(s->h_out, FC_Z_PMAX / s->w_out));
-    if (pl->copy)
-        while (rows > 1 && SFX(z_rows_in)(s, rows) * pl->wb > FC_Z_XMAX) rows--;
-    pl->nrc = (s->h_out + rows - 1) / rows;
-    pl->rows_per = (s->h_out + pl->nrc - 1) / pl->nrc;  /* even chunks */
-    return SFX(z_fit_cib)(s, pl);
-}
+/* This tile's chunking limits (conv_direct_ocv_plan.h); fewer than VL
+ * output channels per group would leave most lanes idle (the AVX2 kernels
+ * serve those). */
+static const fc_ocv_limits SFX(z_limits) = {VL, FC_Z_PMAX, FC_Z_KMAX, FC_Z_XMAX, FC_Z_K1};
 
 /* Copy input rows [ih_s, ih_s + rows_b) x cols [-pad_w, -pad_w + wb) of cib
  * channels, zero-padded, into xb (plane stride plane_b). */
@@ -238,30 +198,13 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
                             const T *bias, T *y) {
     const int64_t khkw = s->kh * s->kw, cig = s->c_in / s->groups, cog = s->c_out / s->groups;
     const int64_t ncob = (cog + FC_Z_NCO - 1) / FC_Z_NCO;
-    SFX(z_plan) pl;
+    fc_ocv_plan pl;
     int64_t ntask, t64;
     int nthr;
-    if (!SFX(z_make_plan)(s, &pl)) return FC_NOT_HANDLED;
+    if (!fc_ocv_make_plan(s, &SFX(z_limits), &pl)) return FC_NOT_HANDLED;
     FC_MUL(s->n, s->groups, &t64);
     FC_MUL(t64, ncob, &t64);
-    /* few tasks (batch 1): split the rows into a few more chunks so every
-     * thread gets the same number (56 rows: 7 chunks -> 8 for 2 threads).
-     * Chunking never changes any output's summation order, so results stay
-     * identical across thread counts. */
-    if (ctx->num_threads > 1 && t64 * pl.nrc < 8 * (int64_t)ctx->num_threads &&
-        (t64 * pl.nrc) % ctx->num_threads != 0) {
-        int64_t nrc2;
-        for (nrc2 = pl.nrc + 1; nrc2 <= FC_MIN(s->h_out, 2 * pl.nrc); nrc2++) {
-            const int64_t rp = (s->h_out + nrc2 - 1) / nrc2;
-            if ((s->h_out + rp - 1) / rp == nrc2 && (t64 * nrc2) % ctx->num_threads == 0) {
-                SFX(z_plan) p2 = pl;
-                p2.rows_per = rp;
-                p2.nrc = nrc2;
-                if (SFX(z_fit_cib)(s, &p2)) pl = p2;
-                break;
-            }
-        }
-    }
+    fc_ocv_balance(s, &SFX(z_limits), ctx->num_threads, t64, &pl);
     FC_MUL(s->n, s->groups, &t64);
     FC_MUL(t64, pl.nrc, &t64);
     FC_MUL(t64, ncob, &ntask);
@@ -291,7 +234,7 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
             const int64_t r0 = rc * pl.rows_per, r1 = FC_MIN(s->h_out, r0 + pl.rows_per);
             const int64_t P = (r1 - r0) * s->w_out;
             const int64_t ih_s = r0 * s->stride_h - s->pad_h;  /* first input row of the block */
-            const int64_t rows_b = SFX(z_rows_in)(s, r1 - r0);
+            const int64_t rows_b = fc_ocv_rows_in(s, r1 - r0);
             const int64_t wb = pl.copy ? pl.wb : s->w_in;
             const int64_t plane_b = pl.copy ? rows_b * wb : s->h_in * s->w_in;
             const T *ximg = x + (n * s->c_in + g * cig) * s->h_in * s->w_in;

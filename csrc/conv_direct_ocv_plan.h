@@ -1,0 +1,85 @@
+/* Chunking of the output plane and of the input channels for the
+ * output-channel-vectorised direct kernels (the AVX2 and the AVX-512 tile
+ * share it, each with its own limits).  Fixed by the shape and the thread
+ * count alone; no chunking changes any output's summation order, so
+ * results stay identical across thread counts. */
+#ifndef FC_CONV_DIRECT_OCV_PLAN_H
+#define FC_CONV_DIRECT_OCV_PLAN_H
+#include "fc_internal.h"
+
+typedef struct {
+    int64_t min_cog;      /* fewest output channels per group served */
+    int64_t pmax;         /* output pixels per chunk */
+    int64_t kmax;         /* taps (ci, kh, kw) per input-channel block */
+    int64_t xmax;         /* elements of the zero-padded input block */
+    int64_t k1;           /* input channels per block for 1x1 kernels */
+} fc_ocv_limits;
+
+typedef struct {
+    int copy;             /* 1: zero-padded input block; 0: read x in place */
+    int64_t rows_per;     /* output rows per chunk */
+    int64_t nrc;          /* chunks */
+    int64_t wb;           /* input block row length (copy) */
+    int64_t cib, ncib;    /* input channels per block, blocks */
+} fc_ocv_plan;
+
+/* Input rows a chunk of `rows` output rows reads. */
+static inline int64_t fc_ocv_rows_in(const fc_conv_shape *s, int64_t rows) {
+    return (rows - 1) * s->stride_h + (s->kh - 1) * s->dil_h + 1;
+}
+
+/* Input channels per block for the plan's rows: the packed weights stay
+ * within kmax taps and the padded input block within xmax.  1x1 kernels
+ * read x in place with a plane stride per tap, so fewer channels per block
+ * keep the tile's x lines and weights in L1 (measured). */
+static int fc_ocv_fit_cib(const fc_conv_shape *s, const fc_ocv_limits *lim, fc_ocv_plan *pl) {
+    const int64_t khkw = s->kh * s->kw, cig = s->c_in / s->groups;
+    int64_t cib = khkw == 1 ? lim->k1 : lim->kmax / khkw;
+    if (pl->copy) {
+        const int64_t plane_b = fc_ocv_rows_in(s, pl->rows_per) * pl->wb;
+        if (plane_b > lim->xmax) return 0;
+        cib = FC_MIN(cib, lim->xmax / plane_b);
+    }
+    cib = FC_MAX(1, FC_MIN(cib, cig));
+    pl->ncib = (cig + cib - 1) / cib;
+    pl->cib = (cig + pl->ncib - 1) / pl->ncib;
+    return 1;
+}
+
+/* Returns 0 if a kernel with these limits does not serve the shape. */
+static int fc_ocv_make_plan(const fc_conv_shape *s, const fc_ocv_limits *lim, fc_ocv_plan *pl) {
+    const int64_t khkw = s->kh * s->kw, cig = s->c_in / s->groups;
+    int64_t rows;
+    /* too few output channels per group would leave most lanes idle */
+    if (s->c_out / s->groups < lim->min_cog) return 0;
+    if (s->w_out > lim->pmax || khkw > lim->kmax || cig < 1) return 0;
+    pl->copy = s->pad_h != 0 || s->pad_w != 0;
+    pl->wb = (s->w_out - 1) * s->stride_w + (s->kw - 1) * s->dil_w + 1;
+    rows = FC_MAX(1, FC_MIN(s->h_out, lim->pmax / s->w_out));
+    if (pl->copy)
+        while (rows > 1 && fc_ocv_rows_in(s, rows) * pl->wb > lim->xmax) rows--;
+    pl->nrc = (s->h_out + rows - 1) / rows;
+    pl->rows_per = (s->h_out + pl->nrc - 1) / pl->nrc;  /* even chunks */
+    return fc_ocv_fit_cib(s, lim, pl);
+}
+
+/* Few tasks (batch 1): split the rows into a few more chunks so every
+ * thread gets the same number (56 rows: 7 chunks -> 8 for 2 threads).
+ * `outer` = tasks per row chunk (images x groups x channel blocks). */
+static void fc_ocv_balance(const fc_conv_shape *s, const fc_ocv_limits *lim, int threads, int64_t outer,
+                           fc_ocv_plan *pl) {
+    int64_t nrc2;
+    if (threads <= 1 || outer * pl->nrc >= 8 * (int64_t)threads || (outer * pl->nrc) % threads == 0) return;
+    for (nrc2 = pl->nrc + 1; nrc2 <= FC_MIN(s->h_out, 2 * pl->nrc); nrc2++) {
+        const int64_t rp = (s->h_out + nrc2 - 1) / nrc2;
+        if ((s->h_out + rp - 1) / rp == nrc2 && (outer * nrc2) % threads == 0) {
+            fc_ocv_plan p2 = *pl;
+            p2.rows_per = rp;
+            p2.nrc = nrc2;
+            if (fc_ocv_fit_cib(s, lim, &p2)) *pl = p2;
+            return;
+        }
+    }
+}
+
+#endif /* FC_CONV_DIRECT_OCV_PLAN_H */
