@@ -536,6 +536,81 @@ static FC_INLINE void FC_SFX(argmax_block)(const fc_pool_shape *s, const FC_T *x
     }
 }
 
+/* 2x2/2 gather of VL outputs with gradients g and window-relative codes
+ * `code`: r0[0..2VL) / r1[0..2VL) (the window rows) get g where the code
+ * names the tap, +0 elsewhere (0 + g: the zero-filled scatter's sum);
+ * lanes naming no tap are OR-ed into *badv. */
+static FC_INLINE void FC_SFX(k2_gather)(VT g, __m256i code, int64_t W, FC_T *r0, FC_T *r1, VT *badv) {
+    const VT zero = VZERO();
+    const VT m00 = VCEQ(code, 0), m01 = VCEQ(code, 1), m10 = VCEQ(code, W), m11 = VCEQ(code, W + 1);
+    VT lo, hi;
+    *badv = VOR(*badv, VANDNOT(VOR(VOR(m00, m01), VOR(m10, m11)), VTRUE()));
+    VINTERLEAVE(VADD(zero, VAND(g, m00)), VADD(zero, VAND(g, m01)), lo, hi);
+    VSTORE(r0, lo);
+    VSTORE(r0 + VL, hi);
+    VINTERLEAVE(VADD(zero, VAND(g, m10)), VADD(zero, VAND(g, m11)), lo, hi);
+    VSTORE(r1, lo);
+    VSTORE(r1 + VL, hi);
+}
+
+/* dst[0..n) = src[0..n) for short rows (no library call per row). */
+static FC_INLINE void FC_SFX(copy_short)(FC_T *dst, const FC_T *src, int64_t n) {
+    int64_t i;
+    if (n < VL) {
+        for (i = 0; i < n; i++) dst[i] = src[i];
+        return;
+    }
+    for (i = 0;; i += VL) {
+        if (i + VL > n) {
+            if (i >= n) break;
+            i = n - VL;
+        }
+        VSTORE(dst + i, VLOAD(src + i));
+    }
+}
+
+/* 2x2/2 with indices on exactly tiled planes whose rows are narrower than
+ * a vector (wo < VL) but whose planes hold at least one (hw_out >= VL):
+ * each plane is one flat run of outputs.  A table gives every output's
+ * window origin (the codes' base); the windows' top and bottom rows are
+ * gathered into two flat buffers (output row oh's W = 2*wo elements at
+ * oh*W) and copied out row by row.  No per-row vector prologue, full
+ * vectors instead of a 4-lane path with an overlapping block per row. */
+#define FC_K2_TAB 1024        /* outputs per plane served (table on the stack) */
+static int FC_SFX(k2_narrow_ok)(const fc_pool_shape *s) {
+    const int64_t hw_out = s->h_out * s->w_out;
+    return FC_SFX(k2_exact)(s) && s->w_out < VL && hw_out >= VL && hw_out <= FC_K2_TAB;
+}
+
+static int FC_SFX(max_backward_k2_narrow)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind, FC_T *gx,
+                                          int64_t nplanes) {
+    const int64_t W = s->w_in, wo = s->w_out, hw_out = s->h_out * wo;
+    int64_t tab[FC_K2_TAB], oh, o, f, p;
+    FC_T t0[2 * FC_K2_TAB], t1[2 * FC_K2_TAB];
+    for (oh = 0; oh < s->h_out; oh++)
+        for (o = 0; o < wo; o++) tab[oh * wo + o] = 2 * oh * W + 2 * o;
+    for (p = 0; p < nplanes; p++) {
+        const FC_T *g = gy + p * hw_out;
+        const int64_t *ip = ind + p * hw_out;
+        FC_T *gxp = gx + p * 4 * hw_out;
+        __m256i hib = _mm256_setzero_si256();
+        VT badv = VZERO();
+        for (f = 0;; f += VL) {
+            if (f + VL > hw_out) {
+                if (f >= hw_out) break;
+                f = hw_out - VL;              /* overlapping last block: stores are idempotent */
+            }
+            FC_SFX(k2_gather)(VLOAD(g + f), VCODES_TAB(ip + f, tab + f, &hib), W, t0 + 2 * f, t1 + 2 * f, &badv);
+        }
+        if (!VALLZERO(badv) || !_mm256_testz_si256(hib, hib)) return 1;
+        for (oh = 0; oh < s->h_out; oh++) {
+            FC_SFX(copy_short)(gxp + 2 * oh * W, t0 + oh * W, W);
+            FC_SFX(copy_short)(gxp + (2 * oh + 1) * W, t1 + oh * W, W);
+        }
+    }
+    return 0;
+}
+
 /* 2x2 stride 2: windows tile the plane, so grad_x is written once by
  * gather (each element: its window's gradient if it is the argmax, else 0)
  * and the index check comes free with the selects.  Partial windows
@@ -580,29 +655,15 @@ static FC_INLINE int FC_SFX(max_backward_k2_plane)(const fc_pool_shape *s, const
                 /* VL outputs per step: window-relative codes as VL lanes
                  * (int32 for float32, flagged if they do not fit), four
                  * tap masks, two interleaved row stores */
-                const VT zero = VZERO();
                 __m256i hib = _mm256_setzero_si256();
-                VT badv = zero;
+                VT badv = VZERO();
                 for (o = o0;; o += VL) {
-                    __m256i code;
-                    VT g, m00, m01, m10, m11, lo, hi;
                     if (o + VL > o1) {
                         if (o >= o1) break;
                         o = o1 - VL;              /* overlapping last block: stores are idempotent */
                     }
-                    code = FC_SFX(max3_codes)(ib + (o - o0), 2 * oh * W + 2 * o, &hib);
-                    g = VLOAD(gyrow + o);
-                    m00 = VCEQ(code, 0);
-                    m01 = VCEQ(code, 1);
-                    m10 = VCEQ(code, W);
-                    m11 = VCEQ(code, W + 1);
-                    badv = VOR(badv, VANDNOT(VOR(VOR(m00, m01), VOR(m10, m11)), VTRUE()));
-                    VINTERLEAVE(VADD(zero, VAND(g, m00)), VADD(zero, VAND(g, m01)), lo, hi);
-                    VSTORE(r0 + 2 * o, lo);
-                    VSTORE(r0 + 2 * o + VL, hi);
-                    VINTERLEAVE(VADD(zero, VAND(g, m10)), VADD(zero, VAND(g, m11)), lo, hi);
-                    VSTORE(r1 + 2 * o, lo);
-                    VSTORE(r1 + 2 * o + VL, hi);
+                    FC_SFX(k2_gather)(VLOAD(gyrow + o), FC_SFX(max3_codes)(ib + (o - o0), 2 * oh * W + 2 * o, &hib),
+                                      W, r0 + 2 * o, r1 + 2 * o, &badv);
                 }
                 bad = !VALLZERO(badv) || !_mm256_testz_si256(hib, hib);
                 o = o1;
@@ -705,10 +766,18 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
     int64_t p;
     const int m3 = kind == 2 && FC_SFX(max3_ok)(s);
     const int nt = s->w_in <= FC_NT_BWD_W && FC_SFX(use_nt)(s, indices ? 8 : 0);
+    const int narrow = kind == 1 && indices && FC_SFX(k2_narrow_ok)(s);
     int bad = 0;
     if (!kind || hw_out == 0) return FC_NOT_HANDLED;
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
-    {
+    if (narrow) {
+        int64_t p0, p1;
+        FC_SFX(my_planes)(planes, &p0, &p1);
+        if (p1 > p0 && FC_SFX(max_backward_k2_narrow)(s, gy + p0 * hw_out, indices + p0 * hw_out, gx + p0 * hw_in, p1 - p0)) {
+#pragma omp atomic write
+            bad = 1;
+        }
+    } else {
         /* No FTZ/DAZ: the argmax recomputed from x must compare subnormals
          * exactly as the forward pass (and PyTorch) did. */
 #pragma omp for schedule(static)
@@ -839,16 +908,59 @@ static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const F
     }
 }
 
+/* Avg 2x2/2 on exactly tiled planes: output row R of `nrows` consecutive
+ * rows (planes are consecutive) alone covers grad_input rows 2R and 2R+1,
+ * so both are stored once, 0 + g * scale (the zero-filled scatter's sum),
+ * with no zero fill and no read-modify-write. */
+static void FC_SFX(avg_backward_k2_exact)(const FC_T *gy, FC_T *gx, int64_t nrows, int64_t wo, FC_T scale) {
+    const int64_t W = 2 * wo;
+    const VT vs = VSET1(scale), zero = VZERO();
+    int64_t R, o;
+    for (R = 0; R < nrows; R++) {
+        const FC_T *gyrow = gy + R * wo;
+        FC_T *r0 = gx + 2 * R * W, *r1 = r0 + W;
+        if (wo >= VL) {
+            for (o = 0;; o += VL) {
+                VT e, lo, hi;
+                if (o + VL > wo) {
+                    if (o >= wo) break;
+                    o = wo - VL;              /* overlapping last block: stores are idempotent */
+                }
+                e = VADD(zero, VMUL(VLOAD(gyrow + o), vs));
+                VINTERLEAVE(e, e, lo, hi);
+                VSTORE(r0 + 2 * o, lo);
+                VSTORE(r0 + 2 * o + VL, hi);
+                VSTORE(r1 + 2 * o, lo);
+                VSTORE(r1 + 2 * o + VL, hi);
+            }
+        } else {
+            for (o = 0; o < wo; o++) {
+                const FC_T v = (FC_T)0 + gyrow[o] * scale;
+                r0[2 * o] = v; r0[2 * o + 1] = v;
+                r1[2 * o] = v; r1[2 * o + 1] = v;
+            }
+        }
+    }
+}
+
 fc_status FC_SFXA(fc_avg_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s, const FC_T *gy, FC_T *gx) {
     const int kind = FC_SFX(fast_kind)(s);
     const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
     const int sep = kind == 3 && FC_SFX(avg3_ok)(s);
     FC_T recip[3][3];
     int64_t p;
+    const int k2x = kind == 1 && FC_SFX(k2_exact)(s);
+    const FC_T k2scale = (FC_T)1 / (FC_T)(s->divisor_override ? s->divisor_override : 4);
     if (!kind || hw_out == 0) return FC_NOT_HANDLED;
     if (sep) FC_SFX(avg3_recips)(s, recip);
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
-    {
+    if (k2x) {
+        int64_t p0, p1;
+        fc_fpmode fm = fc_fpmode_enter();
+        FC_SFX(my_planes)(planes, &p0, &p1);
+        if (p1 > p0) FC_SFX(avg_backward_k2_exact)(gy + p0 * hw_out, gx + p0 * hw_in, (p1 - p0) * s->h_out, s->w_out, k2scale);
+        fc_fpmode_leave(fm);
+    } else {
         fc_fpmode fm = fc_fpmode_enter();
 #pragma omp for schedule(static)
         for (p = 0; p < planes; p++) {
