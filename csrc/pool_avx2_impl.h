@@ -757,6 +757,23 @@ static FC_INLINE int FC_SFX(max_backward_plane)(const fc_pool_shape *s, const FC
     return 0;
 }
 
+/* Backward streams grad_input (row buffers + non-temporal stores) only
+ * when it pays, measured on fresh outputs as the API allocates them:
+ * - the call exceeds the cache (use_nt);
+ * - grad_input is below FC_POOL_FRESH: NumPy takes larger arrays from
+ *   fresh mmap pages (glibc's largest mmap threshold), which the kernel
+ *   zeroes into the cache at first touch; streaming then writes every line
+ *   to DRAM a second time (2x2/2 on 51-102 MB: 1.4x slower than cached
+ *   stores);
+ * - rows are whole cache lines: a row ending mid-line mixes streamed and
+ *   normal stores in one line (56-float rows: 2x slower streamed). */
+#define FC_POOL_FRESH ((int64_t)32 << 20)
+static int FC_SFX(bwd_use_nt)(const fc_pool_shape *s, int64_t extra_bytes_per_out) {
+    const double gx_bytes = (double)(s->n * s->c) * (double)(s->h_in * s->w_in) * sizeof(FC_T);
+    return s->w_in <= FC_NT_BWD_W && FC_SFX(use_nt)(s, extra_bytes_per_out) && gx_bytes < (double)FC_POOL_FRESH &&
+           (s->w_in * (int64_t)sizeof(FC_T)) % 64 == 0;
+}
+
 #include "pool_avx2_max3bwd.h"
 
 fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s, const FC_T *gy,
@@ -765,7 +782,7 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
     const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
     int64_t p;
     const int m3 = kind == 2 && FC_SFX(max3_ok)(s);
-    const int nt = s->w_in <= FC_NT_BWD_W && FC_SFX(use_nt)(s, indices ? 8 : 0);
+    const int nt = FC_SFX(bwd_use_nt)(s, indices ? 8 : 0);
     const int narrow = kind == 1 && indices && FC_SFX(k2_narrow_ok)(s);
     int bad = 0;
     if (!kind || hw_out == 0) return FC_NOT_HANDLED;
