@@ -235,7 +235,6 @@ static FC_INLINE int64_t FC_SFX(avg_row)(const fc_pool_shape *s, const FC_T *x, 
 
 /* Rows of at most FC_NT_ROW outputs can be streamed (see stream_row). */
 #define FC_NT_ROW 2048
-#define FC_NT_BWD_W 2048      /* streamed backward: grad_input rows at most this wide */
 
 /* dst[0..n) = src[0..n), the 64-byte aligned whole cache lines with
  * non-temporal stores: an output far larger than the cache is not read
@@ -616,17 +615,15 @@ static int FC_SFX(max_backward_k2_narrow)(const fc_pool_shape *s, const FC_T *gy
  * and the index check comes free with the selects.  Partial windows
  * (ceil_mode) and uncovered edges fall back to memset + checked scatter. */
 static FC_INLINE int FC_SFX(max_backward_k2_plane)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind,
-                                                   const FC_T *x, FC_T *gx, int nt) {
+                                                   const FC_T *x, FC_T *gx) {
     const int64_t W = s->w_in, H = s->h_in, ho = s->h_out, wo = s->w_out;
     const int64_t hi = FC_MIN(wo, W / 2), oh_full = FC_MIN(ho, H / 2);
     const int exact = hi == wo && 2 * wo == W && oh_full == ho && 2 * ho == H;
-    FC_T buf[2][FC_NT_BWD_W];
     int64_t oh, o0, o;
     if (!exact) memset(gx, 0, (size_t)(H * W) * sizeof(FC_T));
-    nt = nt && exact;   /* streamed: each row pair built in buf, then written once */
     for (oh = 0; oh < ho; oh++) {
         const FC_T *gyrow = gy + oh * wo;
-        FC_T *r0 = nt ? buf[0] : gx + 2 * oh * W, *r1 = nt ? buf[1] : r0 + W;
+        FC_T *r0 = gx + 2 * oh * W, *r1 = r0 + W;
         int64_t ibuf[FC_POOL_BLK];
         FC_SFX(prefetch_out_rows)(s, gy, ind, oh);
         if (oh >= oh_full) {                  /* a window row cut by the bottom edge */
@@ -704,10 +701,6 @@ static FC_INLINE int FC_SFX(max_backward_k2_plane)(const fc_pool_shape *s, const
             }
             if (bad) return 1;
         }
-        if (nt) {
-            FC_SFX(stream_row)(gx + 2 * oh * W, buf[0], W);
-            FC_SFX(stream_row)(gx + (2 * oh + 1) * W, buf[1], W);
-        }
         if (hi < wo) {                        /* windows cut by the right edge */
             if (ind) {
                 if (FC_SFX(scatter_checked)(s, gyrow, ind + oh * wo, gx, oh, hi, wo, 2, 2, 0)) return 1;
@@ -757,32 +750,20 @@ static FC_INLINE int FC_SFX(max_backward_plane)(const fc_pool_shape *s, const FC
     return 0;
 }
 
-/* Backward streams grad_input (row buffers + non-temporal stores) only
- * when it pays, measured on fresh outputs as the API allocates them:
- * - the call exceeds the cache (use_nt);
- * - grad_input is below FC_POOL_FRESH: NumPy takes larger arrays from
- *   fresh mmap pages (glibc's largest mmap threshold), which the kernel
- *   zeroes into the cache at first touch; streaming then writes every line
- *   to DRAM a second time (2x2/2 on 51-102 MB: 1.4x slower than cached
- *   stores);
- * - rows are whole cache lines: a row ending mid-line mixes streamed and
- *   normal stores in one line (56-float rows: 2x slower streamed). */
-#define FC_POOL_FRESH ((int64_t)32 << 20)
-static int FC_SFX(bwd_use_nt)(const fc_pool_shape *s, int64_t extra_bytes_per_out) {
-    const double gx_bytes = (double)(s->n * s->c) * (double)(s->h_in * s->w_in) * sizeof(FC_T);
-    return s->w_in <= FC_NT_BWD_W && FC_SFX(use_nt)(s, extra_bytes_per_out) && gx_bytes < (double)FC_POOL_FRESH &&
-           (s->w_in * (int64_t)sizeof(FC_T)) % 64 == 0;
-}
-
 #include "pool_avx2_max3bwd.h"
 
+/* grad_input is stored with normal stores, never streamed: the API's
+ * output is fresh, and NumPy takes arrays above 32 MB from new mmap pages
+ * that the kernel zeroes into the cache at first touch, so a streamed
+ * store writes each line to DRAM a second time (2x2/2 on 51-102 MB: 1.4x
+ * slower streamed); below that, streaming (row buffers) measured equal or
+ * slower too (2x2/2 on 56x56 planes, 3x3/2 on 112x112). */
 fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s, const FC_T *gy,
                                           const int64_t *indices, const FC_T *x, FC_T *gx) {
     const int kind = FC_SFX(fast_kind)(s);
     const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
     int64_t p;
     const int m3 = kind == 2 && FC_SFX(max3_ok)(s);
-    const int nt = FC_SFX(bwd_use_nt)(s, indices ? 8 : 0);
     const int narrow = kind == 1 && indices && FC_SFX(k2_narrow_ok)(s);
     int bad = 0;
     if (!kind || hw_out == 0) return FC_NOT_HANDLED;
@@ -803,9 +784,8 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
             const int64_t *ip = indices ? indices + p * hw_out : NULL;
             FC_T *gxp = gx + p * hw_in;
             int r;
-            if (kind == 1) r = FC_SFX(max_backward_k2_plane)(s, gp, ip, xp, gxp, nt);
-            else if (kind == 2 && m3) r = nt ? FC_SFX(max3_backward_plane)(s, gp, ip, xp, gxp, 1)
-                                             : FC_SFX(max3_backward_plane)(s, gp, ip, xp, gxp, 0);
+            if (kind == 1) r = FC_SFX(max_backward_k2_plane)(s, gp, ip, xp, gxp);
+            else if (kind == 2 && m3) r = FC_SFX(max3_backward_plane)(s, gp, ip, xp, gxp);
             else if (kind == 2) r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 3, 2, 1);
             else r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 3, 1, 1);
             if (r) {
@@ -813,7 +793,6 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
                 bad = 1;
             }
         }
-        _mm_sfence();   /* streamed stores visible before the call returns */
     }
     return bad ? FC_ERR_INDEX : FC_OK;
 }

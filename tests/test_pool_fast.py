@@ -179,13 +179,12 @@ def test_outputs_larger_than_cache_streamed(isa):
     np.testing.assert_array_equal(y3, want)
 
 
-@pytest.mark.parametrize("shape", [(1, 4, 1000, 1600), (1, 4, 1500, 2000)], ids=["streamed", "fresh"])
+@pytest.mark.parametrize("shape", [(1, 4, 1000, 1600), (1, 4, 1500, 2000)], ids=["25MB", "48MB"])
 @pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1)])
-def test_backward_larger_than_cache_streamed(shape, k, s, p, isa):
-    """Max backward beyond the last-level cache: grad_input below the fresh
-    mapping size (25.6 MB) is built in row buffers and streamed out, larger
-    (48 MB) is stored directly; either way bit-equal to an in-order scatter,
-    the recompute path equal to the indexed one, and 2 threads equal to 1."""
+def test_backward_larger_than_cache(shape, k, s, p, isa):
+    """Max backward beyond the last-level cache (grad_input below and above
+    NumPy's fresh-mmap size): bit-equal to an in-order scatter, the
+    recompute path equal to the indexed one, and 2 threads equal to 1."""
     rng = np.random.default_rng(13)
     x = rand(rng, shape, np.float32)
     y, ind = max_pool2d(x, k, s, p, return_indices=True)
