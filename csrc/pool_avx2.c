@@ -152,20 +152,26 @@ static inline void mstore_idx_f32(int64_t *dst, __m256 code, int64_t base, int64
 #define VTRUE() _mm256_castsi256_ps(_mm256_set1_epi32(-1))
 #define VALLZERO(v) _mm256_testz_ps((v), (v))
 #define VCEQ(code, k) _mm256_castsi256_ps(_mm256_cmpeq_epi32((code), _mm256_set1_epi32((int)(k))))
-/* Window-relative codes of 8 int64 indices as int32 lanes: ind[j] - (B + 2j).
- * Codes of valid taps are small and non-negative; any lane whose high 32
- * bits are not zero is a bad index (flagged in *hib, never truncated into a
- * valid-looking code). */
-static inline __m256i max3_codes_f32(const int64_t *ind, int64_t B, __m256i *hib) {
+/* Window-relative codes of 8 int64 indices as int32 lanes: ind[j] - b[j],
+ * b[0..3] in b0 and b[4..7] in b1.  Codes of valid taps are small and
+ * non-negative; any lane whose high 32 bits are not zero is a bad index
+ * (flagged in *hib, never truncated into a valid-looking code). */
+static inline __m256i codes_f32(const int64_t *ind, __m256i b0, __m256i b1, __m256i *hib) {
     const __m256i pick = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
-    const __m256i b0 = _mm256_add_epi64(_mm256_set1_epi64x(B), _mm256_setr_epi64x(0, 2, 4, 6));
     const __m256i c0 = _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)ind), b0);
-    const __m256i c1 = _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)(ind + 4)),
-                                        _mm256_add_epi64(b0, _mm256_set1_epi64x(8)));
+    const __m256i c1 = _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)(ind + 4)), b1);
     *hib = _mm256_or_si256(*hib, _mm256_or_si256(_mm256_srli_epi64(c0, 32), _mm256_srli_epi64(c1, 32)));
     return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(c0, pick))),
                                    _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(c1, pick)), 1);
 }
+/* codes of outputs whose window origins step by 2: ind[j] - (B + 2j) */
+static inline __m256i max3_codes_f32(const int64_t *ind, int64_t B, __m256i *hib) {
+    const __m256i b0 = _mm256_add_epi64(_mm256_set1_epi64x(B), _mm256_setr_epi64x(0, 2, 4, 6));
+    return codes_f32(ind, b0, _mm256_add_epi64(b0, _mm256_set1_epi64x(8)), hib);
+}
+/* codes against a table of window origins */
+#define VCODES_TAB(ind, tab, hib) codes_f32((ind), _mm256_loadu_si256((const __m256i *)(tab)), \
+                                            _mm256_loadu_si256((const __m256i *)((tab) + 4)), (hib))
 /* all-ones in lanes j with start + j >= done (lanes not yet accumulated) */
 #define VLANES_GE(start, done) _mm256_castsi256_ps(_mm256_cmpgt_epi32(                   \
         _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),                    \
@@ -219,6 +225,7 @@ static inline float scalar_max_f32(float m, float v, int *take) {
 #undef VTRUE
 #undef VALLZERO
 #undef VCEQ
+#undef VCODES_TAB
 #undef VLANES_GE
 #undef TAP
 #undef MAX_FOLD
@@ -278,6 +285,8 @@ static inline __m256i max3_codes_f64(const int64_t *ind, int64_t B, __m256i *hib
     return _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)ind),
                             _mm256_add_epi64(_mm256_set1_epi64x(B), _mm256_setr_epi64x(0, 2, 4, 6)));
 }
+#define VCODES_TAB(ind, tab, hib) _mm256_sub_epi64(_mm256_loadu_si256((const __m256i *)(ind)), \
+                                                   _mm256_loadu_si256((const __m256i *)(tab)))
 #define VLANES_GE(start, done) _mm256_castsi256_pd(_mm256_cmpgt_epi64(                   \
         _mm256_add_epi64(_mm256_setr_epi64x(0, 1, 2, 3), _mm256_set1_epi64x((start) - (done))), \
         _mm256_set1_epi64x(-1)))

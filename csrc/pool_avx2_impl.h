@@ -235,7 +235,6 @@ static FC_INLINE int64_t FC_SFX(avg_row)(const fc_pool_shape *s, const FC_T *x, 
 
 /* Rows of at most FC_NT_ROW outputs can be streamed (see stream_row). */
 #define FC_NT_ROW 2048
-#define FC_NT_BWD_W 2048      /* streamed backward: grad_input rows at most this wide */
 
 /* dst[0..n) = src[0..n), the 64-byte aligned whole cache lines with
  * non-temporal stores: an output far larger than the cache is not read
@@ -536,22 +535,95 @@ static FC_INLINE void FC_SFX(argmax_block)(const fc_pool_shape *s, const FC_T *x
     }
 }
 
+/* 2x2/2 gather of VL outputs with gradients g and window-relative codes
+ * `code`: r0[0..2VL) / r1[0..2VL) (the window rows) get g where the code
+ * names the tap, +0 elsewhere (0 + g: the zero-filled scatter's sum);
+ * lanes naming no tap are OR-ed into *badv. */
+static FC_INLINE void FC_SFX(k2_gather)(VT g, __m256i code, int64_t W, FC_T *r0, FC_T *r1, VT *badv) {
+    const VT zero = VZERO();
+    const VT m00 = VCEQ(code, 0), m01 = VCEQ(code, 1), m10 = VCEQ(code, W), m11 = VCEQ(code, W + 1);
+    VT lo, hi;
+    *badv = VOR(*badv, VANDNOT(VOR(VOR(m00, m01), VOR(m10, m11)), VTRUE()));
+    VINTERLEAVE(VADD(zero, VAND(g, m00)), VADD(zero, VAND(g, m01)), lo, hi);
+    VSTORE(r0, lo);
+    VSTORE(r0 + VL, hi);
+    VINTERLEAVE(VADD(zero, VAND(g, m10)), VADD(zero, VAND(g, m11)), lo, hi);
+    VSTORE(r1, lo);
+    VSTORE(r1 + VL, hi);
+}
+
+/* dst[0..n) = src[0..n) for short rows (no library call per row). */
+static FC_INLINE void FC_SFX(copy_short)(FC_T *dst, const FC_T *src, int64_t n) {
+    int64_t i;
+    if (n < VL) {
+        for (i = 0; i < n; i++) dst[i] = src[i];
+        return;
+    }
+    for (i = 0;; i += VL) {
+        if (i + VL > n) {
+            if (i >= n) break;
+            i = n - VL;
+        }
+        VSTORE(dst + i, VLOAD(src + i));
+    }
+}
+
+/* 2x2/2 with indices on exactly tiled planes whose rows are narrower than
+ * a vector (wo < VL) but whose planes hold at least one (hw_out >= VL):
+ * each plane is one flat run of outputs.  A table gives every output's
+ * window origin (the codes' base); the windows' top and bottom rows are
+ * gathered into two flat buffers (output row oh's W = 2*wo elements at
+ * oh*W) and copied out row by row.  No per-row vector prologue, full
+ * vectors instead of a 4-lane path with an overlapping block per row. */
+#define FC_K2_TAB 1024        /* outputs per plane served (table on the stack) */
+static int FC_SFX(k2_narrow_ok)(const fc_pool_shape *s) {
+    const int64_t hw_out = s->h_out * s->w_out;
+    return FC_SFX(k2_exact)(s) && s->w_out < VL && hw_out >= VL && hw_out <= FC_K2_TAB;
+}
+
+static int FC_SFX(max_backward_k2_narrow)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind, FC_T *gx,
+                                          int64_t nplanes) {
+    const int64_t W = s->w_in, wo = s->w_out, hw_out = s->h_out * wo;
+    int64_t tab[FC_K2_TAB], oh, o, f, p;
+    FC_T t0[2 * FC_K2_TAB], t1[2 * FC_K2_TAB];
+    for (oh = 0; oh < s->h_out; oh++)
+        for (o = 0; o < wo; o++) tab[oh * wo + o] = 2 * oh * W + 2 * o;
+    for (p = 0; p < nplanes; p++) {
+        const FC_T *g = gy + p * hw_out;
+        const int64_t *ip = ind + p * hw_out;
+        FC_T *gxp = gx + p * 4 * hw_out;
+        __m256i hib = _mm256_setzero_si256();
+        VT badv = VZERO();
+        for (f = 0;; f += VL) {
+            if (f + VL > hw_out) {
+                if (f >= hw_out) break;
+                f = hw_out - VL;              /* overlapping last block: stores are idempotent */
+            }
+            FC_SFX(k2_gather)(VLOAD(g + f), VCODES_TAB(ip + f, tab + f, &hib), W, t0 + 2 * f, t1 + 2 * f, &badv);
+        }
+        if (!VALLZERO(badv) || !_mm256_testz_si256(hib, hib)) return 1;
+        for (oh = 0; oh < s->h_out; oh++) {
+            FC_SFX(copy_short)(gxp + 2 * oh * W, t0 + oh * W, W);
+            FC_SFX(copy_short)(gxp + (2 * oh + 1) * W, t1 + oh * W, W);
+        }
+    }
+    return 0;
+}
+
 /* 2x2 stride 2: windows tile the plane, so grad_x is written once by
  * gather (each element: its window's gradient if it is the argmax, else 0)
  * and the index check comes free with the selects.  Partial windows
  * (ceil_mode) and uncovered edges fall back to memset + checked scatter. */
 static FC_INLINE int FC_SFX(max_backward_k2_plane)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind,
-                                                   const FC_T *x, FC_T *gx, int nt) {
+                                                   const FC_T *x, FC_T *gx) {
     const int64_t W = s->w_in, H = s->h_in, ho = s->h_out, wo = s->w_out;
     const int64_t hi = FC_MIN(wo, W / 2), oh_full = FC_MIN(ho, H / 2);
     const int exact = hi == wo && 2 * wo == W && oh_full == ho && 2 * ho == H;
-    FC_T buf[2][FC_NT_BWD_W];
     int64_t oh, o0, o;
     if (!exact) memset(gx, 0, (size_t)(H * W) * sizeof(FC_T));
-    nt = nt && exact;   /* streamed: each row pair built in buf, then written once */
     for (oh = 0; oh < ho; oh++) {
         const FC_T *gyrow = gy + oh * wo;
-        FC_T *r0 = nt ? buf[0] : gx + 2 * oh * W, *r1 = nt ? buf[1] : r0 + W;
+        FC_T *r0 = gx + 2 * oh * W, *r1 = r0 + W;
         int64_t ibuf[FC_POOL_BLK];
         FC_SFX(prefetch_out_rows)(s, gy, ind, oh);
         if (oh >= oh_full) {                  /* a window row cut by the bottom edge */
@@ -580,29 +652,15 @@ static FC_INLINE int FC_SFX(max_backward_k2_plane)(const fc_pool_shape *s, const
                 /* VL outputs per step: window-relative codes as VL lanes
                  * (int32 for float32, flagged if they do not fit), four
                  * tap masks, two interleaved row stores */
-                const VT zero = VZERO();
                 __m256i hib = _mm256_setzero_si256();
-                VT badv = zero;
+                VT badv = VZERO();
                 for (o = o0;; o += VL) {
-                    __m256i code;
-                    VT g, m00, m01, m10, m11, lo, hi;
                     if (o + VL > o1) {
                         if (o >= o1) break;
                         o = o1 - VL;              /* overlapping last block: stores are idempotent */
                     }
-                    code = FC_SFX(max3_codes)(ib + (o - o0), 2 * oh * W + 2 * o, &hib);
-                    g = VLOAD(gyrow + o);
-                    m00 = VCEQ(code, 0);
-                    m01 = VCEQ(code, 1);
-                    m10 = VCEQ(code, W);
-                    m11 = VCEQ(code, W + 1);
-                    badv = VOR(badv, VANDNOT(VOR(VOR(m00, m01), VOR(m10, m11)), VTRUE()));
-                    VINTERLEAVE(VADD(zero, VAND(g, m00)), VADD(zero, VAND(g, m01)), lo, hi);
-                    VSTORE(r0 + 2 * o, lo);
-                    VSTORE(r0 + 2 * o + VL, hi);
-                    VINTERLEAVE(VADD(zero, VAND(g, m10)), VADD(zero, VAND(g, m11)), lo, hi);
-                    VSTORE(r1 + 2 * o, lo);
-                    VSTORE(r1 + 2 * o + VL, hi);
+                    FC_SFX(k2_gather)(VLOAD(gyrow + o), FC_SFX(max3_codes)(ib + (o - o0), 2 * oh * W + 2 * o, &hib),
+                                      W, r0 + 2 * o, r1 + 2 * o, &badv);
                 }
                 bad = !VALLZERO(badv) || !_mm256_testz_si256(hib, hib);
                 o = o1;
@@ -642,10 +700,6 @@ static FC_INLINE int FC_SFX(max_backward_k2_plane)(const fc_pool_shape *s, const
                 r1[2 * o + 1] = (FC_T)0 + (code == W + 1 ? g : (FC_T)0);
             }
             if (bad) return 1;
-        }
-        if (nt) {
-            FC_SFX(stream_row)(gx + 2 * oh * W, buf[0], W);
-            FC_SFX(stream_row)(gx + (2 * oh + 1) * W, buf[1], W);
         }
         if (hi < wo) {                        /* windows cut by the right edge */
             if (ind) {
@@ -698,17 +752,30 @@ static FC_INLINE int FC_SFX(max_backward_plane)(const fc_pool_shape *s, const FC
 
 #include "pool_avx2_max3bwd.h"
 
+/* grad_input is stored with normal stores, never streamed: the API's
+ * output is fresh, and NumPy takes arrays above 32 MB from new mmap pages
+ * that the kernel zeroes into the cache at first touch, so a streamed
+ * store writes each line to DRAM a second time (2x2/2 on 51-102 MB: 1.4x
+ * slower streamed); below that, streaming (row buffers) measured equal or
+ * slower too (2x2/2 on 56x56 planes, 3x3/2 on 112x112). */
 fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s, const FC_T *gy,
                                           const int64_t *indices, const FC_T *x, FC_T *gx) {
     const int kind = FC_SFX(fast_kind)(s);
     const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
     int64_t p;
     const int m3 = kind == 2 && FC_SFX(max3_ok)(s);
-    const int nt = s->w_in <= FC_NT_BWD_W && FC_SFX(use_nt)(s, indices ? 8 : 0);
+    const int narrow = kind == 1 && indices && FC_SFX(k2_narrow_ok)(s);
     int bad = 0;
     if (!kind || hw_out == 0) return FC_NOT_HANDLED;
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
-    {
+    if (narrow) {
+        int64_t p0, p1;
+        FC_SFX(my_planes)(planes, &p0, &p1);
+        if (p1 > p0 && FC_SFX(max_backward_k2_narrow)(s, gy + p0 * hw_out, indices + p0 * hw_out, gx + p0 * hw_in, p1 - p0)) {
+#pragma omp atomic write
+            bad = 1;
+        }
+    } else {
         /* No FTZ/DAZ: the argmax recomputed from x must compare subnormals
          * exactly as the forward pass (and PyTorch) did. */
 #pragma omp for schedule(static)
@@ -717,9 +784,8 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
             const int64_t *ip = indices ? indices + p * hw_out : NULL;
             FC_T *gxp = gx + p * hw_in;
             int r;
-            if (kind == 1) r = FC_SFX(max_backward_k2_plane)(s, gp, ip, xp, gxp, nt);
-            else if (kind == 2 && m3) r = nt ? FC_SFX(max3_backward_plane)(s, gp, ip, xp, gxp, 1)
-                                             : FC_SFX(max3_backward_plane)(s, gp, ip, xp, gxp, 0);
+            if (kind == 1) r = FC_SFX(max_backward_k2_plane)(s, gp, ip, xp, gxp);
+            else if (kind == 2 && m3) r = FC_SFX(max3_backward_plane)(s, gp, ip, xp, gxp);
             else if (kind == 2) r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 3, 2, 1);
             else r = FC_SFX(max_backward_plane)(s, gp, ip, xp, gxp, 3, 1, 1);
             if (r) {
@@ -727,7 +793,6 @@ fc_status FC_SFXA(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *
                 bad = 1;
             }
         }
-        _mm_sfence();   /* streamed stores visible before the call returns */
     }
     return bad ? FC_ERR_INDEX : FC_OK;
 }
@@ -839,16 +904,59 @@ static FC_INLINE void FC_SFX(avg_backward_plane)(const fc_pool_shape *s, const F
     }
 }
 
+/* Avg 2x2/2 on exactly tiled planes: output row R of `nrows` consecutive
+ * rows (planes are consecutive) alone covers grad_input rows 2R and 2R+1,
+ * so both are stored once, 0 + g * scale (the zero-filled scatter's sum),
+ * with no zero fill and no read-modify-write. */
+static void FC_SFX(avg_backward_k2_exact)(const FC_T *gy, FC_T *gx, int64_t nrows, int64_t wo, FC_T scale) {
+    const int64_t W = 2 * wo;
+    const VT vs = VSET1(scale), zero = VZERO();
+    int64_t R, o;
+    for (R = 0; R < nrows; R++) {
+        const FC_T *gyrow = gy + R * wo;
+        FC_T *r0 = gx + 2 * R * W, *r1 = r0 + W;
+        if (wo >= VL) {
+            for (o = 0;; o += VL) {
+                VT e, lo, hi;
+                if (o + VL > wo) {
+                    if (o >= wo) break;
+                    o = wo - VL;              /* overlapping last block: stores are idempotent */
+                }
+                e = VADD(zero, VMUL(VLOAD(gyrow + o), vs));
+                VINTERLEAVE(e, e, lo, hi);
+                VSTORE(r0 + 2 * o, lo);
+                VSTORE(r0 + 2 * o + VL, hi);
+                VSTORE(r1 + 2 * o, lo);
+                VSTORE(r1 + 2 * o + VL, hi);
+            }
+        } else {
+            for (o = 0; o < wo; o++) {
+                const FC_T v = (FC_T)0 + gyrow[o] * scale;
+                r0[2 * o] = v; r0[2 * o + 1] = v;
+                r1[2 * o] = v; r1[2 * o + 1] = v;
+            }
+        }
+    }
+}
+
 fc_status FC_SFXA(fc_avg_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s, const FC_T *gy, FC_T *gx) {
     const int kind = FC_SFX(fast_kind)(s);
     const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
     const int sep = kind == 3 && FC_SFX(avg3_ok)(s);
     FC_T recip[3][3];
     int64_t p;
+    const int k2x = kind == 1 && FC_SFX(k2_exact)(s);
+    const FC_T k2scale = (FC_T)1 / (FC_T)(s->divisor_override ? s->divisor_override : 4);
     if (!kind || hw_out == 0) return FC_NOT_HANDLED;
     if (sep) FC_SFX(avg3_recips)(s, recip);
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
-    {
+    if (k2x) {
+        int64_t p0, p1;
+        fc_fpmode fm = fc_fpmode_enter();
+        FC_SFX(my_planes)(planes, &p0, &p1);
+        if (p1 > p0) FC_SFX(avg_backward_k2_exact)(gy + p0 * hw_out, gx + p0 * hw_in, (p1 - p0) * s->h_out, s->w_out, k2scale);
+        fc_fpmode_leave(fm);
+    } else {
         fc_fpmode fm = fc_fpmode_enter();
 #pragma omp for schedule(static)
         for (p = 0; p < planes; p++) {

@@ -139,21 +139,18 @@ static int FC_SFX(max3_ok)(const fc_pool_shape *s) {
            s->w_out >= 1;
 }
 
-/* nt: rows are built in three row buffers (2p-1, 2p, 2p+1; the last one
- * becomes the next row's 2p-1) and streamed out when final. */
+/* Rows are written in place with normal stores (no streaming: see
+ * FC_SFXA(fc_max_pool2d_backward)). */
 static int FC_SFX(max3_backward_plane)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind, const FC_T *x,
-                                       FC_T *gx, const int nt) {
-    const int64_t wo = s->w_out, W = s->w_in, H = s->h_in;
-    FC_T buf[3][FC_NT_BWD_W];
-    FC_T *prev = buf[0], *cur1 = buf[1], *cur2 = buf[2];
+                                       FC_T *gx) {
+    const int64_t wo = s->w_out, W = s->w_in;
     int64_t p, lo, hi;
     FC_SFX(lane_valid)(s, 3, 2, 1, &lo, &hi);
     for (p = 0; p < s->h_out; p++) {
         const FC_T *gyrow = gy + p * wo;
         const int64_t ih0 = 2 * p - 1;
         FC_T *rows[3];
-        if (nt) { rows[0] = prev; rows[1] = cur1; rows[2] = cur2; }
-        else { rows[0] = gx + ih0 * W; rows[1] = rows[0] + W; rows[2] = rows[1] + W; }
+        rows[0] = gx + ih0 * W; rows[1] = rows[0] + W; rows[2] = rows[1] + W;
         FC_SFX(prefetch_out_rows)(s, gy, ind, p);
         if (ind) {
             if (FC_SFX(max3_row)(s, gyrow, ind + p * wo, rows, p, 0, wo)) return 1;
@@ -164,13 +161,6 @@ static int FC_SFX(max3_backward_plane)(const fc_pool_shape *s, const FC_T *gy, c
                 FC_SFX(argmax_block)(s, x, p, q0, FC_MIN(q0 + FC_POOL_BLK, wo), lo, hi, ibuf + q0, 3, 2, 1);
             if (FC_SFX(max3_row)(s, gyrow, ibuf, rows, p, 0, wo)) return 1;
         }
-        if (nt) {
-            FC_T *t;
-            if (p > 0) FC_SFX(stream_row)(gx + ih0 * W, prev, W);          /* row 2p-1 is final */
-            if (ih0 + 1 < H) FC_SFX(stream_row)(gx + (ih0 + 1) * W, cur1, W);
-            t = prev; prev = cur2; cur2 = t;
-        }
     }
-    if (nt && 2 * s->h_out - 1 < H) FC_SFX(stream_row)(gx + (2 * s->h_out - 1) * W, prev, W);
     return 0;
 }

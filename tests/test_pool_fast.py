@@ -179,13 +179,14 @@ def test_outputs_larger_than_cache_streamed(isa):
     np.testing.assert_array_equal(y3, want)
 
 
+@pytest.mark.parametrize("shape", [(1, 4, 1000, 1600), (1, 4, 1500, 2000)], ids=["25MB", "48MB"])
 @pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1)])
-def test_backward_larger_than_cache_streamed(k, s, p, isa):
-    """Max backward beyond the last-level cache builds grad_input rows in
-    row buffers and streams them out: bit-equal to an in-order scatter, the
+def test_backward_larger_than_cache(shape, k, s, p, isa):
+    """Max backward beyond the last-level cache (grad_input below and above
+    NumPy's fresh-mmap size): bit-equal to an in-order scatter, the
     recompute path equal to the indexed one, and 2 threads equal to 1."""
     rng = np.random.default_rng(13)
-    x = rand(rng, (1, 4, 1500, 2000), np.float32)          # 48 MB, rows within the streaming width
+    x = rand(rng, shape, np.float32)
     y, ind = max_pool2d(x, k, s, p, return_indices=True)
     g = rand(rng, y.shape, np.float32)
     gx = max_pool2d_backward(g, x, k, s, p, indices=ind)
@@ -321,3 +322,76 @@ def test_flat_2x2_writes_nothing_past_the_output(w, dtype, isa, threads):
         big[:] = 7.0
         _kernels.avg_pool2d(x.reshape(-1), big[:n], st)
         np.testing.assert_array_equal(big[n:], 7.0)
+
+
+# ---- backward 2x2/2 on exactly tiled planes: narrow planes flat, avg stored once
+
+NARROW_K2 = [(2, 3, 14, 14), (1, 5, 4, 6), (3, 2, 8, 2), (1, 1, 64, 14), (2, 2, 6, 12), (1, 2, 2, 16),
+             (1, 2, 680, 6), (1, 2, 684, 6)]
+
+
+def _into_nan(fn, shape, dtype):
+    """Run a raw kernel call into a NaN-filled grad_input (every element must be written)."""
+    gx = np.full(shape, np.nan, dtype=dtype)
+    fn(gx.reshape(-1))
+    return gx
+
+
+@pytest.mark.parametrize("shape", NARROW_K2, ids=lambda s: "x".join(map(str, s)))
+def test_backward_2x2_exact_planes_any_valid_index(shape, dtype, isa, threads):
+    """Exactly tiled 2x2/2 (narrow rows: each plane gathered as one flat run,
+    planes up to and past the table size): any valid index, -0 gradients,
+    bit-equal to an in-order scatter into zeros, every element written."""
+    from fastconv import _kernels
+    from fastconv.pool import _shape_tuple
+    rng = np.random.default_rng(sum(shape))
+    n, c, h, w = shape
+    x = rand(rng, shape, dtype)
+    ind = _random_valid_indices(rng, n, c, h, w, 2, 2, 0, False)
+    g = rand(rng, ind.shape, dtype)
+    g.flat[rng.random(g.size) < 0.1] = -0.0
+    want = _scatter(g, ind, shape)
+    st = _shape_tuple(shape, ind.shape, (2, 2), (2, 2), (0, 0), (1, 1))
+    got = _into_nan(lambda out: _kernels.max_pool2d_backward(g.reshape(-1), ind.reshape(-1), None, out, st),
+                    shape, dtype)
+    _assert_same_bits(got, want)
+    _assert_same_bits(max_pool2d_backward(g, x, 2, indices=ind), want)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 14, 14), (1, 2, 4, 6), (1, 1, 10, 8)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype_", ["float32", "float64"])
+def test_backward_2x2_narrow_planes_refuse_bad_indices(shape, dtype_, isa):
+    rng = np.random.default_rng(7)
+    x = rand(rng, shape, dtype_)
+    y, ind = max_pool2d(x, 2, return_indices=True)
+    g = rand(rng, y.shape, dtype_)
+    w = shape[3]
+    for oh in range(y.shape[2]):
+        for ow in range(y.shape[3]):
+            pos = (0, shape[1] - 1, oh, ow)
+            for bad in _bad_variants(ind, pos, w) + [ind[pos] + 2, ind[pos] - 2]:
+                ind2 = ind.copy()
+                ind2[pos] = bad
+                with pytest.raises(ValueError, match="indices"):
+                    max_pool2d_backward(g, x, 2, indices=ind2)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 14, 14), (1, 2, 8, 40), (2, 3, 56, 56), (1, 2, 6, 18), (1, 1, 2, 4)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("opts", [{}, dict(divisor_override=3)], ids=["div4", "div3"])
+def test_avg_backward_2x2_exact_stored_once(shape, opts, dtype, isa, threads):
+    """Exactly tiled avg 2x2/2 backward writes every grad_input element once:
+    bit-equal to 0 + g * (1/div) (the zero-filled scatter's value, +0 for -0)."""
+    from fastconv import _kernels
+    from fastconv.pool import _shape_tuple
+    rng = np.random.default_rng(sum(shape))
+    n, c, h, w = shape
+    g = rand(rng, (n, c, h // 2, w // 2), dtype)
+    g.flat[rng.random(g.size) < 0.1] = -0.0
+    div = opts.get("divisor_override", 4)
+    e = dtype.type(0) + g * (dtype.type(1) / dtype.type(div))
+    want = np.repeat(np.repeat(e, 2, axis=2), 2, axis=3)
+    st = _shape_tuple(shape, g.shape, (2, 2), (2, 2), (0, 0), (1, 1), True, opts.get("divisor_override", 0))
+    got = _into_nan(lambda out: _kernels.avg_pool2d_backward(g.reshape(-1), out, st), shape, dtype)
+    _assert_same_bits(got, want)
+    _assert_same_bits(avg_pool2d_backward(g, shape, 2, **opts), want)
