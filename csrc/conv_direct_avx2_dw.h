@@ -149,14 +149,21 @@ static fc_status SFX(depthwise3x3)(fc_context *ctx, const fc_conv_shape *s, cons
             V wv[9];
             int64_t oh, ow0, k;
             for (k = 0; k < 9; k++) wv[k] = V_SET1(wk[k]);
-            for (oh = r0; oh < r1; oh += FC_DW_R) {
-                const int64_t nrows = FC_MIN(FC_DW_R, r1 - oh);
-                for (ow0 = 0; ow0 < s->w_out; ow0 += 2 * VL) {
-                    const int64_t nvalid = FC_MIN(2 * VL, s->w_out - ow0);
-                    const int64_t iw0 = ow0 * st - s->pad_w;
-                    const SFX(masks) *m = &m_tmp;
-                    /* all 3 kw taps of both vectors inside the row, all lanes valid? */
-                    const int masked = SFX(needs_mask)(s, mode, 2, ow0, nvalid);
+            /* column blocks outer: a masked inner block (dilated taps reach
+             * the row end there) builds its masks once per task */
+            for (ow0 = 0; ow0 < s->w_out; ow0 += 2 * VL) {
+                const int64_t nvalid = FC_MIN(2 * VL, s->w_out - ow0);
+                const int64_t iw0 = ow0 * st - s->pad_w;
+                const SFX(masks) *m = &m_tmp;
+                /* all 3 kw taps of both vectors inside the row, all lanes valid? */
+                const int masked = SFX(needs_mask)(s, mode, 2, ow0, nvalid);
+                if (masked) {
+                    if (ow0 == 0) m = &m_edge[0];
+                    else if (ow0 == last0) m = &m_edge[1];
+                    else SFX(build_masks)(&m_tmp, mode, 2, iw0, nvalid, 3, dl, st, s->w_in);
+                }
+                for (oh = r0; oh < r1; oh += FC_DW_R) {
+                    const int64_t nrows = FC_MIN(FC_DW_R, r1 - oh);
                     if (masked) {
                         /* full-vector loads of this tile must stay inside x */
                         const int64_t ih_lo = FC_MAX(0, oh * st - s->pad_h);
@@ -168,13 +175,6 @@ static fc_status SFX(depthwise3x3)(fc_context *ctx, const fc_conv_shape *s, cons
                              base + ih_hi * s->w_in + iw0 + 2 * dl + span - 1 >= xlen)) {
                             SFX(dw_tile_scalar)(s, xp, wk, bs, yp, oh, nrows, ow0, nvalid);
                             continue;
-                        }
-                        if (ow0 == 0) {
-                            m = &m_edge[0];
-                        } else if (ow0 == last0) {
-                            m = &m_edge[1];
-                        } else {
-                            SFX(build_masks)(&m_tmp, mode, 2, iw0, nvalid, 3, dl, st, s->w_in);
                         }
                     }
                     SFX(dw_tile_dispatch)(s, m, mode, masked, xp, wv, bv, yp, oh, nrows, ow0, nvalid);
