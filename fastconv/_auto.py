@@ -177,7 +177,7 @@ FITTED = {
         'fwd_dilated_wide_pixels': 1024,  # ... or from 2, with weights over fwd_direct_max_wkib and this many outputs
         'fwd_grouped_direct_max_cg': _NEVER,  # grouped, not depthwise: im2col above this cg
         'fwd_direct_max_wkib': _NEVER,  # kxk, stride 1: direct while a group's weights (KiB) are at most this ...
-        'fwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
+        'fwd_direct_s2_max_wkib': _NEVER,  # ... (strided: this) ...
         'fwd_direct_max_pixels': _NEVER,  # ... and N*H_out*W_out <= this; else im2col
         'fwd_direct_wide_pixels': _NEVER,  # wider weights: direct still on N*H_out*W_out >= this (the BLAS wins on few pixels)
         'fwd_1x1_direct_max_og': 16,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
@@ -220,7 +220,7 @@ FITTED = {
 #: How each table was fitted (the command, data and result).
 FIT_INFO = {
     'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit auto_train_avx2.json --write', 'commit': 'b851ed2', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-12-07 09:20 UTC', 'files': ['auto_train_avx2.json'], 'geomean': 1.0123, 'max': 1.76, 'over': 10, 'rows': 285},
-    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit auto5-train.json auto5-train2.json --write', 'commit': '6101f54', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-12-07 09:25 UTC', 'files': ['auto5-train.json', 'auto5-train2.json'], 'geomean': 1.009, 'max': 1.31, 'over': 10, 'rows': 285},
+    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit auto5-train.json auto5-train2.json auto5-train3.json --write', 'commit': '6101f54', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-12-07 09:31 UTC', 'files': ['auto5-train.json', 'auto5-train2.json', 'auto5-train3.json'], 'geomean': 1.009, 'max': 1.31, 'over': 10, 'rows': 294},
 }
 # END FITTED
 
