@@ -1,17 +1,23 @@
-/* Depthwise 3x3 on the AVX-512 path (groups == c_in == c_out, dilation 1,
- * stride (1,1) or (2,2)): a per-channel 2-D stencil vectorised along the
- * output width.  Tile: FC_ZDW_R output rows x up to 2 zmm of pixels; each
+/* Depthwise 3x3 on the AVX-512 path (groups == c_in == c_out; stride (1,1)
+ * with dilation 1-FC_ZDW_MAXD, or stride (2,2) with dilation 1): a
+ * per-channel 2-D stencil vectorised along the output width.  Tile: FC_ZDW_R output rows x up to 2 zmm of pixels; each
  * input vector loaded once feeds up to 3 output rows; the 9 weights stay in
  * registers.  Padding and row ends use zero-masking loads (masked-out lanes
  * read nothing, so no scalar edge path and no copy), partial vectors masked
  * stores.  Stride 2 loads 2 vectors per tap and keeps the even elements
- * (vpermt2ps).
+ * (vpermt2ps).  Dilation d (compile-time) only moves the taps: kw shifts by
+ * kw*d lanes and input row i feeds output row r when i - r is 0, d or 2d, so
+ * the loads stay the same contiguous vectors.
  *
  * Summation order per output: bias, then kh, kw ascending, fixed by the
  * shape, so results do not depend on the thread count.  Included by
  * conv_direct_avx512.c once per dtype. */
 
 #define FC_ZDW_R 4
+#define FC_ZDW_MAXD 4                       /* dilations served (2*d <= VL for both dtypes) */
+
+/* Lanes [n, n + VL) of the concatenation lo:hi, n in [0, VL] compile-time. */
+#define FC_ZDW_SHIFT(hi, lo, n) ((n) == 0 ? (lo) : (n) == VL ? (hi) : V_ALIGNR(hi, lo, (n) % VL))
 
 /* Lanes r in [0, VL) with 0 <= base + r < lim_in and r < lim_lanes. */
 static inline MASKT SFX(zdw_mask)(int64_t base, int64_t lim_in, int64_t lim_lanes) {
@@ -25,7 +31,7 @@ static inline MASKT SFX(zdw_mask)(int64_t base, int64_t lim_in, int64_t lim_lane
 /* One tile: rows [oh0, oh0 + nrows) (nrows <= R), nv vectors of pixels from
  * ow0; mk: input masks per (kw, load), mo: output masks per vector.
  * st, nv compile-time at the call sites. */
-static FC_AI void SFX(zdw_tile)(const fc_conv_shape *s, const int st, const int nv, const T *xp,
+static FC_AI void SFX(zdw_tile)(const fc_conv_shape *s, const int st, const int dl, const int nv, const T *xp,
                                 const V *wv, const V bv, T *yp, int64_t oh0, int64_t nrows,
                                 int64_t ow0, const MASKT *mk, const MASKT *mo, const VIDX ev, const VIDX od) {
     const int64_t ih0 = oh0 * st - s->pad_h;
@@ -38,22 +44,22 @@ static FC_AI void SFX(zdw_tile)(const fc_conv_shape *s, const int st, const int 
 #pragma GCC unroll 9
     for (i = 0; i < 9; i++) { wr[i] = wv[i]; __asm__("" : "+v"(wr[i])); }
 #pragma GCC unroll 16
-    for (i = 0; i < (FC_ZDW_R - 1) * st + 3; i++) {
+    for (i = 0; i < (FC_ZDW_R - 1) * st + 2 * dl + 1; i++) {
         const int64_t ih = ih0 + i;
         const T *row;
         if (ih < 0 || ih >= s->h_in) continue;
         row = xp + ih * s->w_in + iw0;
         {
             /* the 3 kw taps of each output vector from few loads: stride 1
-             * loads A, B, C (48 inputs) and shifts with valignd; stride 2
+             * loads A, B, C (48 inputs) and shifts by kw*dl with valignd; stride 2
              * loads 64 inputs + 1 and splits even/odd with vpermt2ps */
             V t[3][2];
             if (st == 1) {
                 const V A = V_MASKLOADU(mk[0], row), B = V_MASKLOADU(mk[1], row + VL);
-                t[0][0] = A; t[1][0] = V_ALIGNR(B, A, 1); t[2][0] = V_ALIGNR(B, A, 2);
+                t[0][0] = A; t[1][0] = FC_ZDW_SHIFT(B, A, dl); t[2][0] = FC_ZDW_SHIFT(B, A, 2 * dl);
                 if (nv > 1) {
                     const V C = V_MASKLOADU(mk[2], row + 2 * VL);
-                    t[0][1] = B; t[1][1] = V_ALIGNR(C, B, 1); t[2][1] = V_ALIGNR(C, B, 2);
+                    t[0][1] = B; t[1][1] = FC_ZDW_SHIFT(C, B, dl); t[2][1] = FC_ZDW_SHIFT(C, B, 2 * dl);
                 } else {
                     t[0][1] = t[1][1] = t[2][1] = V_ZERO();
                 }
@@ -75,8 +81,8 @@ static FC_AI void SFX(zdw_tile)(const fc_conv_shape *s, const int st, const int 
         for (kw = 0; kw < 3; kw++) {
             const V v0 = t[kw][0], v1 = t[kw][1];
 #define FC_ZDW_ROW(r)                                                                        \
-            if (i - (r) * st >= 0 && i - (r) * st < 3) {                                     \
-                const V w_ = wr[(i - (r) * st) * 3 + kw];                                    \
+            if (i - (r) * st >= 0 && (i - (r) * st) % dl == 0 && (i - (r) * st) / dl < 3) {  \
+                const V w_ = wr[(i - (r) * st) / dl * 3 + kw];                               \
                 a##r##0 = V_FMA(w_, v0, a##r##0);                                            \
                 if (nv > 1) a##r##1 = V_FMA(w_, v1, a##r##1);                                \
             }
@@ -99,17 +105,21 @@ static FC_AI void SFX(zdw_tile)(const fc_conv_shape *s, const int st, const int 
 #undef FC_ZDW_STORE
 }
 
-#define FC_ZDW_CALL(ST, NV) SFX(zdw_tile)(s, ST, NV, xp, wv, bv, yp, oh0, nrows, ow0, mk, mo, ev, od)
+#define FC_ZDW_CALL(ST, DL, NV) SFX(zdw_tile)(s, ST, DL, NV, xp, wv, bv, yp, oh0, nrows, ow0, mk, mo, ev, od)
+#define FC_ZDW_NV(ST, DL) do { if (nv > 1) FC_ZDW_CALL(ST, DL, 2); else FC_ZDW_CALL(ST, DL, 1); } while (0)
 static FC_NOINLINE void SFX(zdw_tile_dispatch)(const fc_conv_shape *s, int st, int nv, const T *xp,
                                               const V *wv, const V bv, T *yp, int64_t oh0,
                                               int64_t nrows, int64_t ow0, const MASKT *mk,
                                               const MASKT *mo, const VIDX ev, const VIDX od) {
-    if (st == 1) {
-        if (nv > 1) FC_ZDW_CALL(1, 2); else FC_ZDW_CALL(1, 1);
-    } else {
-        if (nv > 1) FC_ZDW_CALL(2, 2); else FC_ZDW_CALL(2, 1);
+    if (st == 2) { FC_ZDW_NV(2, 1); return; }
+    switch (s->dil_w) {
+    case 1: FC_ZDW_NV(1, 1); break;
+    case 2: FC_ZDW_NV(1, 2); break;
+    case 3: FC_ZDW_NV(1, 3); break;
+    default: FC_ZDW_NV(1, 4); break;
     }
 }
+#undef FC_ZDW_NV
 #undef FC_ZDW_CALL
 
 /* Small planes, stride 1, w_out == w_in (pad_w 1): the output plane taken
@@ -204,18 +214,20 @@ static fc_status SFX(zdwf)(fc_context *ctx, const fc_conv_shape *s, const T *x, 
     return FC_OK;
 }
 
-/* Serves depthwise 3x3, dilation 1, stride (1,1) or (2,2); else FC_NOT_HANDLED. */
+/* Serves depthwise 3x3, stride (1,1) with dilation (d,d), d <= FC_ZDW_MAXD,
+ * or stride (2,2) with dilation 1; else FC_NOT_HANDLED. */
 static fc_status SFX(dw3x3)(fc_context *ctx, const fc_conv_shape *s, const T *x, const T *w,
                             const T *bias, T *y) {
     const int st = (int)s->stride_w;
+    const int64_t dl = s->dil_w;
     int64_t rows_per, nrc, ntask;
     int nthr;
     if (!(s->groups == s->c_in && s->c_out == s->c_in && s->kh == 3 && s->kw == 3 &&
-          s->dil_h == 1 && s->dil_w == 1 && s->stride_h == s->stride_w &&
-          (s->stride_w == 1 || s->stride_w == 2)))
+          s->dil_h == dl && dl >= 1 && s->stride_h == s->stride_w &&
+          ((st == 1 && dl <= FC_ZDW_MAXD && 2 * dl <= VL) || (st == 2 && dl == 1))))
         return FC_NOT_HANDLED;
     /* narrow planes: flattened (rows of < 2 vectors would waste lanes) */
-    if (st == 1 && s->w_out == s->w_in && s->w_out < FC_ZDWF_MINW &&
+    if (st == 1 && dl == 1 && s->w_out == s->w_in && s->w_out < FC_ZDWF_MINW &&
         s->h_out * s->w_out <= FC_ZDWF_MAXV * VL)
         return SFX(zdwf)(ctx, s, x, w, bias, y);
     /* ~1024 output pixels per task, whole R-row tiles */
@@ -253,9 +265,9 @@ static fc_status SFX(dw3x3)(fc_context *ctx, const fc_conv_shape *s, const T *x,
                 mo[1] = SFX(zdw_mask)(VL, nvalid, VL);
                 /* load q covers inputs iw0 + q*VL + [0, VL): keep those inside
                  * the row and needed by a valid output (the last one reads
-                 * input st*(nvalid-1) + 2) */
+                 * input st*(nvalid-1) + 2*dl) */
                 for (q = 0; q < 5; q++)
-                    mk[q] = SFX(zdw_mask)(iw0 + q * VL, s->w_in, st * (nvalid - 1) + 3 - (int64_t)q * VL);
+                    mk[q] = SFX(zdw_mask)(iw0 + q * VL, s->w_in, st * (nvalid - 1) + 2 * dl + 1 - (int64_t)q * VL);
                 for (oh0 = r0; oh0 < r1; oh0 += FC_ZDW_R)
                     SFX(zdw_tile_dispatch)(s, st, nv, xp, wv, bv, yp, oh0, FC_MIN(FC_ZDW_R, r1 - oh0),
                                            ow0, mk, mo, ev, od);

@@ -43,7 +43,13 @@ the kernels the tables were fitted on -- see ``FIT_INFO``):
   forward -- weights within ``*_direct_max_wkib`` -- once the plane has
   ``*_direct_min_pixels`` outputs (tiny planes: the BLAS); a 1x1 layer goes
   direct when the pass's output channels are few (grad input makes ``cg``,
-  grad weight ``og x cg``); depthwise layers by plane size and stride.
+  grad weight ``og x cg``) or when ``og`` -- the grad input's reduction, the
+  grad weight's rows -- reaches ``*_1x1_direct_min_og`` on a plane of
+  ``*_1x1_direct_min_pixels`` (with AVX-512: og >= 32 / 48 from 196 / 400
+  pixels; narrower layers and tiny planes: the BLAS); the grad input of a
+  strided stem (cg < 4) with a large kernel (``gin_few_s2_im2col_min_k``)
+  goes to im2col (the direct one makes 3 channels with a kernel vectorised
+  over channels); depthwise layers by plane size and stride.
   ``dilated``'s GEMM path (one GEMM per tap, no column buffer) wins for
   padding-heavy dilations (``bwd_dilated_pad``), narrow ungrouped layers and
   stride-1 kernels on mid-sized planes; im2col serves the rest (wide and
@@ -91,12 +97,17 @@ RULE_DOCS = {
     "bwd_direct_s2_max_wkib": "... (strided: this) ...",
     "bwd_direct_min_pixels": "... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this",
     "bwd_direct_free_wkib": "(see above)",
-    "bwd_1x1_direct_max_c": "1x1: direct when og <= this",
+    "bwd_1x1_direct_max_c": "1x1: direct when og <= this, or ...",
+    "bwd_1x1_direct_min_og": "... when og >= this (grad weight og x cg and grad input's reduction deep enough) ...",
+    "bwd_1x1_direct_min_pixels": "... on N*H_out*W_out >= this (smaller planes: the BLAS)",
     "gin_direct_max_wkib": "conv_transpose2d (grad input alone): the same five limits (1x1: on cg,",
     "gin_direct_s2_max_wkib": "the grad input's own output channels; grad input runs the forward",
     "gin_direct_min_pixels": "direct kernels on the flipped weights)",
     "gin_direct_free_wkib": "",
     "gin_1x1_direct_max_c": "",
+    "gin_1x1_direct_min_og": "",
+    "gin_1x1_direct_min_pixels": "",
+    "gin_few_s2_im2col_min_k": "grad input alone, strided, cg < 4 (stems): im2col from this many taps",
     "bwd_dilated_max_cg": "narrow, ungrouped layers (8 <= min(cg, og), grad input alone: cg, <= this): dilated",
     "bwd_dilated_min_k": "stride-1 kernels with this many taps ...",
     "bwd_dilated_k_pixels": "... on N*H_out*W_out from this ...",
@@ -139,12 +150,17 @@ FITTED = {
         'bwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
         'bwd_direct_min_pixels': 0,  # ... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this
         'bwd_direct_free_wkib': 0,  # (see above)
-        'bwd_1x1_direct_max_c': 128,  # 1x1: direct when og <= this
+        'bwd_1x1_direct_max_c': 0,  # 1x1: direct when og <= this, or ...
+        'bwd_1x1_direct_min_og': 8,  # ... when og >= this (grad weight og x cg and grad input's reduction deep enough) ...
+        'bwd_1x1_direct_min_pixels': 196,  # ... on N*H_out*W_out >= this (smaller planes: the BLAS)
         'gin_direct_max_wkib': 8192,  # conv_transpose2d (grad input alone): the same five limits (1x1: on cg,
         'gin_direct_s2_max_wkib': 1024,  # the grad input's own output channels; grad input runs the forward
         'gin_direct_min_pixels': 128,  # direct kernels on the flipped weights)
         'gin_direct_free_wkib': 0,  # 
         'gin_1x1_direct_max_c': 16,  # 
+        'gin_1x1_direct_min_og': 96,  # 
+        'gin_1x1_direct_min_pixels': 400,  # 
+        'gin_few_s2_im2col_min_k': 81,  # grad input alone, strided, cg < 4 (stems): im2col from this many taps
         'bwd_dilated_max_cg': 12,  # narrow, ungrouped layers (8 <= min(cg, og), grad input alone: cg, <= this): dilated
         'bwd_dilated_min_k': 25,  # stride-1 kernels with this many taps ...
         'bwd_dilated_k_pixels': 512,  # ... on N*H_out*W_out from this ...
@@ -161,11 +177,11 @@ FITTED = {
         'fwd_dilated_wide_pixels': 1024,  # ... or from 2, with weights over fwd_direct_max_wkib and this many outputs
         'fwd_grouped_direct_max_cg': _NEVER,  # grouped, not depthwise: im2col above this cg
         'fwd_direct_max_wkib': _NEVER,  # kxk, stride 1: direct while a group's weights (KiB) are at most this ...
-        'fwd_direct_s2_max_wkib': 3072,  # ... (strided: this) ...
+        'fwd_direct_s2_max_wkib': _NEVER,  # ... (strided: this) ...
         'fwd_direct_max_pixels': _NEVER,  # ... and N*H_out*W_out <= this; else im2col
         'fwd_direct_wide_pixels': _NEVER,  # wider weights: direct still on N*H_out*W_out >= this (the BLAS wins on few pixels)
-        'fwd_1x1_direct_max_og': 24,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
-        'fwd_1x1_small_pixels': 400,  # ... or N*H_out*W_out <= this ...
+        'fwd_1x1_direct_max_og': 16,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
+        'fwd_1x1_small_pixels': 1024,  # ... or N*H_out*W_out <= this ...
         'fwd_1x1_direct_min_cg': 192,  # ... or cg >= this (a deep reduction keeps the direct kernel's accumulators busy); else im2col
         'bwd_dw_im2col_min_d': _NEVER,  # depthwise with this dilation: im2col; else ...
         'bwd_dw_direct_pixels': 0,  # depthwise: direct on planes of N*H_out*W_out >= this ...
@@ -183,12 +199,17 @@ FITTED = {
         'bwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
         'bwd_direct_min_pixels': 128,  # ... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this
         'bwd_direct_free_wkib': 1536,  # (see above)
-        'bwd_1x1_direct_max_c': 128,  # 1x1: direct when og <= this
+        'bwd_1x1_direct_max_c': 8,  # 1x1: direct when og <= this, or ...
+        'bwd_1x1_direct_min_og': 32,  # ... when og >= this (grad weight og x cg and grad input's reduction deep enough) ...
+        'bwd_1x1_direct_min_pixels': 196,  # ... on N*H_out*W_out >= this (smaller planes: the BLAS)
         'gin_direct_max_wkib': _NEVER,  # conv_transpose2d (grad input alone): the same five limits (1x1: on cg,
         'gin_direct_s2_max_wkib': 1024,  # the grad input's own output channels; grad input runs the forward
         'gin_direct_min_pixels': 256,  # direct kernels on the flipped weights)
         'gin_direct_free_wkib': 96,  # 
-        'gin_1x1_direct_max_c': 48,  # 
+        'gin_1x1_direct_max_c': 0,  # 
+        'gin_1x1_direct_min_og': 48,  # 
+        'gin_1x1_direct_min_pixels': 196,  # 
+        'gin_few_s2_im2col_min_k': 49,  # grad input alone, strided, cg < 4 (stems): im2col from this many taps
         'bwd_dilated_max_cg': 12,  # narrow, ungrouped layers (8 <= min(cg, og), grad input alone: cg, <= this): dilated
         'bwd_dilated_min_k': 25,  # stride-1 kernels with this many taps ...
         'bwd_dilated_k_pixels': 512,  # ... on N*H_out*W_out from this ...
@@ -198,8 +219,8 @@ FITTED = {
 }
 #: How each table was fitted (the command, data and result).
 FIT_INFO = {
-    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_avx2c.json --write', 'commit': 'b851ed2', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-11-23 19:36 UTC', 'files': ['train_avx2c.json'], 'geomean': 1.0147, 'max': 1.76, 'over': 13, 'rows': 285},
-    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --suite train --json train512.json --fit --write', 'commit': 'b2c2c65', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-12-07 05:31 UTC', 'files': ['train512.json'], 'geomean': 1.0224, 'max': 1.77, 'over': 23, 'rows': 285},
+    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit auto_train_avx2.json --write', 'commit': 'b851ed2', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-12-07 09:20 UTC', 'files': ['auto_train_avx2.json'], 'geomean': 1.0123, 'max': 1.76, 'over': 10, 'rows': 285},
+    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit auto5-train.json auto5-train2.json auto5-train3.json --write', 'commit': '6101f54', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-12-07 09:31 UTC', 'files': ['auto5-train.json', 'auto5-train2.json', 'auto5-train3.json'], 'geomean': 1.009, 'max': 1.31, 'over': 10, 'rows': 294},
 }
 # END FITTED
 
@@ -287,6 +308,8 @@ FIT_START = {
     "bwd_direct_min_pixels": 0, "gin_direct_min_pixels": 0, "bwd_direct_s2_max_wkib": 0,
     "gin_direct_s2_max_wkib": 0, "bwd_direct_free_wkib": 0, "gin_direct_free_wkib": 0, "bwd_1x1_direct_max_c": 0,
     "gin_1x1_direct_max_c": 0, "bwd_dilated_max_cg": 12,
+    "bwd_1x1_direct_min_og": _NEVER, "gin_1x1_direct_min_og": _NEVER,
+    "bwd_1x1_direct_min_pixels": 0, "gin_1x1_direct_min_pixels": 0, "gin_few_s2_im2col_min_k": _NEVER,
     "bwd_dilated_min_k": 25, "bwd_dilated_k_pixels": 512,
     "bwd_dilated_k_max_pixels": _NEVER, "bwd_dilated_k_max_wkib": _NEVER,
 }
@@ -311,7 +334,7 @@ FIT_GRID = {
     "fwd_direct_max_pixels": [4096, 8192, 16384, 32768, _NEVER],
     "fwd_direct_wide_pixels": [1024, 1600, 2304, 3136, 4096, _NEVER],
     "fwd_1x1_direct_max_og": [0, 8, 16, 24, 32, 48, 64],
-    "fwd_1x1_small_pixels": [0, 49, 100, 196, 400],
+    "fwd_1x1_small_pixels": [0, 49, 100, 196, 400, 784, 1024, 1600],
     "fwd_1x1_direct_min_cg": [32, 64, 96, 128, 192, 256, 512, _NEVER],
     "bwd_dw_im2col_min_d": [2, _NEVER],
     "bwd_dw_direct_pixels": [0, 256, 512, 1024, 1536, 2048, 4096, _NEVER],
@@ -335,6 +358,11 @@ FIT_GRID = {
     "gin_direct_min_pixels": [0, 64, 128, 256, 512, 1024],
     "gin_direct_free_wkib": [0, 96, 192, 384, 768, 1536, _NEVER],
     "gin_1x1_direct_max_c": [0, 8, 16, 32, 48, 64, 96, 128],
+    "bwd_1x1_direct_min_og": [8, 16, 24, 32, 48, 64, 96, _NEVER],
+    "gin_1x1_direct_min_og": [8, 16, 24, 32, 48, 64, 96, _NEVER],
+    "bwd_1x1_direct_min_pixels": [0, 49, 100, 196, 400],
+    "gin_1x1_direct_min_pixels": [0, 49, 100, 196, 400],
+    "gin_few_s2_im2col_min_k": [25, 49, 81, _NEVER],
     "bwd_dilated_max_cg": [8, 12, 16, 24],
     "bwd_dilated_min_k": [9, 25, 49, _NEVER],
     "bwd_dilated_k_pixels": [0, 64, 128, 256, 512, 1024],
@@ -360,10 +388,10 @@ FIT_GROUPS = [
     ("gin_grouped_direct_min_cg",),
     ("bwd_direct_max_wkib", "bwd_direct_min_pixels", "bwd_direct_free_wkib"),
     ("bwd_direct_s2_max_wkib",),
-    ("bwd_1x1_direct_max_c",),
+    ("bwd_1x1_direct_max_c", "bwd_1x1_direct_min_og", "bwd_1x1_direct_min_pixels"),
     ("gin_direct_max_wkib", "gin_direct_min_pixels", "gin_direct_free_wkib"),
-    ("gin_direct_s2_max_wkib",),
-    ("gin_1x1_direct_max_c",),
+    ("gin_direct_s2_max_wkib", "gin_few_s2_im2col_min_k"),
+    ("gin_1x1_direct_max_c", "gin_1x1_direct_min_og", "gin_1x1_direct_min_pixels"),
     ("bwd_dilated_max_cg",),
     ("bwd_dilated_min_k", "bwd_dilated_k_pixels", "bwd_dilated_k_max_pixels"),
     ("bwd_dilated_k_max_wkib",),
@@ -389,6 +417,9 @@ def _pad_fraction(shape):
         useful *= valid / (k * out)
     return 1.0 - useful
 
+
+# Fewer input channels than this: a stem layer (RGB, RGBA).
+_FEW_CHANNELS = 4
 
 # The GEMM-based paths need this many channels per group (below it, BLAS
 # micro-tiles run mostly empty and conv_dilated.c falls back to direct).
@@ -472,6 +503,10 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
         # most of them empty when the stride exceeds the kernel (and a hang for
         # a stride near 2**62)
         return "im2col"
+    if op == "conv_transpose2d" and cg < _FEW_CHANNELS and stride > 1 and k >= r["gin_few_s2_im2col_min_k"]:
+        # stems: the polyphase direct grad input makes cg (3) channels of a
+        # kernel vectorised over output channels; the BLAS col2im wins
+        return "im2col"
     if depthwise:
         if dil >= r["bwd_dw_im2col_min_d"]:
             return "im2col"
@@ -495,7 +530,10 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
     if g > 1 and cg < r[p + "grouped_direct_min_cg"]:
         direct = False
     elif k == 1:    # the pass's output channels: grad input makes cg, grad weight og x cg
-        direct = (cg if op == "conv_transpose2d" else og) <= r[p + "1x1_direct_max_c"]
+        # direct when they are few, or when og (grad input's reduction, grad
+        # weight's rows) is deep enough on a plane that is not tiny
+        direct = ((cg if op == "conv_transpose2d" else og) <= r[p + "1x1_direct_max_c"]
+                  or og >= r[p + "1x1_direct_min_og"] and pixels >= r[p + "1x1_direct_min_pixels"])
     else:
         limit = r[p + "direct_max_wkib"] if stride == 1 else r[p + "direct_s2_max_wkib"]
         # wide weights on a small plane: the BLAS's blocking wins

@@ -348,6 +348,11 @@ TRAIN = [
     _conv("t.dw3 320 @18", 320, 18, 320, 3, g=320),
     _conv("t.dw5 200 @16", 200, 16, 200, 5, g=200),
     _conv("t.dw5 s2 192 @40", 192, 40, 192, 5, 2, 2, g=192),
+    # strided 3x3 with 1.7-4.2 MiB of weights on 169-289 outputs (the strided
+    # weight limit had only 2.5 MiB on 36 and 10 MiB on 100 outputs to go by)
+    _conv("t.3x3 s2 160-320 @30", 160, 30, 320, 3, 2),
+    _conv("t.3x3 s2 224-448 @34", 224, 34, 448, 3, 2),
+    _conv("t.3x3 s2 320-384 @26", 320, 26, 384, 3, 2),
 ]
 
 #: ``bench/bench_auto.py --suite``: the split between fitting and measuring.

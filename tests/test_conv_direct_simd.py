@@ -89,7 +89,18 @@ CASES = [
     (1, 5, 2, 7, 5, 3, 3, 1, 1, 1, 5),          # depthwise, maps narrower/shorter than a tile
     (3, 7, 23, 41, 7, 3, 3, 1, 0, 1, 7),        # depthwise no padding, several row tiles
     (1, 6, 30, 18, 6, 3, 3, 2, 0, 1, 6),        # depthwise stride 2 no padding
-    (1, 4, 9, 9, 4, 3, 3, 1, 2, 2, 4),          # depthwise dilated (general path)
+    (1, 4, 9, 9, 4, 3, 3, 1, 2, 2, 4),          # depthwise dilated
+    # depthwise dilated: dilation moves the taps of the row tile (d <= 4)
+    (1, 5, 33, 37, 5, 3, 3, 1, 2, 2, 5),        # d2 'same', rows of 37 = 2*16 + 5
+    (2, 7, 19, 41, 7, 3, 3, 1, 3, 3, 7),        # d3
+    (1, 4, 21, 35, 4, 3, 3, 1, 4, 4, 4),        # d4
+    (1, 3, 12, 20, 3, 3, 3, 1, 1, 4, 3),        # d4, pad < dilation
+    (1, 4, 8, 5, 4, 3, 3, 1, 0, 2, 4),          # d2, 1-column output
+    (1, 4, 12, 40, 4, 3, 3, 1, (0, 4), 4, 4),   # d4, pad_h 0, pad_w 4
+    (1, 6, 17, 23, 6, 3, 3, 2, 2, 2, 6),        # stride 2, d2
+    (1, 5, 15, 40, 5, 3, 3, 2, 3, 3, 5),        # stride 2, d3
+    (1, 3, 30, 50, 3, 3, 3, 1, 5, 5, 3),        # d5: general path
+    (1, 4, 20, 20, 4, 3, 3, 1, (2, 1), (2, 1), 4),  # unequal dilation: general path
     (0, 4, 8, 8, 5, 3, 3, 1, 1, 1, 1),          # empty batch
     (1, 70, 7, 7, 13, 3, 3, 1, 1, 1, 1),        # several ci-blocks, 7x7 maps
     (1, 40, 6, 40, 7, 3, 3, 1, 1, 1, 1),        # widths 40 = 16+16+8
