@@ -69,7 +69,10 @@ def test_heuristic_choices():
     for op in ("conv2d_backward", "conv_transpose2d"):
         for isa in ("avx2", "avx512"):
             assert _auto.choose(op, big, avail, isa) == "im2col"
-            assert _auto.choose(op, s2_1x1, avail, isa) == "im2col"
+        # 1x1 stride 2: 3 of the 4 phases are empty; the AVX2 direct loses to
+        # im2col there (0.73-1.05x), the AVX-512 one wins (1.09-1.41x, measured)
+        assert _auto.choose(op, s2_1x1, avail, "avx2") == "im2col"
+        assert _auto.choose(op, s2_1x1, avail, "avx512") == "direct"
     # direct backward (AVX2/AVX-512 kernels) wins on dense layers on 28x28+ planes
     assert _auto.choose("conv2d_backward", res, avail, "avx2") == "direct"
     assert _auto.choose("conv2d_backward", res, avail, "avx512") == "direct"
