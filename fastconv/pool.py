@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from . import _kernels
+from . import _args, _kernels
 import importlib
 
 # The module, not the function fastconv.profile re-exported under the same name.
@@ -149,9 +149,22 @@ def _pairs_kwargs(k, s, p, d=None):
     return kw
 
 
+def _pool_out(out, x, out_shape, was_3d, dtype):
+    """The output array: a fresh one, or `out` checked (the shape the call
+    returns, dtype of x, C-contiguous, writable, not overlapping x) and
+    viewed as 4-D."""
+    if out is None:
+        return np.empty(out_shape, dtype=dtype)
+    _args.check_out(out, out_shape[1:] if was_3d else out_shape, dtype)
+    if _args.may_share(out, x):
+        raise ValueError("out must not overlap x")
+    return out.reshape(out_shape)
+
+
 # ---------------------------------------------------------------- max pooling
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,
+               out=None):
     """2-D max pooling over an NCHW array, as ``torch.nn.functional.max_pool2d``.
 
     Parameters
@@ -171,6 +184,10 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
         the input or the left padding (PyTorch's rule).
     return_indices : bool, optional
         Also return the argmax of every window.
+    out : ndarray, optional
+        Array the maxima are written into (the shape of `y`, dtype of `x`,
+        C-contiguous, not overlapping `x`); returned as `y`.  Reusing one
+        saves the first-touch cost of fresh memory in a loop.
 
     Returns
     -------
@@ -196,7 +213,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     a, was_3d = _as_input(x, "x")
     k, s, p, d, out_shape = _params("max_pool2d", a.shape, kernel_size, stride, padding, dilation, ceil_mode)
     _check_size(out_shape, 8, "output shape")
-    y = np.empty(out_shape, dtype=a.dtype)
+    y = _pool_out(out, x, out_shape, was_3d, a.dtype)
     ind = np.empty(out_shape, dtype=np.int64) if return_indices else None
     ws = 0
     if y.size:
@@ -210,6 +227,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     if was_3d:
         y = y[0]
         ind = None if ind is None else ind[0]
+    if out is not None:
+        y = out
     return (y, ind) if return_indices else y
 
 
@@ -296,7 +315,7 @@ def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, dilati
 # ---------------------------------------------------------------- average pooling
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+               divisor_override=None, *, out=None):
     """2-D average pooling over an NCHW array, as ``torch.nn.functional.avg_pool2d``.
 
     Parameters
@@ -317,6 +336,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
         the number of real input elements in the window (False).
     divisor_override : int, optional
         Positive divisor used for every window instead.
+    out : ndarray, optional
+        Array the result is written into (the shape of `y`, dtype of `x`,
+        C-contiguous, not overlapping `x`); returned as `y`.
 
     Returns
     -------
@@ -339,7 +361,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     cip, dov = _avg_options(count_include_pad, divisor_override)
     k, s, p, d, out_shape = _params("avg_pool2d", a.shape, kernel_size, stride, padding, 1, ceil_mode)
     _check_size(out_shape, 8, "output shape")
-    y = np.empty(out_shape, dtype=a.dtype)
+    y = _pool_out(out, x, out_shape, was_3d, a.dtype)
     ws = 0
     if y.size:
         ws = _kernels.avg_pool2d(flat(a), flat(y), _shape_tuple(a.shape, out_shape, k, s, p, d, cip, dov))
@@ -348,6 +370,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
                          dict(input_shape=a.shape, ceil_mode=bool(ceil_mode), count_include_pad=cip,
                               divisor_override=dov, dtype=a.dtype.name, **_pairs_kwargs(k, s, p)),
                          time.perf_counter() - t0, ws)
+    if out is not None:
+        return out
     return y[0] if was_3d else y
 
 

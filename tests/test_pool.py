@@ -492,3 +492,22 @@ def test_max_pool2d_subnormal_inputs(k, s, p, dtype, isa):
     g = rand(rng, y.shape, dtype)
     np.testing.assert_array_equal(max_pool2d_backward(g, x, k, s, p),
                                   max_pool2d_backward(g, x, k, s, p, indices=ind))
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 13, 14), (5, 13, 14)])
+def test_forward_out_is_written_and_returned(shape, dtype, isa):
+    """out=: NaN-filled, written in full, the very array returned, equal to a fresh call."""
+    x = rand(np.random.default_rng(9), shape, dtype)[..., ::-1]     # non-contiguous input
+    for fn, kw in ((max_pool2d, dict(kernel_size=3, stride=2, padding=1)),
+                   (max_pool2d, dict(kernel_size=2, ceil_mode=True)),
+                   (avg_pool2d, dict(kernel_size=3, stride=2, padding=1, count_include_pad=False)),
+                   (avg_pool2d, dict(kernel_size=2))):
+        want = fn(x, **kw)
+        out = np.full(want.shape, np.nan, dtype)
+        got = fn(x, **kw, out=out)
+        assert got is out
+        np.testing.assert_array_equal(out, want)
+    y, ind = max_pool2d(x, 2, return_indices=True, out=np.empty_like(want))
+    ry, rind = max_pool2d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(y, ry)
+    np.testing.assert_array_equal(ind, rind)

@@ -151,3 +151,29 @@ def test_c_layer_rejects_bad_shapes():
     bad[0] = 2 ** 62  # n overflows n*c*h*w*8
     with pytest.raises(ValueError):
         _kernels.avg_pool2d_backward(y, x, tuple(bad))
+
+
+@pytest.mark.parametrize("fn", [max_pool2d, avg_pool2d])
+@pytest.mark.parametrize("out,exc,match", [
+    ([0.0], TypeError, "out must be a NumPy array"),
+    (np.zeros((1, 2, 3, 4), np.float32), ValueError, r"out has shape \(1, 2, 3, 4\), expected \(1, 2, 3, 3\)"),
+    (np.zeros((1, 2, 3, 3), np.float64), TypeError, "out has dtype float64, expected float32"),
+    (np.zeros((1, 2, 3, 6), np.float32)[..., ::2], ValueError, "out must be C-contiguous"),
+])
+def test_bad_out(fn, out, exc, match):
+    before = out.copy() if isinstance(out, np.ndarray) else None
+    with pytest.raises(exc, match=match):
+        fn(X, 2, out=out)
+    if before is not None:
+        np.testing.assert_array_equal(out, before)
+
+
+@pytest.mark.parametrize("fn", [max_pool2d, avg_pool2d])
+def test_out_overlapping_x_or_read_only(fn):
+    x = np.zeros((1, 2, 6, 6), np.float32)
+    with pytest.raises(ValueError, match="out must not overlap x"):
+        fn(x, 1, out=x)
+    ro = np.zeros((1, 2, 3, 3), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out is read-only"):
+        fn(X, 2, out=ro)
