@@ -203,11 +203,9 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
     int nthr;
     if (!fc_ocv_make_plan(s, &SFX(z_limits), &pl)) return FC_NOT_HANDLED;
     FC_MUL(s->n, s->groups, &t64);
-    FC_MUL(t64, ncob, &t64);
+    FC_MUL(t64, ncob, &t64);           /* tasks per row chunk */
     fc_ocv_balance(s, &SFX(z_limits), ctx->num_threads, t64, &pl);
-    FC_MUL(s->n, s->groups, &t64);
-    FC_MUL(t64, pl.nrc, &t64);
-    FC_MUL(t64, ncob, &ntask);
+    FC_MUL(t64, pl.nrc, &ntask);
     nthr = fc_threads_for(ctx, ntask);
 
 #pragma omp parallel num_threads(nthr)
