@@ -370,14 +370,13 @@ static void FC_SFX(my_planes)(int64_t planes, int64_t *p0, int64_t *p1) {
     *p1 = *p0 + q + (id < r);
 }
 
-/* The flat 2x2/2 path: exactly tiled planes, except calls beyond the
- * cache with rows of at least a vector, where the row kernels (software
- * prefetch of the next rows + streamed rows) measured faster from DRAM
- * (vgg1/vgg2 2x2/2: 117-127% of a same-size cold copy vs 84-110%); below
- * the cache the flat stream is faster (vgg3: 104% vs 89%; 14x14 planes:
- * 2x). */
+/* The flat 2x2/2 path serves every exactly tiled plane: with the flat
+ * stream's prefetch and streamed stores beyond the cache it measured
+ * faster than the row kernels there too (vgg2 2x2/2, 64 MB, warm: 24 vs
+ * 14-18 GB/s; vgg1, 128 MB: 21 vs 13), and below the cache it always was
+ * (14x14 planes: 2x). */
 static int FC_SFX(k2_flat_use)(const fc_pool_shape *s) {
-    return FC_SFX(k2_exact)(s) && !(FC_SFX(use_nt)(s, 0) && s->w_out >= VL);
+    return FC_SFX(k2_exact)(s);
 }
 
 /* 2x2/2 exactly tiled, no indices: max or avg over flat row pairs. */

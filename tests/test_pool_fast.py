@@ -270,15 +270,18 @@ def test_max3_single_nan_in_each_row_position(row, isa):
 
 @pytest.mark.parametrize("shape", [(1, 2, 2048, 2048), (44, 1000, 14, 14)], ids=["wide", "narrow"])
 def test_flat_2x2_streamed_beyond_cache(shape, isa):
-    """Exactly tiled calls over the streaming threshold (wide rows: the row
-    kernels; narrow rows: the flat stream with non-temporal stores from the
-    group buffer): values equal, 2 threads equal to 1."""
+    """Exactly tiled calls over the streaming threshold run the flat stream
+    with its prefetch and non-temporal stores from the group buffer (wide
+    rows: one row pair per group; narrow rows: many planes per group):
+    values equal, NaN windows as the exact path, 2 threads equal to 1."""
     rng = np.random.default_rng(14)
     x = rand(rng, shape, np.float32)                       # 33.5 / 34.5 MB
+    n, c, h, w = shape
+    x[n - 1, c - 1, h - 1, w - 3] = np.nan                 # the last group's NaN fallback
+    x[0, 0, 1, 0] = np.nan
     y = max_pool2d(x, 2)
     np.testing.assert_array_equal(y, _max_2x2(x)[0])
     ya = avg_pool2d(x, 2)
-    n, c, h, w = shape
     _close(ya, x.astype(np.float64).reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5)))
     with config._forced_runtime(threads=2):
         np.testing.assert_array_equal(max_pool2d(x, 2), y)
