@@ -23,12 +23,12 @@
  * divisor vs multiplication by its reciprocal already does). */
 
 #define FC_FLAT_H 2048        /* row-reduced elements per group (8/16 KB) */
-/* Software prefetch in the flat stream only for calls beyond the cache
- * (the streamed-store case): the hardware prefetchers alone keep too few
- * lines in flight for one core to read DRAM at full speed next to the
- * streaming stores (vgg1 2x2/2, 100 MB: 17 -> 21 GB/s with an L1 prefetch
- * FC_FLAT_PF bytes ahead); from the cache a prefetch only costs issue slots
- * (an L2 prefetch 8 KB ahead made vgg3 slower). */
+/* Software prefetch in the flat stream, an L1 prefetch FC_FLAT_PF bytes
+ * ahead: the hardware prefetchers alone keep too few lines in flight for
+ * one core to read DRAM at full speed (vgg1 2x2/2, 100 MB, streamed
+ * stores: 17 -> 21 GB/s; vgg5, 4 MB, after a cache flush: 6.6 -> 7.5-8.3);
+ * from the cache it measured neutral.  (An L2 prefetch 8 KB ahead made
+ * vgg3 slower.) */
 #define FC_FLAT_PF 2048
 /* 1 when 2x2/2 tiles the planes exactly (every window full, none cut). */
 static int FC_SFX(k2_exact)(const fc_pool_shape *s) {
@@ -49,7 +49,7 @@ static FC_INLINE VT FC_SFX(hblock)(const FC_T *x, FC_T *h, int64_t i, VT nan, co
     return nan;
 }
 
-static FC_INLINE VT FC_SFX(flat_hpass)(const FC_T *x, FC_T *h, int64_t n, const int is_max, const int pf) {
+static FC_INLINE VT FC_SFX(flat_hpass)(const FC_T *x, FC_T *h, int64_t n, const int is_max) {
     VT nan = VZERO();
     int64_t i;
     /* one sequential stream (two interleaved halves measured slower) */
@@ -59,7 +59,7 @@ static FC_INLINE VT FC_SFX(flat_hpass)(const FC_T *x, FC_T *h, int64_t n, const 
             i = n - VL;                 /* overlapping last block: idempotent */
         }
         /* a hint past the array's end never faults */
-        if (pf) _mm_prefetch((const char *)(x + 2 * i) + FC_FLAT_PF, _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + 2 * i) + FC_FLAT_PF, _MM_HINT_T0);
         nan = FC_SFX(hblock)(x, h, i, nan, is_max);
     }
     return nan;
@@ -111,7 +111,7 @@ static FC_INLINE void FC_SFX(k2_flat)(const FC_T *x, FC_T *y, int64_t npairs, in
             FC_SFX(k2_scalar_pairs)(xs, yd, g, W, is_max, scale);
             continue;
         }
-        nan = FC_SFX(flat_hpass)(xs, hb, g * W, is_max, nt);
+        nan = FC_SFX(flat_hpass)(xs, hb, g * W, is_max);
         /* hb holds rows 2j, 2j+1 of the group as g*2 rows of wo */
         for (j = 0; j < g; j++) {
             const FC_T *h0 = hb + 2 * j * wo, *h1 = h0 + wo;
