@@ -315,9 +315,12 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
                     }
                     if (xlines > 0) {
                         const int64_t l0 = tile * xpt, l1 = FC_MIN(xlines, l0 + xpt);
-                        int64_t l;
-                        for (l = l0; l < l1; l++)
-                            _mm_prefetch(xnext + (l / xlc) * xplane + 64 * (l % xlc), _MM_HINT_T1);
+                        int64_t l, lc = l0 % xlc;          /* one division per tile, not per line */
+                        const char *pc = xnext + (l0 / xlc) * xplane;
+                        for (l = l0; l < l1; l++) {
+                            _mm_prefetch(pc + 64 * lc, _MM_HINT_T1);
+                            if (++lc == xlc) { lc = 0; pc += xplane; }
+                        }
                     }
                     for (j = 0; j < np; j++) xp[j] = xsrc + pbase[p + j];
                     SFX(z_tile_dispatch)(np, nv, xp, off, K, wp, acc + p * FC_Z_NCO,
