@@ -94,15 +94,20 @@ static inline void SFX(ocv_tr)(const T *src, int64_t ss, T *dst, int64_t ds) {
 #endif
 }
 
-/* acc[P][NCO] (first nco lanes valid) -> y: channel c's P pixels at y + c*po. */
+/* acc[P][NCO] (first nco lanes valid) -> y: channel c's P pixels at y + c*po.
+ * As the AVX-512 tile's z_store: blocks of 64 pixels, swept VL channels at
+ * a time, so that each output line is filled by consecutive stores. */
 static void SFX(ocv_store)(const T *acc, int64_t P, int nco, T *y, int64_t po) {
-    int64_t p = 0;
-    int c;
-    if (nco == FC_OCV_NCO)
-        for (; p + VL <= P; p += VL) {
-            SFX(ocv_tr)(acc + p * FC_OCV_NCO, FC_OCV_NCO, y + p, po);
-            SFX(ocv_tr)(acc + p * FC_OCV_NCO + VL, FC_OCV_NCO, y + VL * po + p, po);
-        }
+    int64_t p = 0, p0;
+    int c, h;
+    if (nco == FC_OCV_NCO) {
+        const int64_t pf = P / VL * VL;
+        for (p0 = 0; p0 < pf; p0 += 64)
+            for (h = 0; h < FC_OCV_NCO; h += VL)
+                for (p = p0; p < FC_MIN(pf, p0 + 64); p += VL)
+                    SFX(ocv_tr)(acc + p * FC_OCV_NCO + h, FC_OCV_NCO, y + h * po + p, po);
+        p = pf;
+    }
     /* tail pixels (and partial channel blocks) */
     for (c = 0; c < nco; c++) {
         T *yc = y + c * po;
