@@ -33,8 +33,18 @@ the kernels the tables were fitted on -- see ``FIT_INFO``):
   ``dilated``) and dilated depthwise layers (``fwd_dw_im2col_min_d``:
   im2col).  A 1x1 layer is a plain GEMM (im2col needs no column buffer):
   the BLAS wins unless the GEMM has few rows (``og <=
-  fwd_1x1_direct_max_og``) or, with AVX-512, a deep reduction (``cg >=
-  fwd_1x1_direct_min_cg``).  ``dilated`` wins when many taps read padding
+  fwd_1x1_direct_max_og``), the image's plane is small (im2col packs small
+  images into one GEMM) or the reduction is deep (``cg >=
+  fwd_1x1_direct_min_cg``, or ``cg >= fwd_1x1_direct_min_ratio * og``
+  -- AVX-512: 144-24 and 112-32 go direct, 24-16 and 128-512 to the BLAS),
+  and, with AVX-512, when strided (``fwd_1x1_s2_direct_max_og``: im2col
+  then gathers a column buffer).
+  Grouped layers go direct, except (``_grouped_gemm_wins``) a band of
+  output channels per group that leave the direct tile's vectors partly
+  empty (8-15 with both ISAs; AVX-512 runs them on the AVX2 tile) on planes
+  from ``fwd_grouped_band_pixels`` outputs, and, with AVX-512, wide groups
+  on tiny planes (``fwd_grouped_small_*``: 32 channels per group on <= 100
+  outputs); the grad input alone (``gin_grouped_*``) the same on cg.  ``dilated`` wins when many taps read padding
   (``fwd_dilated_pad``: the taps it skips, ``1 - effective_mults/mults``).
 * backward (grad input + grad weight) and grad input alone
   (``conv_transpose2d``; its own ``gin_*`` limits): grad input runs the
@@ -49,7 +59,9 @@ the kernels the tables were fitted on -- see ``FIT_INFO``):
   pixels; narrower layers and tiny planes: the BLAS); the grad input of a
   strided stem (cg < 4) with a large kernel (``gin_few_s2_im2col_min_k``)
   goes to im2col (the direct one makes 3 channels with a kernel vectorised
-  over channels); depthwise layers by plane size and stride.
+  over channels); depthwise layers by plane size and stride (strided 3x3
+  depthwise backward: im2col below ``bwd_dw_s2_direct_pixels`` -- the
+  direct one loses 1.2-1.4x on 200-1000 outputs and ties from ~2300).
   ``dilated``'s GEMM path (one GEMM per tap, no column buffer) wins for
   padding-heavy dilations (``bwd_dilated_pad``), narrow ungrouped layers and
   stride-1 kernels on mid-sized planes; im2col serves the rest (wide and
@@ -73,13 +85,20 @@ RULE_DOCS = {
     "fwd_dilated_pad": "dilated when this fraction of dense taps reads padding ...",
     "fwd_dilated_wide_pixels": "... or from 2, with weights over fwd_direct_max_wkib and this many outputs",
     "fwd_grouped_direct_max_cg": "grouped, not depthwise: im2col above this cg",
+    "fwd_grouped_band_min_c": "grouped: im2col when og is from this ...",
+    "fwd_grouped_band_max_c": "... to below this (tiles partly empty; AVX-512 runs 8-15 on the AVX2 tile) ...",
+    "fwd_grouped_band_pixels": "... on N*H_out*W_out >= this",
+    "fwd_grouped_small_min_c": "grouped: im2col when og >= this ...",
+    "fwd_grouped_small_pixels": "... on N*H_out*W_out <= this (wide groups on tiny planes)",
     "fwd_direct_max_wkib": "kxk, stride 1: direct while a group's weights (KiB) are at most this ...",
     "fwd_direct_s2_max_wkib": "... (strided: this) ...",
     "fwd_direct_max_pixels": "... and N*H_out*W_out <= this; else im2col",
     "fwd_direct_wide_pixels": "wider weights: direct still on N*H_out*W_out >= this (the BLAS wins on few pixels)",
     "fwd_1x1_direct_max_og": "1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...",
-    "fwd_1x1_small_pixels": "... or N*H_out*W_out <= this ...",
-    "fwd_1x1_direct_min_cg": "... or cg >= this (a deep reduction keeps the direct kernel's accumulators busy); else im2col",
+    "fwd_1x1_small_pixels": "... or H_out*W_out <= this (one image's plane: im2col packs small images) ...",
+    "fwd_1x1_direct_min_cg": "... or cg >= this (a deep reduction keeps the direct kernel's accumulators busy) ...",
+    "fwd_1x1_direct_min_ratio": "... or cg >= this * og (a reduction this many times deeper than the outputs) ...",
+    "fwd_1x1_s2_direct_max_og": "... or, strided (im2col then gathers a column buffer), og <= this; else im2col",
     # backward (grad input + grad weight) and conv_transpose2d (grad input)
     "bwd_dw_im2col_min_d": "depthwise with this dilation: im2col; else ...",
     "bwd_dw_direct_pixels": "depthwise: direct on planes of N*H_out*W_out >= this ...",
@@ -93,6 +112,11 @@ RULE_DOCS = {
     "bwd_dilated_pad": "dilated when this fraction of dense taps reads padding",
     "bwd_grouped_direct_min_cg": "grouped, not depthwise: direct only with cg >= this",
     "gin_grouped_direct_min_cg": "(grad input alone: this)",
+    "gin_grouped_band_min_c": "conv_transpose2d, grouped: the forward's two im2col rules on cg",
+    "gin_grouped_band_max_c": "(the grad input's output channels per group; it runs the",
+    "gin_grouped_band_pixels": "forward direct kernels)",
+    "gin_grouped_small_min_c": "",
+    "gin_grouped_small_pixels": "",
     "bwd_direct_max_wkib": "kxk, not depthwise: direct while a group's weights (KiB) <= this ...",
     "bwd_direct_s2_max_wkib": "... (strided: this) ...",
     "bwd_direct_min_pixels": "... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this",
@@ -121,21 +145,28 @@ RULE_DOCS = {
 FITTED = {
     'avx2': {
         'fwd_dw_dilated_min_k': 49,  # depthwise, stride 1, this many taps: dilated (else direct) ...
-        'fwd_dw_im2col_min_d': 2,  # ... and depthwise with this dilation: im2col
+        'fwd_dw_im2col_min_d': _NEVER,  # ... and depthwise with this dilation: im2col
         'fwd_few_channels': 4,  # min(cg, og) below this: direct, except ...
         'fwd_first_im2col_K': _NEVER,  # ... GEMM depth K = cg*k this deep with og >= 32: im2col
-        'fwd_few_dilated_min_k': _NEVER,  # ... strided stems with this many taps: dilated
-        'fwd_dilated_pad': 0.2,  # dilated when this fraction of dense taps reads padding ...
-        'fwd_dilated_wide_pixels': 1600,  # ... or from 2, with weights over fwd_direct_max_wkib and this many outputs
+        'fwd_few_dilated_min_k': 81,  # ... strided stems with this many taps: dilated
+        'fwd_dilated_pad': 0.15,  # dilated when this fraction of dense taps reads padding ...
+        'fwd_dilated_wide_pixels': _NEVER,  # ... or from 2, with weights over fwd_direct_max_wkib and this many outputs
         'fwd_grouped_direct_max_cg': _NEVER,  # grouped, not depthwise: im2col above this cg
-        'fwd_direct_max_wkib': 6144,  # kxk, stride 1: direct while a group's weights (KiB) are at most this ...
-        'fwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
-        'fwd_direct_max_pixels': _NEVER,  # ... and N*H_out*W_out <= this; else im2col
+        'fwd_grouped_band_min_c': 8,  # grouped: im2col when og is from this ...
+        'fwd_grouped_band_max_c': 16,  # ... to below this (tiles partly empty; AVX-512 runs 8-15 on the AVX2 tile) ...
+        'fwd_grouped_band_pixels': 576,  # ... on N*H_out*W_out >= this
+        'fwd_grouped_small_min_c': _NEVER,  # grouped: im2col when og >= this ...
+        'fwd_grouped_small_pixels': 0,  # ... on N*H_out*W_out <= this (wide groups on tiny planes)
+        'fwd_direct_max_wkib': 384,  # kxk, stride 1: direct while a group's weights (KiB) are at most this ...
+        'fwd_direct_s2_max_wkib': 0,  # ... (strided: this) ...
+        'fwd_direct_max_pixels': 8192,  # ... and N*H_out*W_out <= this; else im2col
         'fwd_direct_wide_pixels': _NEVER,  # wider weights: direct still on N*H_out*W_out >= this (the BLAS wins on few pixels)
-        'fwd_1x1_direct_max_og': 48,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
-        'fwd_1x1_small_pixels': 196,  # ... or N*H_out*W_out <= this ...
-        'fwd_1x1_direct_min_cg': 512,  # ... or cg >= this (a deep reduction keeps the direct kernel's accumulators busy); else im2col
-        'bwd_dw_im2col_min_d': 2,  # depthwise with this dilation: im2col; else ...
+        'fwd_1x1_direct_max_og': 16,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
+        'fwd_1x1_small_pixels': 0,  # ... or H_out*W_out <= this (one image's plane: im2col packs small images) ...
+        'fwd_1x1_direct_min_cg': _NEVER,  # ... or cg >= this (a deep reduction keeps the direct kernel's accumulators busy) ...
+        'fwd_1x1_direct_min_ratio': 8,  # ... or cg >= this * og (a reduction this many times deeper than the outputs) ...
+        'fwd_1x1_s2_direct_max_og': 0,  # ... or, strided (im2col then gathers a column buffer), og <= this; else im2col
+        'bwd_dw_im2col_min_d': _NEVER,  # depthwise with this dilation: im2col; else ...
         'bwd_dw_direct_pixels': 0,  # depthwise: direct on planes of N*H_out*W_out >= this ...
         'bwd_dw_small_pixels': 0,  # ... or, at stride 1, <= this; im2col in between
         'bwd_dw_s2_direct_pixels': 8192,  # ... strided: direct from this many, or ...
@@ -147,21 +178,26 @@ FITTED = {
         'bwd_dilated_pad': 0.15,  # dilated when this fraction of dense taps reads padding
         'bwd_grouped_direct_min_cg': 8,  # grouped, not depthwise: direct only with cg >= this
         'gin_grouped_direct_min_cg': 1,  # (grad input alone: this)
-        'bwd_direct_max_wkib': 8192,  # kxk, not depthwise: direct while a group's weights (KiB) <= this ...
-        'bwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
+        'gin_grouped_band_min_c': 8,  # conv_transpose2d, grouped: the forward's two im2col rules on cg
+        'gin_grouped_band_max_c': 16,  # (the grad input's output channels per group; it runs the
+        'gin_grouped_band_pixels': 256,  # forward direct kernels)
+        'gin_grouped_small_min_c': _NEVER,  # 
+        'gin_grouped_small_pixels': 0,  # 
+        'bwd_direct_max_wkib': 256,  # kxk, not depthwise: direct while a group's weights (KiB) <= this ...
+        'bwd_direct_s2_max_wkib': 96,  # ... (strided: this) ...
         'bwd_direct_min_pixels': 0,  # ... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this
         'bwd_direct_free_wkib': 0,  # (see above)
         'bwd_1x1_direct_max_c': 0,  # 1x1: direct when og <= this, or ...
-        'bwd_1x1_direct_min_og': 8,  # ... when og >= this (grad weight og x cg and grad input's reduction deep enough) ...
-        'bwd_1x1_direct_min_pixels': 196,  # ... on N*H_out*W_out >= this (smaller planes: the BLAS)
-        'gin_direct_max_wkib': 8192,  # conv_transpose2d (grad input alone): the same five limits (1x1: on cg,
-        'gin_direct_s2_max_wkib': 1024,  # the grad input's own output channels; grad input runs the forward
-        'gin_direct_min_pixels': 128,  # direct kernels on the flipped weights)
+        'bwd_1x1_direct_min_og': _NEVER,  # ... when og >= this (grad weight og x cg and grad input's reduction deep enough) ...
+        'bwd_1x1_direct_min_pixels': 0,  # ... on N*H_out*W_out >= this (smaller planes: the BLAS)
+        'gin_direct_max_wkib': 256,  # conv_transpose2d (grad input alone): the same five limits (1x1: on cg,
+        'gin_direct_s2_max_wkib': 96,  # the grad input's own output channels; grad input runs the forward
+        'gin_direct_min_pixels': 0,  # direct kernels on the flipped weights)
         'gin_direct_free_wkib': 0,  # 
         'gin_1x1_direct_max_c': 16,  # 
-        'gin_1x1_direct_min_og': 96,  # 
-        'gin_1x1_direct_min_pixels': 400,  # 
-        'gin_few_s2_im2col_min_k': 81,  # grad input alone, strided, cg < 4 (stems): im2col from this many taps
+        'gin_1x1_direct_min_og': _NEVER,  # 
+        'gin_1x1_direct_min_pixels': 0,  # 
+        'gin_few_s2_im2col_min_k': 49,  # grad input alone, strided, cg < 4 (stems): im2col from this many taps
         'bwd_sparse_max_stride': 1,  # stride > kernel (1x1 s2): direct a candidate up to this stride, else im2col
         'bwd_dilated_max_cg': 12,  # narrow, ungrouped layers (8 <= min(cg, og), grad input alone: cg, <= this): dilated
         'bwd_dilated_min_k': 25,  # stride-1 kernels with this many taps ...
@@ -175,28 +211,40 @@ FITTED = {
         'fwd_few_channels': 4,  # min(cg, og) below this: direct, except ...
         'fwd_first_im2col_K': _NEVER,  # ... GEMM depth K = cg*k this deep with og >= 32: im2col
         'fwd_few_dilated_min_k': _NEVER,  # ... strided stems with this many taps: dilated
-        'fwd_dilated_pad': 0.25,  # dilated when this fraction of dense taps reads padding ...
+        'fwd_dilated_pad': 0.32,  # dilated when this fraction of dense taps reads padding ...
         'fwd_dilated_wide_pixels': 1024,  # ... or from 2, with weights over fwd_direct_max_wkib and this many outputs
         'fwd_grouped_direct_max_cg': _NEVER,  # grouped, not depthwise: im2col above this cg
+        'fwd_grouped_band_min_c': 8,  # grouped: im2col when og is from this ...
+        'fwd_grouped_band_max_c': 16,  # ... to below this (tiles partly empty; AVX-512 runs 8-15 on the AVX2 tile) ...
+        'fwd_grouped_band_pixels': 576,  # ... on N*H_out*W_out >= this
+        'fwd_grouped_small_min_c': 32,  # grouped: im2col when og >= this ...
+        'fwd_grouped_small_pixels': 100,  # ... on N*H_out*W_out <= this (wide groups on tiny planes)
         'fwd_direct_max_wkib': _NEVER,  # kxk, stride 1: direct while a group's weights (KiB) are at most this ...
         'fwd_direct_s2_max_wkib': _NEVER,  # ... (strided: this) ...
         'fwd_direct_max_pixels': _NEVER,  # ... and N*H_out*W_out <= this; else im2col
         'fwd_direct_wide_pixels': _NEVER,  # wider weights: direct still on N*H_out*W_out >= this (the BLAS wins on few pixels)
-        'fwd_1x1_direct_max_og': 16,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
-        'fwd_1x1_small_pixels': 1024,  # ... or N*H_out*W_out <= this ...
-        'fwd_1x1_direct_min_cg': 192,  # ... or cg >= this (a deep reduction keeps the direct kernel's accumulators busy); else im2col
+        'fwd_1x1_direct_max_og': 0,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
+        'fwd_1x1_small_pixels': 400,  # ... or H_out*W_out <= this (one image's plane: im2col packs small images) ...
+        'fwd_1x1_direct_min_cg': 192,  # ... or cg >= this (a deep reduction keeps the direct kernel's accumulators busy) ...
+        'fwd_1x1_direct_min_ratio': 2,  # ... or cg >= this * og (a reduction this many times deeper than the outputs) ...
+        'fwd_1x1_s2_direct_max_og': _NEVER,  # ... or, strided (im2col then gathers a column buffer), og <= this; else im2col
         'bwd_dw_im2col_min_d': _NEVER,  # depthwise with this dilation: im2col; else ...
         'bwd_dw_direct_pixels': 0,  # depthwise: direct on planes of N*H_out*W_out >= this ...
         'bwd_dw_small_pixels': 0,  # ... or, at stride 1, <= this; im2col in between
-        'bwd_dw_s2_direct_pixels': 512,  # ... strided: direct from this many, or ...
+        'bwd_dw_s2_direct_pixels': 2048,  # ... strided: direct from this many, or ...
         'bwd_dw_s2_direct_min_k': 25,  # ... with this many taps
         'gin_dw_direct_pixels': 0,  # conv_transpose2d, depthwise: the same three limits
         'gin_dw_small_pixels': 0,  # ...
         'gin_dw_s2_direct_pixels': 8192,  # ...
         'gin_dw_s2_direct_min_k': 25,  # ...
-        'bwd_dilated_pad': 0.4,  # dilated when this fraction of dense taps reads padding
+        'bwd_dilated_pad': 0.28,  # dilated when this fraction of dense taps reads padding
         'bwd_grouped_direct_min_cg': 8,  # grouped, not depthwise: direct only with cg >= this
         'gin_grouped_direct_min_cg': 1,  # (grad input alone: this)
+        'gin_grouped_band_min_c': 8,  # conv_transpose2d, grouped: the forward's two im2col rules on cg
+        'gin_grouped_band_max_c': 16,  # (the grad input's output channels per group; it runs the
+        'gin_grouped_band_pixels': 576,  # forward direct kernels)
+        'gin_grouped_small_min_c': 32,  # 
+        'gin_grouped_small_pixels': 100,  # 
         'bwd_direct_max_wkib': _NEVER,  # kxk, not depthwise: direct while a group's weights (KiB) <= this ...
         'bwd_direct_s2_max_wkib': 1024,  # ... (strided: this) ...
         'bwd_direct_min_pixels': 128,  # ... and, over bwd_direct_free_wkib, on N*H_out*W_out >= this
@@ -222,8 +270,8 @@ FITTED = {
 }
 #: How each table was fitted (the command, data and result).
 FIT_INFO = {
-    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit auto_train_avx2.json --write', 'commit': 'b851ed2', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-12-07 09:20 UTC', 'files': ['auto_train_avx2.json'], 'geomean': 1.0123, 'max': 1.76, 'over': 10, 'rows': 285},
-    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit auto_train_avx512.json --write', 'commit': '6101f54', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-12-07 09:51 UTC', 'files': ['auto_train_avx512.json'], 'geomean': 1.0069, 'max': 1.31, 'over': 7, 'rows': 294},
+    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_avx2_s6.json train_avx2_s6b.json train_avx2_s6c.json --write', 'commit': 'f52c9e5', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-12-07 11:47 UTC', 'files': ['train_avx2_s6.json', 'train_avx2_s6b.json', 'train_avx2_s6c.json'], 'geomean': 1.0128, 'max': 1.99, 'over': 19, 'rows': 411},
+    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_avx512_s6.json train_avx512_s6b.json train_avx512_s6c.json --write', 'commit': 'f52c9e5', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-12-07 11:47 UTC', 'files': ['train_avx512_s6.json', 'train_avx512_s6b.json', 'train_avx512_s6c.json'], 'geomean': 1.0068, 'max': 1.35, 'over': 10, 'rows': 411},
 }
 # END FITTED
 
@@ -299,6 +347,11 @@ FIT_START = {
     "fwd_dw_dilated_min_k": 1 << 20, "fwd_dw_im2col_min_d": 2, "fwd_few_channels": 8,
     "fwd_first_im2col_K": 256, "fwd_few_dilated_min_k": 49, "fwd_dilated_pad": 0.2,
     "fwd_dilated_wide_pixels": 1600, "fwd_grouped_direct_max_cg": 1 << 20,
+    "fwd_grouped_band_min_c": _NEVER, "fwd_grouped_band_max_c": 16, "fwd_grouped_band_pixels": 1024,
+    "fwd_grouped_small_min_c": _NEVER, "fwd_grouped_small_pixels": 0,
+    "gin_grouped_band_min_c": _NEVER, "gin_grouped_band_max_c": 16, "gin_grouped_band_pixels": 1024,
+    "gin_grouped_small_min_c": _NEVER, "gin_grouped_small_pixels": 0, "fwd_1x1_direct_min_ratio": _NEVER,
+    "fwd_1x1_s2_direct_max_og": 0,
     "fwd_direct_max_wkib": 192, "fwd_direct_s2_max_wkib": 0, "fwd_direct_max_pixels": 8192, "fwd_direct_wide_pixels": _NEVER,
     "fwd_1x1_direct_max_og": 0, "fwd_1x1_small_pixels": 0, "fwd_1x1_direct_min_cg": _NEVER,
     "bwd_dw_im2col_min_d": _NEVER, "bwd_grouped_direct_min_cg": 1,
@@ -329,9 +382,21 @@ FIT_GRID = {
     "fwd_few_channels": [4, 8, 16],
     "fwd_first_im2col_K": [128, 256, _NEVER],
     "fwd_few_dilated_min_k": [25, 49, 81, _NEVER],
-    "fwd_dilated_pad": [0.1, 0.15, 0.2, 0.25, 0.3],
+    "fwd_dilated_pad": [0.1, 0.15, 0.2, 0.25, 0.28, 0.3, 0.32, 0.35],
     "fwd_dilated_wide_pixels": [1024, 1600, 2304, 4096, _NEVER],
     "fwd_grouped_direct_max_cg": [1, 4, 16, _NEVER],
+    "fwd_grouped_band_min_c": [4, 8, 16, _NEVER],
+    "fwd_grouped_band_max_c": [8, 16, 32],
+    "fwd_grouped_band_pixels": [256, 400, 576, 784, 1024, 1600],
+    "fwd_grouped_small_min_c": [8, 16, 32, 64, _NEVER],
+    "fwd_grouped_small_pixels": [0, 25, 49, 64, 100, 144, 196],
+    "gin_grouped_band_min_c": [4, 8, 16, _NEVER],
+    "gin_grouped_band_max_c": [8, 16, 32],
+    "gin_grouped_band_pixels": [256, 400, 576, 784, 1024, 1600],
+    "gin_grouped_small_min_c": [8, 16, 32, 64, _NEVER],
+    "gin_grouped_small_pixels": [0, 25, 49, 64, 100, 144, 196],
+    "fwd_1x1_direct_min_ratio": [2, 3, 4, 6, 8, _NEVER],
+    "fwd_1x1_s2_direct_max_og": [0, 64, 96, 128, 192, 256, 384, 512, _NEVER],
     "fwd_direct_max_wkib": [96, 192, 384, 768, 1536, 3072, 6144, _NEVER],
     "fwd_direct_s2_max_wkib": [0, 96, 192, 384, 768, 1024, 1536, 3072, _NEVER],
     "fwd_direct_max_pixels": [4096, 8192, 16384, 32768, _NEVER],
@@ -348,7 +413,7 @@ FIT_GRID = {
     "gin_dw_small_pixels": [0, 64, 128, 256],
     "gin_dw_s2_direct_pixels": [256, 512, 1024, 2048, 4096, 8192, _NEVER],
     "gin_dw_s2_direct_min_k": [9, 25, 49, _NEVER],
-    "bwd_dilated_pad": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4],
+    "bwd_dilated_pad": [0.05, 0.1, 0.15, 0.2, 0.25, 0.28, 0.3, 0.35, 0.4],
     "bwd_grouped_direct_min_cg": [1, 4, 8, 16],
     "gin_grouped_direct_min_cg": [1, 4, 8, 16],
     "bwd_direct_max_wkib": [0, 16, 64, 256, 1024, 2048, 4096, 8192, _NEVER],
@@ -379,10 +444,13 @@ FIT_GROUPS = [
     ("fwd_dw_dilated_min_k", "fwd_dw_im2col_min_d"),
     ("fwd_few_channels", "fwd_first_im2col_K", "fwd_few_dilated_min_k"),
     ("fwd_dilated_pad", "fwd_dilated_wide_pixels"),
-    ("fwd_grouped_direct_max_cg",),
+    # (jointly: alone, the cg limit sends wide groups to im2col for their tiny planes)
+    ("fwd_grouped_direct_max_cg", "fwd_grouped_small_min_c", "fwd_grouped_small_pixels"),
+    ("fwd_grouped_band_min_c", "fwd_grouped_band_max_c", "fwd_grouped_band_pixels"),
     ("fwd_direct_max_wkib", "fwd_direct_s2_max_wkib", "fwd_direct_max_pixels"),
     ("fwd_direct_wide_pixels",),
-    ("fwd_1x1_direct_max_og", "fwd_1x1_small_pixels", "fwd_1x1_direct_min_cg"),
+    ("fwd_1x1_s2_direct_max_og",),
+    ("fwd_1x1_direct_max_og", "fwd_1x1_small_pixels", "fwd_1x1_direct_min_cg", "fwd_1x1_direct_min_ratio"),
     ("bwd_dw_im2col_min_d", "bwd_dw_direct_pixels", "bwd_dw_small_pixels"),
     ("bwd_dw_s2_direct_pixels", "bwd_dw_s2_direct_min_k"),
     ("gin_dw_direct_pixels", "gin_dw_small_pixels"),
@@ -390,11 +458,14 @@ FIT_GROUPS = [
     ("bwd_dilated_pad",),
     ("bwd_grouped_direct_min_cg",),
     ("gin_grouped_direct_min_cg",),
+    ("gin_grouped_band_min_c", "gin_grouped_band_max_c", "gin_grouped_band_pixels"),
     ("bwd_direct_max_wkib", "bwd_direct_min_pixels", "bwd_direct_free_wkib"),
     ("bwd_direct_s2_max_wkib",),
     ("bwd_sparse_max_stride",),
     ("bwd_1x1_direct_max_c", "bwd_1x1_direct_min_og", "bwd_1x1_direct_min_pixels"),
-    ("gin_direct_max_wkib", "gin_direct_min_pixels", "gin_direct_free_wkib"),
+    ("gin_direct_max_wkib",),
+    # (jointly: the dense small-plane limit and the grouped one reach the same rows)
+    ("gin_direct_min_pixels", "gin_direct_free_wkib", "gin_grouped_small_min_c", "gin_grouped_small_pixels"),
     ("gin_direct_s2_max_wkib", "gin_few_s2_im2col_min_k"),
     ("gin_1x1_direct_max_c", "gin_1x1_direct_min_og", "gin_1x1_direct_min_pixels"),
     ("bwd_dilated_max_cg",),
@@ -429,6 +500,17 @@ _FEW_CHANNELS = 4
 # The GEMM-based paths need this many channels per group (below it, BLAS
 # micro-tiles run mostly empty and conv_dilated.c falls back to direct).
 _GEMM_MIN_CHANNELS = 8
+
+
+def _grouped_gemm_wins(c, pixels, band_min, band_max, band_pixels, small_c, small_pixels):
+    """Grouped layers (not depthwise) where the BLAS beats the direct kernel.
+
+    `c` is the pass's output channels per group (the direct kernels vectorise
+    over them): a band of them the ISA serves with a narrower tile (AVX-512:
+    8-15 fall to the 8-lane AVX2 tile) on planes large enough for the GEMM to
+    stream, or wide groups on tiny planes (few pixel tiles per group).
+    """
+    return band_min <= c < band_max and pixels >= band_pixels or c >= small_c and pixels <= small_pixels
 
 
 def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, rules=None):
@@ -491,11 +573,14 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
         if has_dil and dil > 1 and (_pad_fraction(shape) >= r["fwd_dilated_pad"]
                                     or wide and pixels >= r["fwd_dilated_wide_pixels"]):
             return "dilated"
-        if g > 1 and cg > r["fwd_grouped_direct_max_cg"]:
+        if g > 1 and (cg > r["fwd_grouped_direct_max_cg"] or _grouped_gemm_wins(
+                og, pixels, r["fwd_grouped_band_min_c"], r["fwd_grouped_band_max_c"],
+                r["fwd_grouped_band_pixels"], r["fwd_grouped_small_min_c"], r["fwd_grouped_small_pixels"])):
             return "im2col"
         if k == 1:
-            ok = (og <= r["fwd_1x1_direct_max_og"] or pixels <= r["fwd_1x1_small_pixels"]
-                  or cg >= r["fwd_1x1_direct_min_cg"])
+            ok = (og <= r["fwd_1x1_direct_max_og"] or ho * wo <= r["fwd_1x1_small_pixels"]
+                  or cg >= r["fwd_1x1_direct_min_cg"] or cg >= r["fwd_1x1_direct_min_ratio"] * og
+                  or stride > 1 and og <= r["fwd_1x1_s2_direct_max_og"])
         else:
             limit = r["fwd_direct_max_wkib"] if stride == 1 else r["fwd_direct_s2_max_wkib"]
             ok = (wkib <= limit or pixels >= r["fwd_direct_wide_pixels"]) and pixels <= r["fwd_direct_max_pixels"]
@@ -534,6 +619,10 @@ def choose(op, shape, available, isa, dtype="float32", threads=1, needs=None, ru
             and r["bwd_dilated_k_pixels"] <= pixels <= r["bwd_dilated_k_max_pixels"]
             and wkib <= r["bwd_dilated_k_max_wkib"] and (g == 1 or cg > r["bwd_dilated_max_cg"])))
     if g > 1 and cg < r[p + "grouped_direct_min_cg"]:
+        direct = False
+    elif g > 1 and op == "conv_transpose2d" and _grouped_gemm_wins(
+            cg, pixels, r["gin_grouped_band_min_c"], r["gin_grouped_band_max_c"],
+            r["gin_grouped_band_pixels"], r["gin_grouped_small_min_c"], r["gin_grouped_small_pixels"]):
         direct = False
     elif k == 1:    # the pass's output channels: grad input makes cg, grad weight og x cg
         # direct when they are few, or when og (grad input's reduction, grad

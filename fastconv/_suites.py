@@ -353,6 +353,52 @@ TRAIN = [
     _conv("t.3x3 s2 160-320 @30", 160, 30, 320, 3, 2),
     _conv("t.3x3 s2 224-448 @34", 224, 34, 448, 3, 2),
     _conv("t.3x3 s2 320-384 @26", 320, 26, 384, 3, 2),
+    # added (session 6) for families the held-out suites have and TRAIN lacked:
+    # grouped 3x3 with 6-32 channels per group on 25-1600 outputs (only cg 4
+    # @28 and cg 32 @14 were there), pointwise layers with 16-32 output
+    # channels and wide-output 1x1s on 400-1000 pixels, strided depthwise 3x3
+    # on 300-2300 outputs, dilated layers with 27-32% of the taps in padding
+    _conv("t.group16 3x3 128 @20", 128, 20, 128, 3, g=16),
+    _conv("t.group24 3x3 192 @36", 192, 36, 192, 3, g=24),
+    _conv("t.group40 3x3 320 @10", 320, 10, 320, 3, g=40),
+    _conv("t.group8 3x3 64 @40", 64, 40, 64, 3, g=8),
+    _conv("t.group48 3x3 288 @20", 288, 20, 288, 3, g=48),
+    _conv("t.group16 3x3 256 @10", 256, 10, 256, 3, g=16),
+    _conv("t.group30 3x3 480 @12", 480, 12, 480, 3, g=30),
+    _conv("t.group12 3x3 384 @6", 384, 6, 384, 3, g=12),
+    _conv("t.group20 3x3 640 @9", 640, 9, 640, 3, g=20),
+    _conv("t.group24 3x3 768 @5", 768, 5, 768, 3, g=24),
+    _conv("t.1x1 128-24 @48", 128, 48, 24, 1),
+    _conv("t.1x1 160-24 @40", 160, 40, 24, 1),
+    _conv("t.1x1 112-32 @36", 112, 36, 32, 1),
+    _conv("t.1x1 48-16 @80", 48, 80, 16, 1),
+    _conv("t.1x1 24-16 @96", 24, 96, 16, 1),
+    _conv("t.1x1 96-384 @26", 96, 26, 384, 1),
+    _conv("t.1x1 160-640 @24", 160, 24, 640, 1),
+    _conv("t.1x1 80-320 @30", 80, 30, 320, 1),
+    _conv("t.dw3 s2 120 @64", 120, 64, 120, 3, 2, 1, g=120),
+    _conv("t.dw3 s2 160 @48", 160, 48, 160, 3, 2, 1, g=160),
+    _conv("t.dw3 s2 72 @96", 72, 96, 72, 3, 2, 1, g=72),
+    _conv("t.dw3 s2 200 @36", 200, 36, 200, 3, 2, 1, g=200),
+    _conv("t.dil12 48 @48", 48, 48, 48, 3, d=12),
+    _conv("t.dil20 96 @80", 96, 80, 96, 3, d=20),
+    _conv("t.dil16 80 @60", 80, 60, 80, 3, d=16),
+    _conv("t.dil10 96 @44", 96, 44, 96, 3, d=10),
+    _conv("t.dil8 64 @36", 64, 36, 64, 3, d=8),
+    # grouped with 4 channels per group on large planes and 8 on 500-1000
+    # outputs; strided 1x1 (im2col needs a column buffer) of more widths
+    _conv("t.group16 3x3 64 @64", 64, 64, 64, 3, g=16),
+    _conv("t.group24 3x3 96 @48", 96, 48, 96, 3, g=24),
+    _conv("t.group20 3x3 160 @26", 160, 26, 160, 3, g=20),
+    _conv("t.group32 3x3 256 @24", 256, 24, 256, 3, g=32),
+    _conv("t.group10 3x3 80 @30", 80, 30, 80, 3, g=10),
+    _conv("t.1x1 s2 48-96 @64", 48, 64, 96, 1, 2, 0),
+    _conv("t.1x1 s2 160-320 @36", 160, 36, 320, 1, 2, 0),
+    _conv("t.1x1 s2 320-640 @20", 320, 20, 640, 1, 2, 0),
+    _conv("t.pw s2 32-64 @60", 32, 60, 64, 1, 2, 0),
+    _conv("t.pw s2 96-192 @52", 96, 52, 192, 1, 2, 0),
+    _conv("t.pw s2 48-96 @72", 48, 72, 96, 1, 2, 0),
+    _conv("t.pw s2 128-256 @50", 128, 50, 256, 1, 2, 0),
 ]
 
 #: ``bench/bench_auto.py --suite``: the split between fitting and measuring.
