@@ -44,8 +44,9 @@ the kernels the tables were fitted on -- see ``FIT_INFO``):
   empty (8-15 with both ISAs; AVX-512 runs them on the AVX2 tile) on planes
   from ``fwd_grouped_band_pixels`` outputs, and, with AVX-512, wide groups
   on tiny planes (``fwd_grouped_small_*``: 32 channels per group on <= 100
-  outputs); the grad input alone (``gin_grouped_*``) the same on cg.  ``dilated`` wins when many taps read padding
-  (``fwd_dilated_pad``: the taps it skips, ``1 - effective_mults/mults``).
+  outputs); the grad input alone (``gin_grouped_*``) the same on cg.
+  ``dilated`` wins when many taps read padding (``fwd_dilated_pad``: the
+  taps it skips, ``1 - effective_mults/mults``).
 * backward (grad input + grad weight) and grad input alone
   (``conv_transpose2d``; its own ``gin_*`` limits): grad input runs the
   forward direct kernels on the flipped weights (polyphase when strided) and
@@ -506,9 +507,10 @@ def _grouped_gemm_wins(c, pixels, band_min, band_max, band_pixels, small_c, smal
     """Grouped layers (not depthwise) where the BLAS beats the direct kernel.
 
     `c` is the pass's output channels per group (the direct kernels vectorise
-    over them): a band of them the ISA serves with a narrower tile (AVX-512:
-    8-15 fall to the 8-lane AVX2 tile) on planes large enough for the GEMM to
-    stream, or wide groups on tiny planes (few pixel tiles per group).
+    over them): a band of them that leaves the tile's vectors partly empty
+    (AVX-512: 8-15 fall to the 8-lane AVX2 tile) on planes large enough for
+    the GEMM to stream, or wide groups on tiny planes (few pixel tiles per
+    group).
     """
     return band_min <= c < band_max and pixels >= band_pixels or c >= small_c and pixels <= small_pixels
 

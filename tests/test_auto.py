@@ -81,6 +81,19 @@ def test_heuristic_choices():
     for op in ("conv2d_backward", "conv_transpose2d"):
         assert _auto.choose(op, strided, avail, "avx2") == "im2col"
         assert _auto.choose(op, aspp, avail, "avx2") == "dilated"
+    # grouped (TRAIN margins): 32 channels per group on 25-36 outputs and 8 on
+    # 1300-1600 go to the BLAS (direct 1.5-1.6x / 1.1x slower with AVX-512),
+    # 4-6 channels per group stay direct (the BLAS 1.3-1.6x slower)
+    g32_tiny = (1, 768, 5, 5, 768, 3, 3, 5, 5, 1, 1, 1, 1, 1, 1, 24)
+    g8_large = (1, 192, 36, 36, 192, 3, 3, 36, 36, 1, 1, 1, 1, 1, 1, 24)
+    g6 = (1, 288, 20, 20, 288, 3, 3, 20, 20, 1, 1, 1, 1, 1, 1, 48)
+    for op in ("conv2d", "conv_transpose2d"):
+        assert _auto.choose(op, g32_tiny, avail, "avx512") == "im2col"
+        assert _auto.choose(op, g8_large, avail, "avx512") == "im2col"
+        assert _auto.choose(op, g6, avail, "avx512") == "direct"
+    # strided 3x3 depthwise backward on 400 outputs: the direct one is 1.3x slower
+    dw_s2 = (1, 288, 40, 40, 288, 3, 3, 20, 20, 2, 2, 1, 1, 1, 1, 288)
+    assert _auto.choose("conv2d_backward", dw_s2, avail, "avx512") == "im2col"
     # without a BLAS only direct is left
     for op in ("conv2d", "conv2d_backward", "conv_transpose2d"):
         for shape in (dw3, first, res, aspp, deep):
