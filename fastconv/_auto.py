@@ -149,7 +149,7 @@ FITTED = {
         'fwd_dw_im2col_min_d': _NEVER,  # ... and depthwise with this dilation: im2col
         'fwd_few_channels': 4,  # min(cg, og) below this: direct, except ...
         'fwd_first_im2col_K': _NEVER,  # ... GEMM depth K = cg*k this deep with og >= 32: im2col
-        'fwd_few_dilated_min_k': 81,  # ... strided stems with this many taps: dilated
+        'fwd_few_dilated_min_k': _NEVER,  # ... strided stems with this many taps: dilated
         'fwd_dilated_pad': 0.15,  # dilated when this fraction of dense taps reads padding ...
         'fwd_dilated_wide_pixels': _NEVER,  # ... or from 2, with weights over fwd_direct_max_wkib and this many outputs
         'fwd_grouped_direct_max_cg': _NEVER,  # grouped, not depthwise: im2col above this cg
@@ -160,7 +160,7 @@ FITTED = {
         'fwd_grouped_small_pixels': 0,  # ... on N*H_out*W_out <= this (wide groups on tiny planes)
         'fwd_direct_max_wkib': 384,  # kxk, stride 1: direct while a group's weights (KiB) are at most this ...
         'fwd_direct_s2_max_wkib': 0,  # ... (strided: this) ...
-        'fwd_direct_max_pixels': 8192,  # ... and N*H_out*W_out <= this; else im2col
+        'fwd_direct_max_pixels': _NEVER,  # ... and N*H_out*W_out <= this; else im2col
         'fwd_direct_wide_pixels': _NEVER,  # wider weights: direct still on N*H_out*W_out >= this (the BLAS wins on few pixels)
         'fwd_1x1_direct_max_og': 16,  # 1x1: direct when og <= this (a GEMM with this few rows is memory-bound) ...
         'fwd_1x1_small_pixels': 0,  # ... or H_out*W_out <= this (one image's plane: im2col packs small images) ...
@@ -181,7 +181,7 @@ FITTED = {
         'gin_grouped_direct_min_cg': 1,  # (grad input alone: this)
         'gin_grouped_band_min_c': 8,  # conv_transpose2d, grouped: the forward's two im2col rules on cg
         'gin_grouped_band_max_c': 16,  # (the grad input's output channels per group; it runs the
-        'gin_grouped_band_pixels': 256,  # forward direct kernels)
+        'gin_grouped_band_pixels': 576,  # forward direct kernels)
         'gin_grouped_small_min_c': _NEVER,  # 
         'gin_grouped_small_pixels': 0,  # 
         'bwd_direct_max_wkib': 256,  # kxk, not depthwise: direct while a group's weights (KiB) <= this ...
@@ -271,8 +271,8 @@ FITTED = {
 }
 #: How each table was fitted (the command, data and result).
 FIT_INFO = {
-    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_avx2_s6.json train_avx2_s6b.json train_avx2_s6c.json --write', 'commit': 'f52c9e5', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-12-07 11:47 UTC', 'files': ['train_avx2_s6.json', 'train_avx2_s6b.json', 'train_avx2_s6c.json'], 'geomean': 1.0128, 'max': 1.99, 'over': 19, 'rows': 411},
-    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_avx512_s6.json train_avx512_s6b.json train_avx512_s6c.json --write', 'commit': 'f52c9e5', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-12-07 11:47 UTC', 'files': ['train_avx512_s6.json', 'train_avx512_s6b.json', 'train_avx512_s6c.json'], 'geomean': 1.0068, 'max': 1.35, 'over': 10, 'rows': 411},
+    'avx2': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_avx2_s6.json train_avx2_s6b.json train_avx2_s6c.json train_avx2_s6d.json --write', 'commit': 'f52c9e5', 'data': 'bench/data/auto_train_avx2.json', 'date': '2026-12-07 12:00 UTC', 'files': ['train_avx2_s6.json', 'train_avx2_s6b.json', 'train_avx2_s6c.json', 'train_avx2_s6d.json'], 'geomean': 1.0126, 'max': 1.99, 'over': 20, 'rows': 423},
+    'avx512': {'clock': 'cpu', 'command': 'bench/bench_auto.py --fit train_avx512_s6.json train_avx512_s6b.json train_avx512_s6c.json train_avx512_s6d.json --write', 'commit': 'f52c9e5', 'data': 'bench/data/auto_train_avx512.json', 'date': '2026-12-07 12:00 UTC', 'files': ['train_avx512_s6.json', 'train_avx512_s6b.json', 'train_avx512_s6c.json', 'train_avx512_s6d.json'], 'geomean': 1.0066, 'max': 1.35, 'over': 10, 'rows': 423},
 }
 # END FITTED
 

@@ -399,6 +399,12 @@ TRAIN = [
     _conv("t.pw s2 96-192 @52", 96, 52, 192, 1, 2, 0),
     _conv("t.pw s2 48-96 @72", 48, 72, 96, 1, 2, 0),
     _conv("t.pw s2 128-256 @50", 128, 50, 256, 1, 2, 0),
+    # narrow 3x3 on 10k-21k outputs (the AVX2 pixel limit had only 40-96
+    # channels on 9k-58k to go by)
+    _conv("t.big 3x3 32 @112", 32, 112, 32, 3),
+    _conv("t.big 3x3 24 @144", 24, 144, 24, 3),
+    _conv("t.big 3x3 16-32 @128", 16, 128, 32, 3),
+    _conv("t.big 3x3 48 @104", 48, 104, 48, 3),
 ]
 
 #: ``bench/bench_auto.py --suite``: the split between fitting and measuring.
