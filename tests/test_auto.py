@@ -252,11 +252,28 @@ def test_bench_auto_counts_a_miss_only_if_the_remeasure_confirms_it():
     assert "over 1.10: 2  misses after re-measuring: 1" in lines[("s", "all")]
 
 
-def test_confirm_measures_the_pair_alternating():
+def test_confirm_measures_the_pair_alternating(monkeypatch):
+    """confirm() times pick and best in alternating order, round by round,
+    and returns the median of the rounds' ratios.  The calls run on a fake
+    clock (pick costs 3 units, best 1), so the check is exact and cannot be
+    disturbed by a loaded machine."""
     ba = _bench_auto()
+    now, calls = [0.0], []
+
+    def runner(layer, pas, algo, arrays):
+        def call():
+            calls.append(algo)
+            now[0] += {"direct": 3.0, "im2col": 1.0}[algo]
+        return call
+
+    monkeypatch.setattr(ba, "_runner", runner)
+    monkeypatch.setattr(ba, "_arrays", lambda layer, dtype: None)
     lay = dict(name="l", x=(1, 16, 12, 12), w=(16, 16, 3, 3), stride=1, padding=1, dilation=1, groups=1)
-    ratio = ba.confirm(lay, "fwd", np.float32, "direct", "direct", rounds=5, budget=0.0)
-    assert 0.5 < ratio < 2.0     # the same algorithm against itself
+    ratio = ba.confirm(lay, "fwd", np.float32, "direct", "im2col", rounds=5, budget=0.0, clock=lambda: now[0])
+    assert ratio == 3.0
+    d, i = "direct", "im2col"
+    # warm-up and the calls-per-round estimate, then five rounds whose order flips each round
+    assert calls == [d, i, d, i] + [d, i, i, d, d, i, i, d, d, i]
 
 
 def test_auto_reaches_each_algorithm():
