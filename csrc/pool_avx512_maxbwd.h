@@ -20,10 +20,11 @@
  * equals adding +0: no element here is ever -0.
  *
  * Index check: an output whose code matches none of its valid taps is a
- * bad index.  The codes are compared in ZCMP's lane width (int32 for
- * float32); a code outside [0, 2^31) -- negative, or with high bits that
- * the int32 compare would drop -- is caught by OR-ing every code into
- * `acc` and testing bits 31..63 once per row. */
+ * bad index; the matches are counted (see z_max3_block) and a plane is
+ * valid when they equal its outputs.  The codes are compared in ZCMP's
+ * lane width (int32 for float32); a code outside [0, 2^31) -- negative, or
+ * with high bits that the int32 compare would drop -- is caught by OR-ing
+ * every code into `acc` and testing bits 31..63 once per plane. */
 
 /* The first n slots (or lanes) of a block: n clamped to [0, NS]. */
 static FC_AI uint32_t FC_SFX(zfirst)(int64_t n) {
@@ -56,20 +57,22 @@ static FC_AI void FC_SFX(z_prefetch)(const FC_T *gyrow, const int64_t *irow, con
 typedef struct { ZI e[3], b[3]; } FC_SFX(z_taps3);
 
 /* 3x3/2 p1: the block of outputs q.. of output row p; mo / mo1 = outputs
- * q+j / q+1+j that exist, so / so1 their slots (so1 odd slots only), sc =
- * slots inside the row.  Rows r with has[r] exist.  Accumulates the codes
- * into *acc, bad outputs into *bad; *carry = "c = 0 tap of output q
- * matched" in, the same for the next block out. */
+ * q+j / q+1+j that exist, so1 the slots of the latter (odd slots only),
+ * sc = the former's slots inside the row.  Rows r with has[r] exist.
+ * Accumulates the codes into *acc and the matched taps into *hits: every
+ * mask bit is one (output, valid tap) pair -- slot 2j / 2j+1 of e: output
+ * j's c = 1 / c = 2, slot 2j+1 of b: output j+1's c = 0 -- and the taps of
+ * one window have distinct codes, so an output matches at most once and
+ * the row is valid exactly when the hits equal its outputs. */
 static FC_AI void FC_SFX(z_max3_block)(const FC_SFX(z_taps3) *t, const FC_T *gyrow, const int64_t *irow,
                                        FC_T *const rows[3], int64_t q, ZB base, uint32_t mo, uint32_t mo1,
-                                       uint32_t so, uint32_t so1, uint32_t sc, const int has0, const int has1,
-                                       const int has2, ZB *acc, uint32_t *bad, uint32_t *carry) {
+                                       uint32_t so1, uint32_t sc, const int has0, const int has1,
+                                       const int has2, ZB *acc, int64_t *hits) {
     const ZT zero = ZZERO();
     const ZB c = ZB_CODES(irow + q, mo, base), c1 = ZB_CODES(irow + q + 1, mo1, ZB_STEP(base, 2));
     const ZI cc = ZDUPC(c), cc1 = ZDUPC(c1);
     const ZT g = ZDUPG(gyrow + q, mo), g1 = ZDUPG(gyrow + q + 1, mo1);
     ZM e = 0, b = 0;
-    uint32_t ok, eb, bb;
     *acc = ZB_ACC(*acc, mo, c);
     *acc = ZB_ACC(*acc, mo1, c1);
     if (has0) {
@@ -90,45 +93,38 @@ static FC_AI void FC_SFX(z_max3_block)(const FC_SFX(z_taps3) *t, const FC_T *gyr
         ZSTOREC(rows[2] + 2 * q, sc, ZMASK_ADD(ZMASKZ_ADD(me, zero, g), mb, ZMASKZ_ADD(me, zero, g), g1));
         e = ZKOR(e, me); b = ZKOR(b, mb);
     }
-    /* output j is valid when its c = 1 or c = 2 slot matched, or its c = 0
-     * tap did: bit 2j-1 of b (output j-1's "next"), for j = 0 the previous
-     * block's top bit (none for q = 0: column -1) */
-    eb = (uint32_t)e; bb = (uint32_t)b;
-    ok = eb | (eb >> 1) | (bb << 1) | *carry;
-    *bad |= so & ZEVEN & ~ok;
-    *carry = (bb >> (NS - 1)) & 1u;
+    *hits += __builtin_popcount((uint32_t)e | ((uint32_t)b << NS));
 }
 
 /* 3x3/2 p1: output row p.  rows[r] = input row 2p-1+r (for the rows that
- * exist).  Returns 1 on a bad index. */
-static FC_AI int FC_SFX(z_max3_row)(const FC_SFX(z_taps3) *t, const fc_pool_shape *s, const FC_T *gyrow,
-                                    const int64_t *irow, FC_T *const rows[3], int64_t p,
-                                    const int has0, const int has1, const int has2) {
+ * exist).  Adds the row's matched taps to *hits. */
+static FC_AI void FC_SFX(z_max3_row)(const FC_SFX(z_taps3) *t, const fc_pool_shape *s, const FC_T *gyrow,
+                                     const int64_t *irow, FC_T *const rows[3], int64_t p, const int has0,
+                                     const int has1, const int has2, ZB *acc, int64_t *hits) {
     const int64_t W = s->w_in, wo = s->w_out;
-    ZB base = ZB_INIT((2 * p - 1) * W - 1), acc = ZB_ZERO();
-    uint32_t bad = 0, carry = 0;
+    ZB base = ZB_INIT((2 * p - 1) * W - 1);
     int64_t q = 0;
     /* whole blocks (outputs q+1 .. q+ZL exist too, all slots inside) */
     for (; q + ZL < wo && 2 * (q + ZL) <= W; q += ZL) {
-        FC_SFX(z_max3_block)(t, gyrow, irow, rows, q, base, ZALLLANES, ZALLLANES, ZALLSLOTS, ZODD, ZALLSLOTS,
-                             has0, has1, has2, &acc, &bad, &carry);
+        FC_SFX(z_max3_block)(t, gyrow, irow, rows, q, base, ZALLLANES, ZALLLANES, ZODD, ZALLSLOTS,
+                             has0, has1, has2, acc, hits);
         base = ZB_STEP(base, 2 * ZL);
     }
     for (; q < wo; q += ZL) {
-        const uint32_t so = FC_SFX(zfirst)(2 * (wo - q));
         FC_SFX(z_max3_block)(t, gyrow, irow, rows, q, base, FC_SFX(zfirst)(wo - q), FC_SFX(zfirst)(wo - q - 1),
-                             so, FC_SFX(zfirst)(2 * (wo - q - 1)) & ZODD, so & FC_SFX(zfirst)(W - 2 * q),
-                             has0, has1, has2, &acc, &bad, &carry);
+                             FC_SFX(zfirst)(2 * (wo - q - 1)) & ZODD,
+                             FC_SFX(zfirst)(2 * (wo - q)) & FC_SFX(zfirst)(W - 2 * q), has0, has1, has2, acc, hits);
         base = ZB_STEP(base, 2 * ZL);
     }
-    return bad != 0 || ZB_OUTSIDE(acc);
 }
 
+/* Returns 1 on a bad index (checked once, at the plane's end). */
 static int FC_SFX(z_max3_plane)(const fc_pool_shape *s, const FC_T *gy, const int64_t *ind, FC_T *gx) {
     const int64_t wo = s->w_out, W = s->w_in, H = s->h_in;
     FC_SFX(z_taps3) t;
-    int64_t p;
-    int r, bad;
+    ZB acc = ZB_ZERO();
+    int64_t p, hits = 0;
+    int r;
     for (r = 0; r < 3; r++) {
         t.e[r] = ZPAIR(r * W + 1, r * W + 2);
         t.b[r] = ZSET1I(r * W);
@@ -141,28 +137,24 @@ static int FC_SFX(z_max3_plane)(const fc_pool_shape *s, const FC_T *gy, const in
         rows[0] = gx + ih0 * W; rows[1] = rows[0] + W; rows[2] = rows[1] + W;
         FC_SFX(z_prefetch)(gyrow, irow, rows[1], wo, W, 2);
         /* interior rows with all three window rows, then the edges */
-        if (ih0 >= 0 && ih0 + 2 < H) bad = FC_SFX(z_max3_row)(&t, s, gyrow, irow, rows, p, 1, 1, 1);
-        else bad = FC_SFX(z_max3_row)(&t, s, gyrow, irow, rows, p, ih0 >= 0, ih0 + 1 < H, ih0 + 2 < H);
-        if (bad) return 1;
+        if (ih0 >= 0 && ih0 + 2 < H) FC_SFX(z_max3_row)(&t, s, gyrow, irow, rows, p, 1, 1, 1, &acc, &hits);
+        else FC_SFX(z_max3_row)(&t, s, gyrow, irow, rows, p, ih0 >= 0, ih0 + 1 < H, ih0 + 2 < H, &acc, &hits);
     }
-    return 0;
+    return hits != s->h_out * wo || ZB_OUTSIDE(acc);
 }
 
-/* 2x2/2 on exactly tiled planes: output row oh alone writes input rows 2oh
- * and 2oh+1, every element once (0 + g where the code names it, +0 else). */
 /* 2x2/2: outputs q.. (mo: those that exist, so: their slots) of a row. */
 static FC_AI void FC_SFX(z_max2_block)(ZI e0, ZI e1, const FC_T *gyrow, const int64_t *irow, FC_T *r0, FC_T *r1,
-                                       int64_t q, ZB base, uint32_t mo, uint32_t so, ZB *acc, uint32_t *bad) {
+                                       int64_t q, ZB base, uint32_t mo, uint32_t so, ZB *acc, int64_t *hits) {
     const ZT zero = ZZERO();
     const ZB c = ZB_CODES(irow + q, mo, base);
     const ZI cc = ZDUPC(c);
     const ZT g = ZDUPG(gyrow + q, mo);
     const ZM m0 = ZCMP(so, cc, e0), m1 = ZCMP(so, cc, e1);
-    const uint32_t e = (uint32_t)ZKOR(m0, m1);
     *acc = ZB_ACC(*acc, mo, c);
     ZSTOREC(r0 + 2 * q, so, ZMASKZ_ADD(m0, zero, g));
     ZSTOREC(r1 + 2 * q, so, ZMASKZ_ADD(m1, zero, g));
-    *bad |= so & ZEVEN & ~(e | (e >> 1));
+    *hits += __builtin_popcount((uint32_t)m0 | ((uint32_t)m1 << NS));   /* as z_max3_block */
 }
 
 /* Whole blocks, then one masked block (its masks the same for every row);
@@ -172,8 +164,7 @@ static int FC_SFX(z_max2_plane)(const fc_pool_shape *s, const FC_T *gy, const in
     const ZI e0 = ZPAIR(0, 1), e1 = ZPAIR(W, W + 1);
     const uint32_t mo_tail = FC_SFX(zfirst)(wo - q_tail), so_tail = FC_SFX(zfirst)(2 * (wo - q_tail));
     ZB acc = ZB_ZERO();
-    uint32_t bad = 0;
-    int64_t oh, q;
+    int64_t oh, q, hits = 0;
     for (oh = 0; oh < s->h_out; oh++) {
         const FC_T *gyrow = gy + oh * wo;
         const int64_t *irow = ind + oh * wo;
@@ -181,12 +172,12 @@ static int FC_SFX(z_max2_plane)(const fc_pool_shape *s, const FC_T *gy, const in
         ZB base = ZB_INIT(2 * oh * W);
         FC_SFX(z_prefetch)(gyrow, irow, r0, wo, W, 2);
         for (q = 0; q < q_tail; q += ZL) {
-            FC_SFX(z_max2_block)(e0, e1, gyrow, irow, r0, r1, q, base, ZALLLANES, ZALLSLOTS, &acc, &bad);
+            FC_SFX(z_max2_block)(e0, e1, gyrow, irow, r0, r1, q, base, ZALLLANES, ZALLSLOTS, &acc, &hits);
             base = ZB_STEP(base, 2 * ZL);
         }
-        if (q < wo) FC_SFX(z_max2_block)(e0, e1, gyrow, irow, r0, r1, q, base, mo_tail, so_tail, &acc, &bad);
+        if (q < wo) FC_SFX(z_max2_block)(e0, e1, gyrow, irow, r0, r1, q, base, mo_tail, so_tail, &acc, &hits);
     }
-    return bad != 0 || ZB_OUTSIDE(acc);
+    return hits != s->h_out * wo || ZB_OUTSIDE(acc);
 }
 
 /* 1: 3x3/2 p1 whose every window has a valid row and column (PyTorch's
