@@ -36,7 +36,7 @@ static FC_AI uint32_t FC_SFX(zfirst)(int64_t n) {
  * into L2, and its `in_rows` grad_input rows (from `gxrow`), which are
  * written next (their read for ownership).  Only for rows of at least a
  * cache line of gradients: on 14x14 planes (7 outputs a row) it measured
- * 1.1-1.2x slower, on 56-224 wide planes 1.3-1.4x faster (2x2/2). */
+ * 1.1-1.2x slower, on 56- and 112-wide planes 1.2-1.4x faster (2x2/2). */
 #ifndef ZPF_ROWS
 #define ZPF_ROWS 6
 #endif
@@ -181,8 +181,8 @@ static int FC_SFX(z_max2_plane)(const fc_pool_shape *s, const FC_T *gy, const in
 }
 
 /* 1: 3x3/2 p1 whose every window has a valid row and column (PyTorch's
- * output sizes always do); 2: exactly tiled 2x2/2; 0: not served.  Codes
- * must fit int32 (taps up to 2W+2) and rows a stack-free index range. */
+ * output sizes always do); 2: exactly tiled 2x2/2; 0: not served.  Tap
+ * codes (up to 2W+2) must fit the int32 compares. */
 static int FC_SFX(z_maxbwd_kind)(const fc_pool_shape *s) {
     if (s->kh != s->kw || s->stride_h != 2 || s->stride_w != 2 || s->pad_h != s->pad_w) return 0;
     if (s->dil_h != 1 || s->dil_w != 1 || s->w_in > ((int64_t)1 << 28) || s->h_out < 1 || s->w_out < 1) return 0;
