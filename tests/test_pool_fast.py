@@ -461,3 +461,19 @@ def test_slot_gather_refuses_bad_indices_at_every_position(k, s, p, h, w, dtype_
                 ind2[pos] = bad
                 with pytest.raises(ValueError, match="indices"):
                     max_pool2d_backward(g, x, k, s, p, indices=ind2)
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 30, 44), (2, 9, 28, 28), (3, 5, 31, 33)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1)])
+def test_slot_gather_two_threads_bit_identical(shape, k, s, p, dtype, isa):
+    """Enough planes for two threads (exactly tiled 2x2/2 included)."""
+    rng = np.random.default_rng(13)
+    x = rand(rng, shape, dtype)
+    y, ind = max_pool2d(x, k, s, p, return_indices=True)
+    g = rand(rng, y.shape, dtype)
+    got = []
+    for t in (1, 2):
+        with config._forced_runtime(threads=t):
+            got.append(max_pool2d_backward(g, x, k, s, p, indices=ind))
+    _assert_same_bits(got[0], got[1])
+    _assert_same_bits(got[0], _scatter(g, ind, shape))
