@@ -56,14 +56,16 @@ static int idx_row_ok(const int64_t *irow, int64_t o, int64_t o1, int64_t ih0, i
 
 /* 2x2/2 max backward gather for 4 outputs: g[j] goes to the tap its code
  * (offset of the argmax from the window origin: 0, 1, W or W+1) names,
- * zeros elsewhere; r0/r1 = the window's two rows at column 2*o. */
+ * +0 elsewhere (0 + g, the zero-filled scatter's sum); r0/r1 = the
+ * window's two rows at column 2*o. */
 static inline void k2_store4_f32(const float *g, __m256i m00, __m256i m01, __m256i m10, __m256i m11,
                                  float *r0, float *r1) {
     const __m256i pick = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);   /* int64 mask -> int32 */
-    const __m128 gv = _mm_loadu_ps(g);
-#define K2M(m) _mm_castsi128_ps(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32((m), pick)))
-    __m128 e00 = _mm_and_ps(gv, K2M(m00)), e01 = _mm_and_ps(gv, K2M(m01));
-    __m128 e10 = _mm_and_ps(gv, K2M(m10)), e11 = _mm_and_ps(gv, K2M(m11));
+    const __m128 gv = _mm_loadu_ps(g), z = _mm_setzero_ps();
+    /* 0 + g: +0 for a -0 gradient, as the zero-filled scatter */
+#define K2M(m) _mm_add_ps(z, _mm_and_ps(gv, _mm_castsi128_ps(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32((m), pick)))))
+    __m128 e00 = K2M(m00), e01 = K2M(m01);
+    __m128 e10 = K2M(m10), e11 = K2M(m11);
 #undef K2M
     _mm_storeu_ps(r0, _mm_unpacklo_ps(e00, e01));
     _mm_storeu_ps(r0 + 4, _mm_unpackhi_ps(e00, e01));
@@ -73,9 +75,11 @@ static inline void k2_store4_f32(const float *g, __m256i m00, __m256i m01, __m25
 
 static inline void k2_store4_f64(const double *g, __m256i m00, __m256i m01, __m256i m10, __m256i m11,
                                  double *r0, double *r1) {
-    const __m256d gv = _mm256_loadu_pd(g);
-    __m256d e00 = _mm256_and_pd(gv, _mm256_castsi256_pd(m00)), e01 = _mm256_and_pd(gv, _mm256_castsi256_pd(m01));
-    __m256d e10 = _mm256_and_pd(gv, _mm256_castsi256_pd(m10)), e11 = _mm256_and_pd(gv, _mm256_castsi256_pd(m11));
+    const __m256d gv = _mm256_loadu_pd(g), z = _mm256_setzero_pd();
+#define K2M(m) _mm256_add_pd(z, _mm256_and_pd(gv, _mm256_castsi256_pd(m)))
+    __m256d e00 = K2M(m00), e01 = K2M(m01);
+    __m256d e10 = K2M(m10), e11 = K2M(m11);
+#undef K2M
     __m256d ul = _mm256_unpacklo_pd(e00, e01), uh = _mm256_unpackhi_pd(e00, e01);
     _mm256_storeu_pd(r0, _mm256_permute2f128_pd(ul, uh, 0x20));
     _mm256_storeu_pd(r0 + 4, _mm256_permute2f128_pd(ul, uh, 0x31));

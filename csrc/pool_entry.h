@@ -49,6 +49,12 @@ fc_status FC_SFX(fc_max_pool2d_backward)(fc_context *ctx, const fc_pool_shape *s
     hw_out = s->h_out * s->w_out;
     if (planes == 0 || hw_in == 0) return FC_OK;
     if (!gx || (hw_out > 0 && (!gy || (!indices && !x)))) return FC_ERR_ARG;
+#ifdef FC_WITH_AVX512
+    if (ctx->isa == FC_ISA_AVX512) {
+        st = FC_SFXZ(fc_max_pool2d_backward)(ctx, s, gy, indices, x, gx);
+        if (st != FC_NOT_HANDLED) return st;
+    }
+#endif
 #ifdef FC_WITH_AVX2
     if (ctx->isa >= FC_ISA_AVX2) {
         st = FC_SFXA(fc_max_pool2d_backward)(ctx, s, gy, indices, x, gx);

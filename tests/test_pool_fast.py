@@ -398,3 +398,85 @@ def test_avg_backward_2x2_exact_stored_once(shape, opts, dtype, isa, threads):
     got = _into_nan(lambda out: _kernels.avg_pool2d_backward(g.reshape(-1), out, st), shape, dtype)
     _assert_same_bits(got, want)
     _assert_same_bits(avg_pool2d_backward(g, shape, 2, **opts), want)
+
+
+# ---- max backward with indices by slot gather (AVX-512: 8 float32 / 4 float64
+# outputs per block, the row's last block masked; the AVX2 paths alike)
+
+# widths giving w_out = 1..3 (one masked block), exactly 4/8/16 outputs
+# (whole blocks only, or a whole block plus a one-output tail), 17 and 33
+# (tails of 1), odd and even widths (the last window cut by the edge or not)
+MAX3_SLOT_W = [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 34, 65, 66]
+
+
+def _raw_max_backward(g, ind, shape, k, s, p, ceil=False):
+    from fastconv import _kernels
+    from fastconv.pool import _shape_tuple
+    st = _shape_tuple(shape, ind.shape, (k, k), (s, s), (p, p), (1, 1), ceil)
+    return _into_nan(lambda out: _kernels.max_pool2d_backward(g.reshape(-1), ind.reshape(-1), None, out, st),
+                     shape, g.dtype)
+
+
+@pytest.mark.parametrize("w", MAX3_SLOT_W)
+@pytest.mark.parametrize("h,ceil", [(1, False), (2, True), (6, False), (7, True), (9, False)])
+def test_max3_slot_gather_any_valid_index_bit_exact(w, h, ceil, dtype, isa, threads):
+    """3x3/2 p1 with any valid tap index: bit-equal (sign of zero included)
+    to the in-order scatter into zeros, every grad_input element written
+    (the output starts as NaN)."""
+    rng = np.random.default_rng(h * 1000 + w)
+    shape = (2, 3, h, w)
+    ind = _random_valid_indices(rng, 2, 3, h, w, 3, 2, 1, ceil)
+    g = rand(rng, ind.shape, dtype)
+    g.flat[rng.random(g.size) < 0.1] = -0.0
+    want = _scatter(g, ind, shape)
+    _assert_same_bits(_raw_max_backward(g, ind, shape, 3, 2, 1, ceil), want)
+    _assert_same_bits(max_pool2d_backward(g, np.zeros(shape, dtype), 3, 2, 1, ceil_mode=ceil, indices=ind), want)
+
+
+@pytest.mark.parametrize("w", [2, 4, 6, 14, 16, 18, 32, 34, 66])
+@pytest.mark.parametrize("h", [2, 4, 14])
+def test_max2_slot_gather_any_valid_index_bit_exact(w, h, dtype, isa, threads):
+    """Exactly tiled 2x2/2 with any valid index, rows of 1..33 outputs."""
+    rng = np.random.default_rng(h * 1000 + w)
+    shape = (2, 3, h, w)
+    ind = _random_valid_indices(rng, 2, 3, h, w, 2, 2, 0)
+    g = rand(rng, ind.shape, dtype)
+    g.flat[rng.random(g.size) < 0.1] = -0.0
+    want = _scatter(g, ind, shape)
+    _assert_same_bits(_raw_max_backward(g, ind, shape, 2, 2, 0), want)
+
+
+@pytest.mark.parametrize("k,s,p,h,w", [(3, 2, 1, 7, 32), (3, 2, 1, 6, 33), (3, 2, 1, 5, 9), (3, 2, 1, 1, 3),
+                                       (2, 2, 0, 4, 32), (2, 2, 0, 6, 18), (2, 2, 0, 2, 2)])
+@pytest.mark.parametrize("dtype_", ["float32", "float64"])
+def test_slot_gather_refuses_bad_indices_at_every_position(k, s, p, h, w, dtype_, isa):
+    """Every output position (first/last column and row, block boundaries,
+    the masked tail): each kind of bad index is refused."""
+    rng = np.random.default_rng(11)
+    x = rand(rng, (1, 2, h, w), dtype_)
+    y, ind = max_pool2d(x, k, s, p, return_indices=True)
+    g = rand(rng, y.shape, dtype_)
+    for oh in range(y.shape[2]):
+        for ow in range(y.shape[3]):
+            pos = (0, 1, oh, ow)
+            for bad in _bad_variants(ind, pos, w) + [(1 << 31) + int(ind[pos]), -(1 << 31)]:
+                ind2 = ind.copy()
+                ind2[pos] = bad
+                with pytest.raises(ValueError, match="indices"):
+                    max_pool2d_backward(g, x, k, s, p, indices=ind2)
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 30, 44), (2, 9, 28, 28), (3, 5, 31, 33)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1)])
+def test_slot_gather_two_threads_bit_identical(shape, k, s, p, dtype, isa):
+    """Enough planes for two threads (exactly tiled 2x2/2 included)."""
+    rng = np.random.default_rng(13)
+    x = rand(rng, shape, dtype)
+    y, ind = max_pool2d(x, k, s, p, return_indices=True)
+    g = rand(rng, y.shape, dtype)
+    got = []
+    for t in (1, 2):
+        with config._forced_runtime(threads=t):
+            got.append(max_pool2d_backward(g, x, k, s, p, indices=ind))
+    _assert_same_bits(got[0], got[1])
+    _assert_same_bits(got[0], _scatter(g, ind, shape))
