@@ -97,6 +97,8 @@ class BuildExt(build_ext):
                         include_dirs=ext.include_dirs, extra_postargs=base + AVX512_FLAGS,
                         depends=ext.depends)
                 ext.extra_objects = list(ext.extra_objects or []) + objs
+                # relink when only an ISA source changed (they left ext.sources)
+                ext.depends = list(ext.depends) + isa_sources + avx512_sources
         super().build_extensions()
 
 
