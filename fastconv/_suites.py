@@ -385,6 +385,9 @@ TRAIN = [
     _conv("t.dil16 80 @60", 80, 60, 80, 3, d=16),
     _conv("t.dil10 96 @44", 96, 44, 96, 3, d=10),
     _conv("t.dil8 64 @36", 64, 36, 64, 3, d=8),
+    # the same padding fraction on planes of a multiple of 4 KB
+    _conv("t.dil8 96 @32", 96, 32, 96, 3, d=8),
+    _conv("t.dil24 48 @96", 48, 96, 48, 3, d=24),
     # grouped with 4 channels per group on large planes and 8 on 500-1000
     # outputs; strided 1x1 (im2col needs a column buffer) of more widths
     _conv("t.group16 3x3 64 @64", 64, 64, 64, 3, g=16),
