@@ -174,20 +174,24 @@ static void SFX(z_pack)(T *wp, const T *src, int64_t ss, int nco, int64_t K) {
 /* This tile's chunking limits (conv_direct_ocv_plan.h); fewer than VL
  * output channels per group would leave most lanes idle (the AVX2 kernels
  * serve those). */
-static const fc_ocv_limits SFX(z_limits) = {VL, FC_Z_PMAX, FC_Z_KMAX, FC_Z_XMAX, FC_Z_K1};
+static const fc_ocv_limits SFX(z_limits) = {VL, FC_Z_PMAX, FC_Z_KMAX, FC_Z_XMAX, FC_Z_K1, 1};
 
 /* Copy input rows [ih_s, ih_s + rows_b) x cols [-pad_w, -pad_w + wb) of cib
- * channels, zero-padded, into xb (plane stride plane_b). */
+ * channels, zero-padded, into xb (plane stride plane_b); band > 0: block
+ * row i is input row ih_s + (i / band) * dil_h + i % band (the kh bands the
+ * tap rows read). */
 static void SFX(z_copy)(T *xb, const T *ximg, const fc_conv_shape *s, int64_t cib,
-                        int64_t ih_s, int64_t rows_b, int64_t wb, int64_t plane_b) {
+                        int64_t ih_s, int64_t rows_b, int64_t band, int64_t wb, int64_t plane_b) {
     const int64_t c_lo = FC_MIN(wb, FC_MAX(0, s->pad_w));
     const int64_t c_hi = FC_MAX(c_lo, FC_MIN(wb, s->w_in + s->pad_w));
+    const int64_t hb = band ? band : rows_b, skip = band ? s->dil_h - band : 0;
     int64_t ci, i, q;
     for (ci = 0; ci < cib; ci++) {
         const T *xp = ximg + ci * s->h_in * s->w_in - s->pad_w;
-        for (i = 0; i < rows_b; i++) {
+        int64_t ih = ih_s;
+        for (i = 0; i < rows_b; i++, ih++) {
             T *dst = xb + ci * plane_b + i * wb;
-            const int64_t ih = ih_s + i;
+            if (i && i % hb == 0) ih += skip;      /* next band */
             if (ih < 0 || ih >= s->h_in) {
                 for (q = 0; q < wb; q += VL) V_MASKSTOREU(dst + q, V_TAILMASK(wb - q), V_ZERO());
                 continue;
@@ -244,7 +248,8 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
             const int64_t r0 = rc * pl.rows_per, r1 = FC_MIN(s->h_out, r0 + pl.rows_per);
             const int64_t P = (r1 - r0) * s->w_out;
             const int64_t ih_s = r0 * s->stride_h - s->pad_h;  /* first input row of the block */
-            const int64_t rows_b = fc_ocv_rows_in(s, r1 - r0);
+            const int64_t band = pl.copy ? fc_ocv_band(s, &SFX(z_limits), r1 - r0) : 0;
+            const int64_t rows_b = band ? s->kh * band : fc_ocv_rows_in(s, r1 - r0);
             const int64_t wb = pl.copy ? pl.wb : s->w_in;
             const int64_t plane_b = pl.copy ? rows_b * wb : s->h_in * s->w_in;
             const T *ximg = x + (n * s->c_in + g * cig) * s->h_in * s->w_in;
@@ -266,7 +271,7 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
                 /* pack weights [ci][kh][kw][NCO] */
                 SFX(z_pack)(wp, w + (co_abs * cig + ci0) * khkw, cig * khkw, nco, K);
                 if (pl.copy) {
-                    SFX(z_copy)(xb, ximg + ci0 * s->h_in * s->w_in, s, cib, ih_s, rows_b, wb, plane_b);
+                    SFX(z_copy)(xb, ximg + ci0 * s->h_in * s->w_in, s, cib, ih_s, rows_b, band, wb, plane_b);
                     xsrc = xb;
                 } else {
                     xsrc = ximg + ci0 * plane_b;
@@ -275,7 +280,8 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
                     int64_t i, j;
                     for (i = 0; i < s->kh; i++)
                         for (j = 0; j < s->kw; j++)
-                            off[(ci * s->kh + i) * s->kw + j] = ci * plane_b + i * s->dil_h * wb + j * s->dil_w;
+                            off[(ci * s->kh + i) * s->kw + j] =
+                                ci * plane_b + i * (band ? band : s->dil_h) * wb + j * s->dil_w;
                 }
                 /* the next block's weights (nco rows, strided: the hardware
                  * prefetcher follows them poorly) are prefetched a few lines
@@ -292,7 +298,7 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
                 const int64_t wrow = cig * khkw * (int64_t)sizeof(T);
                 /* likewise the next block's input rows (padded copy only:
                  * each channel's rows are one contiguous range of x) */
-                const int64_t ih_lo = FC_MAX(0, ih_s), ih_hi = FC_MIN(s->h_in, ih_s + rows_b);
+                const int64_t ih_lo = FC_MAX(0, ih_s), ih_hi = FC_MIN(s->h_in, ih_s + fc_ocv_rows_in(s, r1 - r0));
                 const int64_t xci_next = !pl.copy || ih_hi <= ih_lo ? 0 : !last ? nci_next : nco_next > 0 ? FC_MIN(pl.cib, cig) : 0;
                 const int64_t xlc = ((ih_hi - ih_lo) * s->w_in * (int64_t)sizeof(T) + 63) / 64 + 1;
                 const int64_t xlines = xci_next * xlc, xpt = (xlines + ntile - 1) / ntile;

@@ -13,6 +13,7 @@ typedef struct {
     int64_t kmax;         /* taps (ci, kh, kw) per input-channel block */
     int64_t xmax;         /* elements of the zero-padded input block */
     int64_t k1;           /* input channels per block for 1x1 kernels */
+    int banded;           /* 1: the kernel copies dilated tap rows as bands */
 } fc_ocv_limits;
 
 typedef struct {
@@ -28,6 +29,21 @@ static inline int64_t fc_ocv_rows_in(const fc_conv_shape *s, int64_t rows) {
     return (rows - 1) * s->stride_h + (s->kh - 1) * s->dil_h + 1;
 }
 
+/* Band height when the padded block holds one band of rows per kernel row
+ * (a dilation taller than the chunk leaves gaps between the rows the taps
+ * read: copying only the bands keeps the block, and so the input-channel
+ * block, large), else 0 (one contiguous span). */
+static inline int64_t fc_ocv_band(const fc_conv_shape *s, const fc_ocv_limits *lim, int64_t rows) {
+    const int64_t hb = (rows - 1) * s->stride_h + 1;
+    return lim->banded && s->kh * hb < fc_ocv_rows_in(s, rows) ? hb : 0;
+}
+
+/* Rows of the padded block of a chunk of `rows` output rows. */
+static inline int64_t fc_ocv_block_rows(const fc_conv_shape *s, const fc_ocv_limits *lim, int64_t rows) {
+    const int64_t hb = fc_ocv_band(s, lim, rows);
+    return hb ? s->kh * hb : fc_ocv_rows_in(s, rows);
+}
+
 /* Input channels per block for the plan's rows: the packed weights stay
  * within kmax taps and the padded input block within xmax.  1x1 kernels
  * read x in place with a plane stride per tap, so fewer channels per block
@@ -36,7 +52,7 @@ static int fc_ocv_fit_cib(const fc_conv_shape *s, const fc_ocv_limits *lim, fc_o
     const int64_t khkw = s->kh * s->kw, cig = s->c_in / s->groups;
     int64_t cib = khkw == 1 ? lim->k1 : lim->kmax / khkw;
     if (pl->copy) {
-        const int64_t plane_b = fc_ocv_rows_in(s, pl->rows_per) * pl->wb;
+        const int64_t plane_b = fc_ocv_block_rows(s, lim, pl->rows_per) * pl->wb;
         if (plane_b > lim->xmax) return 0;
         cib = FC_MIN(cib, lim->xmax / plane_b);
     }
@@ -57,7 +73,7 @@ static int fc_ocv_make_plan(const fc_conv_shape *s, const fc_ocv_limits *lim, fc
     pl->wb = (s->w_out - 1) * s->stride_w + (s->kw - 1) * s->dil_w + 1;
     rows = FC_MAX(1, FC_MIN(s->h_out, lim->pmax / s->w_out));
     if (pl->copy)
-        while (rows > 1 && fc_ocv_rows_in(s, rows) * pl->wb > lim->xmax) rows--;
+        while (rows > 1 && fc_ocv_block_rows(s, lim, rows) * pl->wb > lim->xmax) rows--;
     pl->nrc = (s->h_out + rows - 1) / rows;
     pl->rows_per = (s->h_out + pl->nrc - 1) / pl->nrc;  /* even chunks */
     return fc_ocv_fit_cib(s, lim, pl);

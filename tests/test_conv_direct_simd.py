@@ -154,6 +154,11 @@ CASES = [
     (1, 4, 5, 6, 16, 5, 6, 1, 2, 1, 1),         # kernel as large as the input, padded
     (1, 4, 5, 6, 16, 5, 6, 1, 0, 1, 1),         # kernel as large as the input: 1 pixel
     (1, 3, 11, 19, 16, 2, 2, 3, 0, 1, 1),       # stride > kernel
+    # dilation taller than a chunk: the padded block holds one band per kernel row
+    (1, 20, 9, 11, 32, 3, 3, 1, 12, 12, 1),     # one chunk, bands of 9 rows, 12 apart
+    (1, 16, 40, 33, 16, 3, 3, 1, 16, 16, 1),    # 3 chunks of 15/15/10 rows (bands of the last one shorter)
+    (1, 8, 12, 20, 24, 3, 2, (2, 1), (18, 1), (18, 1), 1),  # stride 2 inside the bands
+    (1, 12, 7, 9, 16, 5, 5, 1, 16, 8, 1),       # 5 bands, rows of only padding
     (1, 16, 9, 17, 64, 3, 3, 1, 1, 1, 2),       # groups, 32 channels per group
     (1, 6, 9, 10, 48, 3, 3, 2, 1, 1, 3),        # groups, 16 channels per group
     (1, 4, 3, 9, 16, 3, 3, 1, 0, 1, 1),         # 7 pixels: tiles 4 + 3
@@ -187,6 +192,8 @@ LARGE = [
     (1, 512, 7, 7, 100, 3, 3, 1, 1, 1, 1),
     (1, 144, 28, 28, 144, 3, 3, 1, 1, 1, 144),
     (1, 64, 20, 20, 64, 3, 3, 2, 1, 1, 64),
+    (1, 64, 33, 33, 64, 3, 3, 1, 12, 12, 1),    # ASPP-like: banded padded blocks
+    (1, 48, 40, 40, 64, 3, 3, 1, 18, 18, 1),
 ]
 
 
