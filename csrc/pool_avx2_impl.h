@@ -370,16 +370,11 @@ static void FC_SFX(my_planes)(int64_t planes, int64_t *p0, int64_t *p1) {
     *p1 = *p0 + q + (id < r);
 }
 
-/* The flat 2x2/2 path serves every exactly tiled plane: with the flat
- * stream's prefetch and streamed stores beyond the cache it measured
- * faster than the row kernels there too (vgg2 2x2/2, 64 MB, warm: 24 vs
- * 14-18 GB/s; vgg1, 128 MB: 21 vs 13), and below the cache it always was
- * (14x14 planes: 2x). */
-static int FC_SFX(k2_flat_use)(const fc_pool_shape *s) {
-    return FC_SFX(k2_exact)(s);
-}
-
-/* 2x2/2 exactly tiled, no indices: max or avg over flat row pairs. */
+/* 2x2/2 exactly tiled, no indices: max or avg over flat row pairs.  It
+ * serves every such call: with the flat stream's prefetch and streamed
+ * stores beyond the cache it measured faster than the row kernels there
+ * too (vgg2 2x2/2, 64 MB, warm: 24 vs 14-18 GB/s), and below the cache it
+ * always was (14x14 planes: 2x). */
 static fc_status FC_SFX(k2_flat_call)(fc_context *ctx, const fc_pool_shape *s, const FC_T *x, FC_T *y,
                                       const int is_max, FC_T scale) {
     const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
@@ -408,7 +403,7 @@ fc_status FC_SFXA(fc_max_pool2d)(fc_context *ctx, const fc_pool_shape *s, const 
     const int64_t planes = s->n * s->c, hw_in = s->h_in * s->w_in, hw_out = s->h_out * s->w_out;
     int64_t p;
     if (!kind) return FC_NOT_HANDLED;
-    if (kind == 1 && !indices && FC_SFX(k2_flat_use)(s)) return FC_SFX(k2_flat_call)(ctx, s, x, y, 1, 1);
+    if (kind == 1 && !indices && FC_SFX(k2_exact)(s)) return FC_SFX(k2_flat_call)(ctx, s, x, y, 1, 1);
     const int nt = FC_SFX(use_nt)(s, indices ? 8 : 0);
     const int m3 = kind == 2 && !indices && FC_SFX(max3s2_ok)(s);
 #pragma omp parallel num_threads(fc_pool_threads(ctx, planes, FC_MAX(hw_in, hw_out)))
@@ -443,7 +438,7 @@ fc_status FC_SFXA(fc_avg_pool2d)(fc_context *ctx, const fc_pool_shape *s, const 
     FC_T recip[3][3];
     int64_t p;
     if (!kind) return FC_NOT_HANDLED;
-    if (kind == 1 && FC_SFX(k2_flat_use)(s))
+    if (kind == 1 && FC_SFX(k2_exact)(s))
         return FC_SFX(k2_flat_call)(ctx, s, x, y, 0,
                                     (FC_T)1 / (FC_T)(s->divisor_override ? s->divisor_override : 4));
     const int nt = FC_SFX(use_nt)(s, 0);
