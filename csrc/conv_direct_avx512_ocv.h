@@ -154,21 +154,19 @@ static void SFX(z_store)(const T *acc, int64_t P, int nco, T *y, int64_t po) {
 /* Pack K consecutive weights of nco channels (channel c's at src + c*ss)
  * as wp[K][NCO], zero lanes past nco. */
 static void SFX(z_pack)(T *wp, const T *src, int64_t ss, int nco, int64_t K) {
-    /* a cache line's worth of taps per TR channel rows before the next
-     * rows: the nco rows are a stride apart that is often a multiple of
-     * 2-4 KB, so they share few L1 sets, and a line left half-read while
-     * the other rows are visited was evicted before its second half */
-    const int64_t TL = 64 / (int64_t)sizeof(T) >= TR ? 64 / (int64_t)sizeof(T) / TR * TR : TR;
+    /* TR channel rows at a time, each read through all K taps: the nco
+     * rows are a stride apart that is often a multiple of 2-4 KB, so they
+     * share few L1 sets; TR rows' lines fit the ways of a set and form TR
+     * sequential streams the hardware prefetcher follows, where sweeping
+     * all nco rows per few taps evicted half-read lines (Zen 4, 8-way L1,
+     * against that order: 512-ch 3x3 at 7x7 +9%, 1x1 2048-512 at 7x7 +27%) */
     const int64_t kf = K / TR * TR;
-    int64_t t = 0, t0;
+    int64_t t = 0;
     int c, cb;
     const int full = nco / TR * TR;
-    for (t0 = 0; t0 < kf; t0 += TL) {
-        const int64_t t1 = FC_MIN(kf, t0 + TL);
-        for (cb = 0; cb < full; cb += TR)
-            for (t = t0; t < t1; t += TR)
-                SFX(z_tr)(src + cb * ss + t, ss, wp + t * FC_Z_NCO + cb, FC_Z_NCO);
-    }
+    for (cb = 0; cb < full; cb += TR)
+        for (t = 0; t < kf; t += TR)
+            SFX(z_tr)(src + cb * ss + t, ss, wp + t * FC_Z_NCO + cb, FC_Z_NCO);
     t = kf;
     for (c = 0; c < FC_Z_NCO; c++) {
         int64_t q;
