@@ -161,17 +161,16 @@ static void SFX(z_pack)(T *wp, const T *src, int64_t ss, int nco, int64_t K) {
      * all nco rows per few taps evicted half-read lines (Zen 4, 8-way L1,
      * against that order: 512-ch 3x3 at 7x7 +9%, 1x1 2048-512 at 7x7 +27%) */
     const int64_t kf = K / TR * TR;
-    int64_t t = 0;
+    int64_t t;
     int c, cb;
     const int full = nco / TR * TR;
     for (cb = 0; cb < full; cb += TR)
         for (t = 0; t < kf; t += TR)
             SFX(z_tr)(src + cb * ss + t, ss, wp + t * FC_Z_NCO + cb, FC_Z_NCO);
-    t = kf;
     for (c = 0; c < FC_Z_NCO; c++) {
         int64_t q;
         if (c < full)
-            for (q = t; q < K; q++) wp[q * FC_Z_NCO + c] = src[c * ss + q];
+            for (q = kf; q < K; q++) wp[q * FC_Z_NCO + c] = src[c * ss + q];
         else if (c < nco)
             for (q = 0; q < K; q++) wp[q * FC_Z_NCO + c] = src[c * ss + q];
         else
@@ -257,7 +256,8 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
             const int64_t P = (r1 - r0) * s->w_out;
             const int64_t ih_s = r0 * s->stride_h - s->pad_h;  /* first input row of the block */
             const int64_t band = pl.copy ? fc_ocv_band(s, &SFX(z_limits), r1 - r0) : 0;
-            const int64_t rows_b = band ? s->kh * band : fc_ocv_rows_in(s, r1 - r0);
+            const int64_t rows_b = fc_ocv_band_rows(s, band, r1 - r0);
+            const int64_t tap_rows = band ? band : s->dil_h;   /* block rows between kernel rows */
             const int64_t wb = pl.copy ? pl.wb : s->w_in;
             const int64_t plane_b = pl.copy ? rows_b * wb : s->h_in * s->w_in;
             const T *ximg = x + (n * s->c_in + g * cig) * s->h_in * s->w_in;
@@ -289,7 +289,7 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
                     for (i = 0; i < s->kh; i++)
                         for (j = 0; j < s->kw; j++)
                             off[(ci * s->kh + i) * s->kw + j] =
-                                ci * plane_b + i * (band ? band : s->dil_h) * wb + j * s->dil_w;
+                                ci * plane_b + i * tap_rows * wb + j * s->dil_w;
                 }
                 /* the next block's weights (nco rows, strided: the hardware
                  * prefetcher follows them poorly) are prefetched a few lines

@@ -38,10 +38,14 @@ static inline int64_t fc_ocv_band(const fc_conv_shape *s, const fc_ocv_limits *l
     return lim->banded && s->kh * hb < fc_ocv_rows_in(s, rows) ? hb : 0;
 }
 
-/* Rows of the padded block of a chunk of `rows` output rows. */
+/* Rows of the padded block of a chunk of `rows` output rows whose band
+ * height (fc_ocv_band) is `band`. */
+static inline int64_t fc_ocv_band_rows(const fc_conv_shape *s, int64_t band, int64_t rows) {
+    return band ? s->kh * band : fc_ocv_rows_in(s, rows);
+}
+
 static inline int64_t fc_ocv_block_rows(const fc_conv_shape *s, const fc_ocv_limits *lim, int64_t rows) {
-    const int64_t hb = fc_ocv_band(s, lim, rows);
-    return hb ? s->kh * hb : fc_ocv_rows_in(s, rows);
+    return fc_ocv_band_rows(s, fc_ocv_band(s, lim, rows), rows);
 }
 
 /* Input channels per block for the plan's rows: the packed weights stay
