@@ -6,7 +6,8 @@
  *
  * Pixels are taken along the output plane flattened (h*w as one dimension),
  * each with its own input base pointer, so small planes (7x7, 14x14), row
- * ends and strides waste no lanes.  Padding is handled by copying the input
+ * ends and strides waste no lanes; a chunk of whole small planes spans
+ * several images, so each packed weight block serves them all.  Padding is handled by copying the input
  * rows a chunk needs, zero-padded, into a stack block; without padding the
  * kernel reads x in place.  Partial sums of a (pixel chunk, co-block) live
  * in a stack buffer acc[P][NCO] across input-channel blocks and are
@@ -137,7 +138,7 @@ static void SFX(ocv_pack)(T *wp, const T *src, int64_t ss, int nco, int64_t K) {
 
 /* This tile's chunking limits (conv_direct_ocv_plan.h): at least VL
  * output channels per group, 128 input channels per block for 1x1. */
-static const fc_ocv_limits SFX(ocv_limits) = {VL, FC_OCV_PMAX, FC_OCV_KMAX, FC_OCV_XMAX, 128};
+static const fc_ocv_limits SFX(ocv_limits) = {VL, FC_OCV_PMAX, FC_OCV_KMAX, FC_OCV_XMAX, 128, 0, 16};
 
 /* Serves groups with >= 8 output channels each, w_out <= FC_OCV_PMAX; else
  * FC_NOT_HANDLED. */
@@ -149,8 +150,9 @@ static fc_status SFX(ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x, c
     int64_t ntask, t64;
     int nthr;
     if (!fc_ocv_make_plan(s, &SFX(ocv_limits), &pl)) return FC_NOT_HANDLED;
-    FC_MUL(s->n, s->groups, &t64);
-    FC_MUL(t64, ncob, &t64);           /* tasks per row chunk */
+    FC_MUL(s->groups, ncob, &t64);
+    fc_ocv_batch_images(s, &SFX(ocv_limits), ctx->num_threads, t64, &pl);
+    FC_MUL(t64, pl.nic, &t64);         /* tasks per row chunk */
     fc_ocv_balance(s, &SFX(ocv_limits), ctx->num_threads, t64, &pl);
     FC_MUL(t64, pl.nrc, &ntask);
     nthr = fc_threads_for(ctx, ntask);
@@ -171,25 +173,27 @@ static fc_status SFX(ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x, c
             const int64_t cob = rest % ncob; rest /= ncob;
             const int64_t rc = rest % pl.nrc; rest /= pl.nrc;
             const int64_t g = rest % s->groups; rest /= s->groups;
-            const int64_t n = rest;
+            const int64_t n0 = rest * pl.imgs, nimg = FC_MIN(pl.imgs, s->n - n0);
             const int64_t co0 = cob * FC_OCV_NCO;
             const int nco = (int)FC_MIN(FC_OCV_NCO, cog - co0);
             const int nv = nco > VL ? 2 : 1;
             const int64_t co_abs = g * cog + co0;
             const int64_t r0 = rc * pl.rows_per, r1 = FC_MIN(s->h_out, r0 + pl.rows_per);
-            const int64_t P = (r1 - r0) * s->w_out;
+            const int64_t PP = (r1 - r0) * s->w_out, P = nimg * PP;   /* pixels per image, in all */
             const int64_t ih_s = r0 * s->stride_h - s->pad_h;  /* first input row of the block */
             const int64_t rows_b = fc_ocv_rows_in(s, r1 - r0);
             const int64_t wb = pl.copy ? pl.wb : s->w_in;
             const int64_t plane_b = pl.copy ? rows_b * wb : s->h_in * s->w_in;
-            const T *ximg = x + (n * s->c_in + g * cig) * s->h_in * s->w_in;
-            int64_t p, kb, c;
+            /* image i of the chunk: x at ximg + i*xis, its block at xb + i*xbs */
+            const int64_t xis = s->c_in * s->h_in * s->w_in, xbs = pl.cib * plane_b;
+            const T *ximg = x + (n0 * s->c_in + g * cig) * s->h_in * s->w_in;
+            int64_t p, kb, c, im;
             for (c = 0; c < FC_OCV_NCO; c++)
                 binit[c] = (bias && c < nco) ? bias[co_abs + c] : (T)0;
             for (p = 0; p < P; p++) {
-                const int64_t oh = r0 + p / s->w_out, ow = p % s->w_out;
-                pbase[p] = pl.copy ? (oh - r0) * s->stride_h * wb + ow * s->stride_w
-                                   : (oh * s->stride_h) * s->w_in + ow * s->stride_w;
+                const int64_t i = p / PP, q = p % PP, oh = r0 + q / s->w_out, ow = q % s->w_out;
+                pbase[p] = pl.copy ? i * xbs + (oh - r0) * s->stride_h * wb + ow * s->stride_w
+                                   : i * xis + (oh * s->stride_h) * s->w_in + ow * s->stride_w;
             }
             for (kb = 0; kb < pl.ncib; kb++) {
                 const int64_t ci0 = kb * pl.cib, cib = FC_MIN(pl.cib, cig - ci0);
@@ -204,11 +208,12 @@ static fc_status SFX(ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x, c
                      * inline loops, the rows are too short for memcpy calls to pay */
                     const int64_t c_lo = FC_MIN(wb, FC_MAX(0, s->pad_w));
                     const int64_t c_hi = FC_MAX(c_lo, FC_MIN(wb, s->w_in + s->pad_w));
-                    for (ci = 0; ci < cib; ci++) {
-                        const T *xp = ximg + (ci0 + ci) * s->h_in * s->w_in - s->pad_w;
+                    for (im = 0; im < nimg * cib; im++) {
+                        const int64_t ci = im % cib;
+                        const T *xp = ximg + (im / cib) * xis + (ci0 + ci) * s->h_in * s->w_in - s->pad_w;
                         int64_t i, q;
                         for (i = 0; i < rows_b; i++) {
-                            T *dst = xb + ci * plane_b + i * wb;
+                            T *dst = xb + (im / cib) * xbs + ci * plane_b + i * wb;
                             const int64_t ih = ih_s + i;
                             /* zero the row (vectors may run past it: the next
                              * row is written after, the block has VL slack) */
@@ -261,8 +266,10 @@ static fc_status SFX(ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x, c
                                            kb == 0 ? binit : NULL);
                 }
             }
-            SFX(ocv_store)(acc, P, nco, y + (n * s->c_out + co_abs) * s->h_out * s->w_out + r0 * s->w_out,
-                           s->h_out * s->w_out);
+            for (im = 0; im < nimg; im++)
+                SFX(ocv_store)(acc + im * PP * FC_OCV_NCO, PP, nco,
+                               y + ((n0 + im) * s->c_out + co_abs) * s->h_out * s->w_out + r0 * s->w_out,
+                               s->h_out * s->w_out);
         }
         fc_fpmode_leave(fpm);
     }

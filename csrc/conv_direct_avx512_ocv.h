@@ -12,6 +12,8 @@
  * Pixels run along the output plane flattened (h*w as one dimension), each
  * with its own input pointer: any plane size, stride or row end wastes no
  * lanes; a chunk's end is split into near-equal tiles (49 = 4*6 + 5*5).
+ * A chunk of whole small planes spans several images, their pixels one
+ * run, so each packed weight block serves them all (fc_ocv_batch_images).
  * Output-channel tails (fewer than NCO channels in the last block) run with
  * fewer vectors; the packed weights' unused lanes are zero and never
  * stored.  The next block's weights are prefetched into L2 while a block
@@ -44,6 +46,9 @@
 #define FC_Z_XBYTES 49152
 #endif
 #define FC_Z_XMAX ((int64_t)(FC_Z_XBYTES / sizeof(T))) /* padded input block elements */
+#ifndef FC_Z_IMGS
+#define FC_Z_IMGS 16                               /* images per chunk of whole small planes */
+#endif
 
 /* One tile: np pixels (input pointers xp[0..np)) x nv vectors of channels,
  * K taps at offsets off[k] from each pixel's pointer, weights wp[K][NCO].
@@ -181,7 +186,7 @@ static void SFX(z_pack)(T *wp, const T *src, int64_t ss, int nco, int64_t K) {
 /* This tile's chunking limits (conv_direct_ocv_plan.h); fewer than VL
  * output channels per group would leave most lanes idle (the AVX2 kernels
  * serve those). */
-static const fc_ocv_limits SFX(z_limits) = {VL, FC_Z_PMAX, FC_Z_KMAX, FC_Z_XMAX, FC_Z_K1, 1};
+static const fc_ocv_limits SFX(z_limits) = {VL, FC_Z_PMAX, FC_Z_KMAX, FC_Z_XMAX, FC_Z_K1, 1, FC_Z_IMGS};
 
 /* Copy input rows [ih_s, ih_s + rows_b) x cols [-pad_w, -pad_w + wb) of cib
  * channels, zero-padded, into xb (plane stride plane_b); band > 0: block
@@ -225,8 +230,9 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
     int64_t ntask, t64;
     int nthr;
     if (!fc_ocv_make_plan(s, &SFX(z_limits), &pl)) return FC_NOT_HANDLED;
-    FC_MUL(s->n, s->groups, &t64);
-    FC_MUL(t64, ncob, &t64);           /* tasks per row chunk */
+    FC_MUL(s->groups, ncob, &t64);
+    fc_ocv_batch_images(s, &SFX(z_limits), ctx->num_threads, t64, &pl);
+    FC_MUL(t64, pl.nic, &t64);         /* tasks per row chunk */
     fc_ocv_balance(s, &SFX(z_limits), ctx->num_threads, t64, &pl);
     FC_MUL(t64, pl.nrc, &ntask);
     nthr = fc_threads_for(ctx, ntask);
@@ -247,27 +253,29 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
             const int64_t cob = rest % ncob; rest /= ncob;
             const int64_t rc = rest % pl.nrc; rest /= pl.nrc;
             const int64_t g = rest % s->groups; rest /= s->groups;
-            const int64_t n = rest;
+            const int64_t n0 = rest * pl.imgs, nimg = FC_MIN(pl.imgs, s->n - n0);
             const int64_t co0 = cob * FC_Z_NCO;
             const int nco = (int)FC_MIN(FC_Z_NCO, cog - co0);
             const int nv = (nco + VL - 1) / VL;
             const int64_t co_abs = g * cog + co0;
             const int64_t r0 = rc * pl.rows_per, r1 = FC_MIN(s->h_out, r0 + pl.rows_per);
-            const int64_t P = (r1 - r0) * s->w_out;
+            const int64_t PP = (r1 - r0) * s->w_out, P = nimg * PP;   /* pixels per image, in all */
             const int64_t ih_s = r0 * s->stride_h - s->pad_h;  /* first input row of the block */
             const int64_t band = pl.copy ? fc_ocv_band(s, &SFX(z_limits), r1 - r0) : 0;
             const int64_t rows_b = fc_ocv_band_rows(s, band, r1 - r0);
             const int64_t tap_rows = band ? band : s->dil_h;   /* block rows between kernel rows */
             const int64_t wb = pl.copy ? pl.wb : s->w_in;
             const int64_t plane_b = pl.copy ? rows_b * wb : s->h_in * s->w_in;
-            const T *ximg = x + (n * s->c_in + g * cig) * s->h_in * s->w_in;
-            int64_t p, kb, c;
+            /* image i of the chunk: x at ximg + i*xis, its block at xb + i*xbs */
+            const int64_t xis = s->c_in * s->h_in * s->w_in, xbs = pl.cib * plane_b;
+            const T *ximg = x + (n0 * s->c_in + g * cig) * s->h_in * s->w_in;
+            int64_t p, kb, c, im;
             for (c = 0; c < FC_Z_NCO; c++)
                 binit[c] = (bias && c < nco) ? bias[co_abs + c] : (T)0;
             for (p = 0; p < P; p++) {
-                const int64_t oh = r0 + p / s->w_out, ow = p % s->w_out;
-                pbase[p] = pl.copy ? (oh - r0) * s->stride_h * wb + ow * s->stride_w
-                                   : (oh * s->stride_h) * s->w_in + ow * s->stride_w;
+                const int64_t i = p / PP, q = p % PP, oh = r0 + q / s->w_out, ow = q % s->w_out;
+                pbase[p] = pl.copy ? i * xbs + (oh - r0) * s->stride_h * wb + ow * s->stride_w
+                                   : i * xis + (oh * s->stride_h) * s->w_in + ow * s->stride_w;
             }
             for (kb = 0; kb < pl.ncib; kb++) {
                 const int64_t ci0 = kb * pl.cib, cib = FC_MIN(pl.cib, cig - ci0);
@@ -279,7 +287,9 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
                 /* pack weights [ci][kh][kw][NCO] */
                 SFX(z_pack)(wp, w + (co_abs * cig + ci0) * khkw, cig * khkw, nco, K);
                 if (pl.copy) {
-                    SFX(z_copy)(xb, ximg + ci0 * s->h_in * s->w_in, s, cib, ih_s, rows_b, band, wb, plane_b);
+                    for (im = 0; im < nimg; im++)
+                        SFX(z_copy)(xb + im * xbs, ximg + im * xis + ci0 * s->h_in * s->w_in, s, cib, ih_s,
+                                    rows_b, band, wb, plane_b);
                     xsrc = xb;
                 } else {
                     xsrc = ximg + ci0 * plane_b;
@@ -309,9 +319,9 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
                 const int64_t ih_lo = FC_MAX(0, ih_s), ih_hi = FC_MIN(s->h_in, ih_s + fc_ocv_rows_in(s, r1 - r0));
                 const int64_t xci_next = !pl.copy || ih_hi <= ih_lo ? 0 : !last ? nci_next : nco_next > 0 ? FC_MIN(pl.cib, cig) : 0;
                 const int64_t xlc = ((ih_hi - ih_lo) * s->w_in * (int64_t)sizeof(T) + 63) / 64 + 1;
-                const int64_t xlines = xci_next * xlc, xpt = (xlines + ntile - 1) / ntile;
+                const int64_t xlines = nimg * xci_next * xlc, xpt = (xlines + ntile - 1) / ntile;
                 const char *xnext = (const char *)(ximg + ((last ? 0 : ci0 + cib) * s->h_in + ih_lo) * s->w_in);
-                const int64_t xplane = s->h_in * s->w_in * (int64_t)sizeof(T);
+                const int64_t xplane = s->h_in * s->w_in * (int64_t)sizeof(T), ximg_b = xis * (int64_t)sizeof(T);
                 int64_t tile = 0;
                 for (p = 0; p < P; p += np, tile++) {
                     /* tiles of NP pixels; the chunk's end split into
@@ -329,11 +339,16 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
                     }
                     if (xlines > 0) {
                         const int64_t l0 = tile * xpt, l1 = FC_MIN(xlines, l0 + xpt);
-                        int64_t l, lc = l0 % xlc;          /* one division per tile, not per line */
-                        const char *pc = xnext + (l0 / xlc) * xplane;
+                        /* line l0 -> (image, channel, line): divisions once per tile, not per line */
+                        int64_t l, lc = l0 % xlc, ch = (l0 / xlc) % xci_next, ii = l0 / (xlc * xci_next);
+                        const char *pc = xnext + ii * ximg_b + ch * xplane;
                         for (l = l0; l < l1; l++) {
                             _mm_prefetch(pc + 64 * lc, _MM_HINT_T1);
-                            if (++lc == xlc) { lc = 0; pc += xplane; }
+                            if (++lc == xlc) {
+                                lc = 0;
+                                pc += xplane;
+                                if (++ch == xci_next) { ch = 0; pc = xnext + ++ii * ximg_b; }
+                            }
                         }
                     }
                     for (j = 0; j < np; j++) xp[j] = xsrc + pbase[p + j];
@@ -341,8 +356,10 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
                                          kb == 0 ? binit : NULL);
                 }
             }
-            SFX(z_store)(acc, P, nco, y + (n * s->c_out + co_abs) * s->h_out * s->w_out + r0 * s->w_out,
-                         s->h_out * s->w_out);
+            for (im = 0; im < nimg; im++)
+                SFX(z_store)(acc + im * PP * FC_Z_NCO, PP, nco,
+                             y + ((n0 + im) * s->c_out + co_abs) * s->h_out * s->w_out + r0 * s->w_out,
+                             s->h_out * s->w_out);
         }
         fc_fpmode_leave(fpm);
     }

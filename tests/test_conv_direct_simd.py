@@ -164,6 +164,15 @@ CASES = [
     (1, 4, 3, 9, 16, 3, 3, 1, 0, 1, 1),         # 7 pixels: tiles 4 + 3
     (1, 4, 1, 2, 16, 1, 2, 1, 0, 1, 1),         # 1 pixel
     (0, 4, 8, 8, 64, 3, 3, 1, 1, 1, 1),         # empty batch
+    # small planes: a chunk takes several images (one weight pack serves them all)
+    (3, 70, 7, 7, 20, 3, 3, 1, 1, 1, 1),        # 3 images, several ci-blocks, padded copy
+    (5, 600, 3, 3, 20, 1, 1, 1, 0, 1, 1),       # 5 images, 1x1 in place, several ci-blocks
+    (17, 9, 5, 5, 65, 3, 3, 1, 1, 1, 1),        # 17 images: chunks of 9 + 8, a 1-channel block
+    (4, 16, 6, 6, 48, 3, 3, 2, 1, 1, 2),        # groups and stride 2
+    (3, 20, 9, 11, 32, 3, 3, 1, 12, 12, 1),     # banded padded blocks, 3 images
+    (2, 40, 16, 16, 64, 3, 3, 1, 1, 1, 1),      # 2 images of 256 pixels: blocks shrink to fit both
+    (6, 4, 1, 2, 16, 1, 2, 1, 0, 1, 1),         # 1-pixel planes
+    (7, 5, 4, 5, 24, 3, 3, 1, (2, 0), 1, 1),    # rows of only padding, tiles across images
     # depthwise 3x3 (groups == c_in == c_out)
     (1, 3, 1, 1, 3, 3, 3, 1, 1, 1, 3),          # 1x1 maps: every tap but the centre padding
     (1, 20, 7, 7, 20, 3, 3, 1, 1, 1, 20),       # 7x7 planes: flattened (4 vectors, tap masks)
@@ -194,6 +203,8 @@ LARGE = [
     (1, 64, 20, 20, 64, 3, 3, 2, 1, 1, 64),
     (1, 64, 33, 33, 64, 3, 3, 1, 12, 12, 1),    # ASPP-like: banded padded blocks
     (1, 48, 40, 40, 64, 3, 3, 1, 18, 18, 1),
+    (4, 256, 7, 7, 100, 3, 3, 1, 1, 1, 1),      # several images per chunk
+    (3, 512, 7, 7, 64, 1, 1, 1, 0, 1, 1),       # one channel block: image chunks feed the threads
 ]
 
 
