@@ -11,6 +11,7 @@ with geometric means per suite.
     python bench/bench_direct.py --threads 1 --repeat 7 --dtype float32
     python bench/bench_direct.py --threads 2 --quick
     python bench/bench_direct.py --threads 1 --clock thread --isa avx2   # compare ISA paths
+    python bench/bench_direct.py --clock thread --only l4 --batch 8      # the same layers, batch 8
 """
 import argparse
 import math
@@ -157,9 +158,13 @@ def main(argv=None):
     ap.add_argument("--clock", choices=["wall", "thread"], default="wall",
                     help="thread: CPU time of the calling thread (1 thread only; robust on a busy machine)")
     ap.add_argument("--only", default=None, help="run only layers whose name contains this")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="run every layer at this batch size instead of the suite's (e.g. 8 for small planes)")
     ap.add_argument("--isa", choices=["baseline", "avx2", "avx512"], default=None,
                     help="force fastconv's ISA path (default: the one chosen at import)")
     args = ap.parse_args(argv)
+    if args.batch is not None and args.batch < 1:
+        ap.error("--batch must be >= 1")
     if args.clock == "thread" and args.threads != 1:
         ap.error("--clock thread needs --threads 1")
     clock = time.thread_time if args.clock == "thread" else time.perf_counter
@@ -206,6 +211,9 @@ def main(argv=None):
                 continue
             if args.only and args.only not in layer[0]:
                 continue
+            if args.batch is not None:
+                name, xs = layer[0], layer[1]
+                layer = (f"{name} @b{args.batch}", (args.batch,) + tuple(xs[1:])) + tuple(layer[2:])
             gf, gt, _, _ = bench_layer(torch, layer, dtype, args.repeat, clock)
             ratios.append(gf / gt)
             print(f"{layer[0]:<28} {gf:8.1f} {100 * gf / peak:6.1f} {gt:10.1f} {gf / gt:6.2f}", flush=True)
