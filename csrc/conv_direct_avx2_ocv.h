@@ -7,9 +7,9 @@
  * Pixels are taken along the output plane flattened (h*w as one dimension),
  * each with its own input base pointer, so small planes (7x7, 14x14), row
  * ends and strides waste no lanes; a chunk of whole small planes spans
- * several images, so each packed weight block serves them all.  Padding is handled by copying the input
- * rows a chunk needs, zero-padded, into a stack block; without padding the
- * kernel reads x in place.  Partial sums of a (pixel chunk, co-block) live
+ * several images, so each packed weight block serves them all.  Padding is
+ * handled by copying the input rows a chunk needs, zero-padded, into a
+ * stack block; without padding the kernel reads x in place.  Partial sums of a (pixel chunk, co-block) live
  * in a stack buffer acc[P][NCO] across input-channel blocks and are
  * transposed into y once at the end.  No heap workspace.
  *
@@ -190,11 +190,7 @@ static fc_status SFX(ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x, c
             int64_t p, kb, c, im;
             for (c = 0; c < FC_OCV_NCO; c++)
                 binit[c] = (bias && c < nco) ? bias[co_abs + c] : (T)0;
-            for (p = 0; p < P; p++) {
-                const int64_t i = p / PP, q = p % PP, oh = r0 + q / s->w_out, ow = q % s->w_out;
-                pbase[p] = pl.copy ? i * xbs + (oh - r0) * s->stride_h * wb + ow * s->stride_w
-                                   : i * xis + (oh * s->stride_h) * s->w_in + ow * s->stride_w;
-            }
+            fc_ocv_pixel_bases(s, pl.copy, r0, PP, P, wb, xis, xbs, pbase);
             for (kb = 0; kb < pl.ncib; kb++) {
                 const int64_t ci0 = kb * pl.cib, cib = FC_MIN(pl.cib, cig - ci0);
                 const int64_t K = cib * khkw;
@@ -209,11 +205,11 @@ static fc_status SFX(ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x, c
                     const int64_t c_lo = FC_MIN(wb, FC_MAX(0, s->pad_w));
                     const int64_t c_hi = FC_MAX(c_lo, FC_MIN(wb, s->w_in + s->pad_w));
                     for (im = 0; im < nimg * cib; im++) {
-                        const int64_t ci = im % cib;
-                        const T *xp = ximg + (im / cib) * xis + (ci0 + ci) * s->h_in * s->w_in - s->pad_w;
+                        const int64_t ii = im / cib, ci = im % cib;   /* image, channel */
+                        const T *xp = ximg + ii * xis + (ci0 + ci) * s->h_in * s->w_in - s->pad_w;
                         int64_t i, q;
                         for (i = 0; i < rows_b; i++) {
-                            T *dst = xb + (im / cib) * xbs + ci * plane_b + i * wb;
+                            T *dst = xb + ii * xbs + ci * plane_b + i * wb;
                             const int64_t ih = ih_s + i;
                             /* zero the row (vectors may run past it: the next
                              * row is written after, the block has VL slack) */

@@ -272,11 +272,7 @@ static fc_status SFX(z_ocv)(fc_context *ctx, const fc_conv_shape *s, const T *x,
             int64_t p, kb, c, im;
             for (c = 0; c < FC_Z_NCO; c++)
                 binit[c] = (bias && c < nco) ? bias[co_abs + c] : (T)0;
-            for (p = 0; p < P; p++) {
-                const int64_t i = p / PP, q = p % PP, oh = r0 + q / s->w_out, ow = q % s->w_out;
-                pbase[p] = pl.copy ? i * xbs + (oh - r0) * s->stride_h * wb + ow * s->stride_w
-                                   : i * xis + (oh * s->stride_h) * s->w_in + ow * s->stride_w;
-            }
+            fc_ocv_pixel_bases(s, pl.copy, r0, PP, P, wb, xis, xbs, pbase);
             for (kb = 0; kb < pl.ncib; kb++) {
                 const int64_t ci0 = kb * pl.cib, cib = FC_MIN(pl.cib, cig - ci0);
                 const int64_t K = cib * khkw;

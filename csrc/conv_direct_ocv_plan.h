@@ -109,9 +109,22 @@ static void fc_ocv_batch_images(const fc_conv_shape *s, const fc_ocv_limits *lim
     if (p2.imgs > 1 && fc_ocv_fit_cib(s, lim, &p2)) *pl = p2;
 }
 
+/* Input offset of each of a chunk's P pixels: nimg images of pp pixels
+ * from output row r0; an image's input is xis apart in x (in place) or xbs
+ * in the padded block (copy, rows wb long). */
+static inline void fc_ocv_pixel_bases(const fc_conv_shape *s, int copy, int64_t r0, int64_t pp, int64_t P,
+                                      int64_t wb, int64_t xis, int64_t xbs, int64_t *pbase) {
+    int64_t p;
+    for (p = 0; p < P; p++) {
+        const int64_t i = p / pp, q = p % pp, oh = r0 + q / s->w_out, ow = q % s->w_out;
+        pbase[p] = copy ? i * xbs + (oh - r0) * s->stride_h * wb + ow * s->stride_w
+                        : i * xis + (oh * s->stride_h) * s->w_in + ow * s->stride_w;
+    }
+}
+
 /* Few tasks (batch 1): split the rows into a few more chunks so every
  * thread gets the same number (56 rows: 7 chunks -> 8 for 2 threads).
- * `outer` = tasks per row chunk (images x groups x channel blocks). */
+ * `outer` = tasks per row chunk (image chunks x groups x channel blocks). */
 static void fc_ocv_balance(const fc_conv_shape *s, const fc_ocv_limits *lim, int threads, int64_t outer,
                            fc_ocv_plan *pl) {
     int64_t nrc2;
