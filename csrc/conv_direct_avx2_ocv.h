@@ -9,9 +9,10 @@
  * ends and strides waste no lanes; a chunk of whole small planes spans
  * several images, so each packed weight block serves them all.  Padding is
  * handled by copying the input rows a chunk needs, zero-padded, into a
- * stack block; without padding the kernel reads x in place.  Partial sums of a (pixel chunk, co-block) live
- * in a stack buffer acc[P][NCO] across input-channel blocks and are
- * transposed into y once at the end.  No heap workspace.
+ * stack block; without padding the kernel reads x in place.  Partial sums
+ * of a (pixel chunk, co-block) live in a stack buffer acc[P][NCO] across
+ * input-channel blocks and are transposed into y once at the end.  No heap
+ * workspace.
  *
  * Summation order of each output: bias, then (ci, kh, kw) ascending, fixed
  * by the shape alone, so results do not depend on the thread count.
